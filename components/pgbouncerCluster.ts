@@ -1,0 +1,265 @@
+// velure:pooling:PgBouncerCluster: one highly available PgBouncer Deployment in its own namespace,
+// behind the Service pgbouncer.<namespace>.svc.cluster.local, shared by all services.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { BudgetLine } from "./connectionBudget";
+import {
+    AUTH_FILE,
+    ResourceSpec,
+    SERVER_CA_FILE,
+    configChecksum,
+    configMapData,
+    pgbouncerContainer,
+    pgbouncerVolumes,
+    restrictedPodSecurityContext,
+    tcpProbe,
+} from "./pgbouncerPod";
+import {
+    DatabaseEntry,
+    PgBouncerVersion,
+    PoolTuning,
+    pgbouncerSettings,
+    renderPgBouncerIni,
+    renderUserlist,
+    verifiesServerCertificate,
+} from "./pgbouncerIni";
+
+export const CLUSTER_PORT = 5432;
+export const SERVICE_NAME = "pgbouncer";
+/** Rolling updates add one pod at a time (maxSurge 1), and the budget counts it. */
+export const MAX_SURGE = 1;
+/** Time for the endpoints controller and kube-proxy to take a stopping pod out of the Service. */
+export const ENDPOINT_REMOVAL_SECONDS = 10;
+
+export interface PgBouncerClusterArgs {
+    namespace: string;
+    replicas: number;
+    image: string;
+    version: PgBouncerVersion;
+    tuning: PoolTuning;
+    /** Every [databases] entry: the services' databases, and their read-replica entries. */
+    databases: DatabaseEntry[];
+    user: string;
+    password: pulumi.Input<string>;
+    /** PEM bundle of the RDS CA, required when the server certificate is verified. */
+    serverCaBundle?: string;
+    /** Namespaces whose pods may reach PgBouncer. */
+    clientNamespaces: string[];
+    databasePort: number;
+    resources: ResourceSpec;
+    /** How long a stopping pod waits for in-flight transactions. */
+    drainSeconds: number;
+}
+
+/**
+ * How a pod stops, in order: it waits to leave the Service's endpoints, then asks PgBouncer for a safe
+ * shutdown (SIGINT: stop accepting, let in-flight transactions finish, close server connections), and
+ * waits for it to exit. The preStop hook must not return earlier: the SIGTERM that follows it makes
+ * PgBouncer exit at once while it is shutting down, which would cut the in-flight transactions.
+ */
+export interface ShutdownSequence {
+    endpointRemovalSeconds: number;
+    signal: "SIGINT";
+    drainSeconds: number;
+    terminationGracePeriodSeconds: number;
+}
+
+export function shutdownSequence(drainSeconds: number): ShutdownSequence {
+    return {
+        endpointRemovalSeconds: ENDPOINT_REMOVAL_SECONDS,
+        signal: "SIGINT",
+        drainSeconds,
+        terminationGracePeriodSeconds: ENDPOINT_REMOVAL_SECONDS + drainSeconds + 5,
+    };
+}
+
+export function preStopCommand(sequence: ShutdownSequence): string[] {
+    const signal = sequence.signal.replace(/^SIG/, "");
+    return [
+        "/bin/sh",
+        "-c",
+        `sleep ${sequence.endpointRemovalSeconds}; kill -${signal} 1; ` +
+            `i=0; while kill -0 1 2>/dev/null && [ $i -lt ${sequence.drainSeconds} ]; do sleep 1; i=$((i+1)); done`,
+    ];
+}
+
+/** Worst-case server connections: every pod at its max_db_connections for every primary database. */
+export function clusterBudgetLines(replicas: number, tuning: PoolTuning, primaryDatabases: string[]): BudgetLine[] {
+    const pods = replicas + MAX_SURGE;
+    return primaryDatabases.map((name) => ({
+        name: `pgbouncer → ${name}`,
+        connections: pods * tuning.maxDbConnections,
+        formula: `(${replicas} replicas + ${MAX_SURGE} surge) × max_db_connections ${tuning.maxDbConnections}`,
+    }));
+}
+
+export function validatePgBouncerClusterArgs(args: PgBouncerClusterArgs): void {
+    if (!Number.isInteger(args.replicas) || args.replicas < 1) {
+        throw new Error(`PgBouncerCluster: replicas must be an integer >= 1, got ${args.replicas}`);
+    }
+    if (args.clientNamespaces.length === 0) {
+        throw new Error("PgBouncerCluster: clientNamespaces must name at least one namespace");
+    }
+    if (verifiesServerCertificate(args.tuning.serverTlsSslmode) && !args.serverCaBundle) {
+        throw new Error(`PgBouncerCluster: server_tls_sslmode ${args.tuning.serverTlsSslmode} needs serverCaBundle`);
+    }
+    if (!Number.isInteger(args.drainSeconds) || args.drainSeconds < 1) {
+        throw new Error(`PgBouncerCluster: drainSeconds must be an integer >= 1, got ${args.drainSeconds}`);
+    }
+}
+
+/** The rendered pgbouncer.ini of the central PgBouncer (pure: used by the component and by tests). */
+export function renderClusterIni(args: PgBouncerClusterArgs): string {
+    const settings = pgbouncerSettings(
+        args.version,
+        args.tuning,
+        { addr: "0.0.0.0", port: CLUSTER_PORT },
+        { authFile: AUTH_FILE, serverCaFile: args.serverCaBundle ? SERVER_CA_FILE : undefined },
+    );
+    return renderPgBouncerIni({ version: args.version, databases: args.databases, settings });
+}
+
+export class PgBouncerCluster extends pulumi.ComponentResource {
+    /** pgbouncer.<namespace>.svc.cluster.local */
+    public readonly host: pulumi.Output<string>;
+    public readonly port: pulumi.Output<number>;
+    public readonly ini: string;
+
+    constructor(name: string, args: PgBouncerClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("velure:pooling:PgBouncerCluster", name, {}, opts);
+        validatePgBouncerClusterArgs(args);
+        this.ini = renderClusterIni(args);
+        const labels = { "app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "velure" };
+        const child = { parent: this };
+
+        const namespace = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: args.namespace, labels } }, child);
+        const ns = namespace.metadata.name;
+        const config = new k8s.core.v1.ConfigMap(
+            `${name}-config`,
+            { metadata: { namespace: ns, labels }, data: configMapData(this.ini, args.serverCaBundle) },
+            child,
+        );
+        const userlist = pulumi.secret(
+            pulumi.output(args.password).apply((password) => renderUserlist([{ name: args.user, password }])),
+        );
+        const auth = new k8s.core.v1.Secret(
+            `${name}-auth`,
+            { metadata: { namespace: ns, labels }, type: "Opaque", stringData: { "userlist.txt": userlist } },
+            child,
+        );
+
+        const deployment = this.deployment(name, args, ns, labels, config.metadata.name, auth.metadata.name);
+        const service = new k8s.core.v1.Service(
+            `${name}-service`,
+            {
+                metadata: { name: SERVICE_NAME, namespace: ns, labels },
+                spec: {
+                    type: "ClusterIP",
+                    selector: labels,
+                    ports: [{ name: "postgres", port: CLUSTER_PORT, targetPort: "postgres", protocol: "TCP" }],
+                },
+            },
+            child,
+        );
+        new k8s.policy.v1.PodDisruptionBudget(
+            `${name}-pdb`,
+            { metadata: { namespace: ns, labels }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
+            child,
+        );
+        this.networkPolicy(name, args, ns, labels);
+
+        this.host = pulumi.interpolate`${service.metadata.name}.${ns}.svc.cluster.local`;
+        this.port = pulumi.output(CLUSTER_PORT);
+        this.registerOutputs({ host: this.host, port: this.port, deployment: deployment.metadata.name });
+    }
+
+    private deployment(
+        name: string,
+        args: PgBouncerClusterArgs,
+        ns: pulumi.Output<string>,
+        labels: Record<string, string>,
+        configMapName: pulumi.Output<string>,
+        secretName: pulumi.Output<string>,
+    ): k8s.apps.v1.Deployment {
+        const sequence = shutdownSequence(args.drainSeconds);
+        const container = pgbouncerContainer({
+            name: "pgbouncer",
+            image: args.image,
+            port: CLUSTER_PORT,
+            resources: args.resources,
+            overrides: {
+                // Both probes only check that PgBouncer accepts TCP: tying them to the database would
+                // restart every pod during an RDS failover.
+                readinessProbe: tcpProbe(CLUSTER_PORT, 5, 2),
+                livenessProbe: tcpProbe(CLUSTER_PORT, 10, 6),
+                lifecycle: { preStop: { exec: { command: preStopCommand(sequence) } } },
+            },
+        });
+        const spread = (topologyKey: string, whenUnsatisfiable: string) => ({
+            maxSkew: 1,
+            topologyKey,
+            whenUnsatisfiable,
+            labelSelector: { matchLabels: labels },
+        });
+        return new k8s.apps.v1.Deployment(
+            `${name}-deployment`,
+            {
+                metadata: { name: SERVICE_NAME, namespace: ns, labels },
+                spec: {
+                    replicas: args.replicas,
+                    selector: { matchLabels: labels },
+                    strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: MAX_SURGE } },
+                    template: {
+                        metadata: { labels, annotations: { "checksum/config": configChecksum(this.ini, args.serverCaBundle ?? "") } },
+                        spec: {
+                            automountServiceAccountToken: false,
+                            enableServiceLinks: false,
+                            terminationGracePeriodSeconds: sequence.terminationGracePeriodSeconds,
+                            securityContext: restrictedPodSecurityContext(),
+                            topologySpreadConstraints: [
+                                spread("kubernetes.io/hostname", "DoNotSchedule"),
+                                spread("topology.kubernetes.io/zone", "ScheduleAnyway"),
+                            ],
+                            containers: [container],
+                            volumes: pgbouncerVolumes(configMapName, secretName),
+                        },
+                    },
+                },
+            },
+            { parent: this },
+        );
+    }
+
+    /** Only the services' namespaces reach port 5432; PgBouncer itself reaches DNS and the database. */
+    private networkPolicy(name: string, args: PgBouncerClusterArgs, ns: pulumi.Output<string>, labels: Record<string, string>): void {
+        new k8s.networking.v1.NetworkPolicy(
+            `${name}-netpol`,
+            {
+                metadata: { namespace: ns, labels },
+                spec: {
+                    podSelector: { matchLabels: labels },
+                    policyTypes: ["Ingress", "Egress"],
+                    ingress: [
+                        {
+                            from: [
+                                {
+                                    namespaceSelector: {
+                                        matchExpressions: [
+                                            { key: "kubernetes.io/metadata.name", operator: "In", values: [...args.clientNamespaces].sort() },
+                                        ],
+                                    },
+                                },
+                            ],
+                            ports: [{ protocol: "TCP", port: CLUSTER_PORT }],
+                        },
+                    ],
+                    egress: [
+                        { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
+                        { ports: [{ protocol: "TCP", port: args.databasePort }] },
+                    ],
+                },
+            },
+            { parent: this },
+        );
+    }
+}

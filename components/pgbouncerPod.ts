@@ -1,0 +1,104 @@
+// Pod-level pieces that the central and the sidecar PgBouncer share: the container, its volumes, its
+// security context and the checksum that rolls pods when pgbouncer.ini changes.
+import * as k8s from "@pulumi/kubernetes";
+import { createHash } from "crypto";
+
+type Container = k8s.types.input.core.v1.Container;
+type Volume = k8s.types.input.core.v1.Volume;
+
+/** uid/gid of the `postgres` user in the Alpine-based PgBouncer images (icoretech, edoburu). */
+export const PGBOUNCER_UID = 70;
+
+export const CONFIG_DIR = "/etc/pgbouncer";
+export const AUTH_DIR = "/etc/pgbouncer-auth";
+export const INI_KEY = "pgbouncer.ini";
+export const USERLIST_KEY = "userlist.txt";
+export const CA_KEY = "server-ca.pem";
+export const AUTH_FILE = `${AUTH_DIR}/${USERLIST_KEY}`;
+export const SERVER_CA_FILE = `${CONFIG_DIR}/${CA_KEY}`;
+
+const CONFIG_VOLUME = "pgbouncer-config";
+const AUTH_VOLUME = "pgbouncer-auth";
+
+export interface ResourceSpec {
+    requests: { cpu: string; memory: string };
+    limits: { cpu: string; memory: string };
+}
+
+export function configChecksum(...parts: string[]): string {
+    const hash = createHash("sha256");
+    for (const part of parts) {
+        hash.update(part).update("\0");
+    }
+    return hash.digest("hex");
+}
+
+export function restrictedPodSecurityContext(): k8s.types.input.core.v1.PodSecurityContext {
+    return {
+        runAsNonRoot: true,
+        runAsUser: PGBOUNCER_UID,
+        runAsGroup: PGBOUNCER_UID,
+        fsGroup: PGBOUNCER_UID,
+        seccompProfile: { type: "RuntimeDefault" },
+    };
+}
+
+export function restrictedContainerSecurityContext(): k8s.types.input.core.v1.SecurityContext {
+    return {
+        runAsNonRoot: true,
+        runAsUser: PGBOUNCER_UID,
+        runAsGroup: PGBOUNCER_UID,
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        privileged: false,
+        capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" },
+    };
+}
+
+/**
+ * The config and the userlist are mounted as whole directories, not subPath files, so that the kubelet
+ * updates them in place and a RELOAD sees the new content.
+ */
+export function pgbouncerVolumes(configMapName: k8s.types.input.core.v1.ConfigMapVolumeSource["name"], secretName: k8s.types.input.core.v1.SecretVolumeSource["secretName"]): Volume[] {
+    return [
+        { name: CONFIG_VOLUME, configMap: { name: configMapName, defaultMode: 0o444 } },
+        { name: AUTH_VOLUME, secret: { secretName, defaultMode: 0o440 } },
+    ];
+}
+
+export interface PgBouncerContainerArgs {
+    name: string;
+    image: string;
+    port: number;
+    resources: ResourceSpec;
+    /** Extra fields for the container (probes, lifecycle, restartPolicy). */
+    overrides?: Partial<Container>;
+}
+
+export function tcpProbe(port: number, periodSeconds: number, failureThreshold: number): k8s.types.input.core.v1.Probe {
+    return { tcpSocket: { port }, periodSeconds, failureThreshold, timeoutSeconds: 2 };
+}
+
+export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
+    return {
+        name: args.name,
+        image: args.image,
+        imagePullPolicy: "IfNotPresent",
+        // PgBouncer itself is the process, so that it receives the stop signals directly.
+        command: ["/usr/bin/pgbouncer", `${CONFIG_DIR}/${INI_KEY}`],
+        ports: [{ name: "postgres", containerPort: args.port, protocol: "TCP" }],
+        resources: args.resources,
+        securityContext: restrictedContainerSecurityContext(),
+        volumeMounts: [
+            { name: CONFIG_VOLUME, mountPath: CONFIG_DIR, readOnly: true },
+            { name: AUTH_VOLUME, mountPath: AUTH_DIR, readOnly: true },
+        ],
+        ...args.overrides,
+    };
+}
+
+/** The ConfigMap data: pgbouncer.ini, and the CA bundle when the server certificate is verified. */
+export function configMapData(ini: string, caBundle: string | undefined): Record<string, string> {
+    return caBundle === undefined ? { [INI_KEY]: ini } : { [INI_KEY]: ini, [CA_KEY]: caBundle };
+}

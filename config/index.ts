@@ -1,0 +1,425 @@
+// Reads and validates the whole config before anything is declared. Every problem is collected, so that
+// one run reports all of them, each naming the key, the bad value and what is allowed.
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import {
+    MANAGED_SETTINGS,
+    POOL_MODES,
+    PgBouncerVersion,
+    PoolMode,
+    PoolTuning,
+    SERVER_SSLMODES,
+    SettingValue,
+    Settings,
+    SslMode,
+    checkSetting,
+    formatVersion,
+    parsePgBouncerVersion,
+    verifiesServerCertificate,
+} from "../components/pgbouncerIni";
+import { ResourceSpec } from "../components/pgbouncerPod";
+import { CONFIG_KEYS, ConfigKey, KeySpec, MODES, Mode, PROJECT } from "./schema";
+
+export { MODES, Mode, PROJECT } from "./schema";
+
+export type ChartSource = { path: string } | { repo: string; name: string; version: string };
+
+export interface ServiceSpec {
+    name: string;
+    /** velure-<name>: the Helm release and the resource name. */
+    releaseName: string;
+    namespace: string;
+    database: string;
+    replicas: number;
+    /** The HPA's maximum; equals replicas when autoscaling is off. */
+    maxReplicas: number;
+    image: { repository: string; tag: string };
+    chart: ChartSource;
+    /** Extra chart values, merged under the program's own. */
+    values: Record<string, unknown>;
+}
+
+export interface DatabaseSpec {
+    host: string;
+    port: number;
+    user: string;
+    password: pulumi.Output<string>;
+    replicaHost?: string;
+    maxConnections: number;
+    reservedConnections: number;
+}
+
+export interface PgBouncerSpec {
+    image: string;
+    version: PgBouncerVersion;
+    tuning: PoolTuning;
+    serverCaBundle?: string;
+    namespace: string;
+    replicas: number;
+    resources: ResourceSpec;
+    drainSeconds: number;
+}
+
+export interface VelureConfig {
+    mode: Mode;
+    database: DatabaseSpec;
+    services: ServiceSpec[];
+    kubernetes: { kubeconfig?: string; context?: string; createServiceNamespaces: boolean };
+    pgbouncer: PgBouncerSpec;
+}
+
+export const DEFAULT_CHART: ChartSource = { path: "charts/velure-service" };
+
+const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
+
+export class ConfigError extends Error {
+    constructor(public readonly problems: string[]) {
+        super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+        this.name = "ConfigError";
+    }
+}
+
+function defaultOf(key: ConfigKey): unknown {
+    return (CONFIG_KEYS[key] as KeySpec).default;
+}
+
+/** A reader that collects problems instead of stopping at the first one. */
+class Reader {
+    readonly problems: string[] = [];
+
+    constructor(private readonly config: pulumi.Config) {}
+
+    problem(key: string, value: unknown, allowed: string): void {
+        this.problems.push(`${PROJECT}:${key}: ${JSON.stringify(value)} is not allowed; ${allowed}`);
+    }
+
+    raw(key: ConfigKey): string | undefined {
+        return this.config.get(key);
+    }
+
+    string(key: ConfigKey): string {
+        const value = this.raw(key);
+        if (value !== undefined) {
+            return value;
+        }
+        const fallback = defaultOf(key);
+        if (fallback === undefined) {
+            this.problems.push(`${PROJECT}:${key} is required: ${CONFIG_KEYS[key].description}`);
+            return "";
+        }
+        return String(fallback);
+    }
+
+    oneOf<T extends string>(key: ConfigKey, allowed: readonly T[]): T {
+        const value = this.string(key);
+        if (!allowed.includes(value as T)) {
+            this.problem(key, value, `expected one of ${allowed.join(", ")}`);
+        }
+        return value as T;
+    }
+
+    integer(key: ConfigKey, min: number, max = Number.MAX_SAFE_INTEGER): number {
+        const text = this.string(key);
+        const value = Number(text);
+        if (!/^-?\d+$/.test(text.trim()) || value < min || value > max) {
+            this.problem(key, text, max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}` : `expected an integer from ${min} to ${max}`);
+            return min;
+        }
+        return value;
+    }
+
+    boolean(key: ConfigKey): boolean {
+        const text = this.string(key);
+        if (text !== "true" && text !== "false") {
+            this.problem(key, text, "expected true or false");
+        }
+        return text === "true";
+    }
+
+    object<T>(key: ConfigKey): T {
+        const value = this.raw(key);
+        if (value === undefined) {
+            return defaultOf(key) as T;
+        }
+        try {
+            return JSON.parse(value) as T;
+        } catch {
+            this.problem(key, value, "expected a structured (YAML/JSON) value");
+            return defaultOf(key) as T;
+        }
+    }
+}
+
+function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
+    const host = r.string("databaseHost");
+    if (host && !HOSTNAME.test(host)) {
+        r.problem("databaseHost", host, "expected a DNS hostname such as mydb.abc123.eu-west-1.rds.amazonaws.com");
+    }
+    const replicaHost = r.string("databaseReplicaHost");
+    if (replicaHost && !HOSTNAME.test(replicaHost)) {
+        r.problem("databaseReplicaHost", replicaHost, "expected a DNS hostname, or empty for no replica");
+    }
+    const user = r.string("databaseUser");
+    if (!SQL_IDENTIFIER.test(user)) {
+        r.problem("databaseUser", user, "expected a lower-case PostgreSQL role name (a-z, 0-9, _)");
+    }
+    const password = config.getSecret("databasePassword");
+    if (password === undefined) {
+        r.problems.push(
+            `${PROJECT}:databasePassword is required: set it with \`pulumi config set --secret ${PROJECT}:databasePassword <password>\``,
+        );
+    }
+    const maxConnections = r.integer("databaseMaxConnections", 1);
+    const reservedConnections = r.integer("databaseReservedConnections", 0);
+    if (reservedConnections >= maxConnections) {
+        r.problem("databaseReservedConnections", reservedConnections, `expected less than databaseMaxConnections (${maxConnections})`);
+    }
+    return {
+        host,
+        port: r.integer("databasePort", 1, 65535),
+        user,
+        password: pulumi.secret(password ?? pulumi.output("")),
+        replicaHost: replicaHost || undefined,
+        maxConnections,
+        reservedConnections,
+    };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function readChart(r: Reader, at: string, chart: unknown): ChartSource {
+    if (chart === undefined) {
+        return DEFAULT_CHART;
+    }
+    if (isRecord(chart) && typeof chart.path === "string" && Object.keys(chart).length === 1) {
+        if (!fs.existsSync(path.resolve(chart.path, "Chart.yaml"))) {
+            r.problem(`${at}.chart.path`, chart.path, "expected a chart directory (with Chart.yaml), relative to the project");
+        }
+        return { path: chart.path };
+    }
+    if (isRecord(chart) && ["repo", "name", "version"].every((k) => typeof chart[k] === "string" && chart[k] !== "")) {
+        return { repo: chart.repo as string, name: chart.name as string, version: chart.version as string };
+    }
+    r.problem(`${at}.chart`, chart, 'expected {path: "charts/..."} or {repo, name, version}');
+    return DEFAULT_CHART;
+}
+
+function readService(r: Reader, index: number, raw: unknown): ServiceSpec | undefined {
+    const at = `services[${index}]`;
+    if (!isRecord(raw)) {
+        r.problem(at, raw, "expected an object with name, database, namespace, replicas, image");
+        return undefined;
+    }
+    const field = (name: string, pattern: RegExp, allowed: string): string => {
+        const value = raw[name];
+        if (typeof value !== "string" || !pattern.test(value)) {
+            r.problem(`${at}.${name}`, value, allowed);
+            return "";
+        }
+        return value;
+    };
+    const name = field("name", DNS_LABEL, "expected a DNS label (a-z, 0-9, -) of at most 46 characters");
+    if (name.length > 46) {
+        r.problem(`${at}.name`, name, "expected at most 46 characters (the release velure-<name> must fit Helm's 53)");
+    }
+    const database = field("database", SQL_IDENTIFIER, "expected a lower-case database name (a-z, 0-9, _)");
+    const namespace = field("namespace", DNS_LABEL, "expected a Kubernetes namespace name");
+    const replicas = raw.replicas;
+    if (!Number.isInteger(replicas) || (replicas as number) < 1) {
+        r.problem(`${at}.replicas`, replicas, "expected an integer >= 1");
+    }
+    const maxReplicas = raw.maxReplicas ?? replicas;
+    if (!Number.isInteger(maxReplicas) || (maxReplicas as number) < (replicas as number)) {
+        r.problem(`${at}.maxReplicas`, maxReplicas, `expected an integer >= replicas (${replicas})`);
+    }
+    const image = raw.image;
+    if (!isRecord(image) || typeof image.repository !== "string" || typeof image.tag !== "string" || !image.repository || !image.tag) {
+        r.problem(`${at}.image`, image, "expected {repository, tag}");
+    }
+    if (raw.values !== undefined && !isRecord(raw.values)) {
+        r.problem(`${at}.values`, raw.values, "expected an object of chart values");
+    }
+    return {
+        name,
+        releaseName: `velure-${name}`,
+        namespace,
+        database,
+        replicas: replicas as number,
+        maxReplicas: maxReplicas as number,
+        image: image as ServiceSpec["image"],
+        chart: readChart(r, at, raw.chart),
+        values: (raw.values as Record<string, unknown>) ?? {},
+    };
+}
+
+function findDuplicate(values: string[]): string | undefined {
+    return values.find((v, i) => v !== "" && values.indexOf(v) !== i);
+}
+
+function readServices(r: Reader): ServiceSpec[] {
+    const raw = r.object<unknown>("services");
+    if (!Array.isArray(raw) || raw.length === 0) {
+        r.problem("services", raw, "expected a non-empty list of services");
+        return [];
+    }
+    const services = raw.map((s, i) => readService(r, i, s)).filter((s): s is ServiceSpec => s !== undefined);
+    const duplicateName = findDuplicate(services.map((s) => s.name));
+    if (duplicateName) {
+        r.problem("services", duplicateName, "expected each service name once");
+    }
+    const duplicateDb = findDuplicate(services.map((s) => s.database));
+    if (duplicateDb) {
+        r.problem("services", duplicateDb, "expected each database once (one pooler entry per service database)");
+    }
+    return services;
+}
+
+/** The PgBouncer version: given, or read from the image tag; both must agree. */
+function readPgBouncerVersion(r: Reader, image: string): PgBouncerVersion {
+    const given = r.string("pgbouncerVersion");
+    const tag = /:([^:@/]+)$/.exec(image.split("@")[0])?.[1] ?? "";
+    const fromTag = /^v?(\d+\.\d+(?:\.\d+)?)/.exec(tag)?.[1];
+    if (!given && !fromTag) {
+        r.problem("pgbouncerVersion", given, `expected the PgBouncer version of image "${image}" (its tag names none), such as 1.26.1`);
+        return parsePgBouncerVersion("1.18.0");
+    }
+    try {
+        const version = parsePgBouncerVersion(given || (fromTag as string));
+        if (given && fromTag && formatVersion(parsePgBouncerVersion(fromTag)) !== formatVersion(version)) {
+            r.problem("pgbouncerVersion", given, `expected the version of the image tag (${fromTag})`);
+        }
+        return version;
+    } catch (e) {
+        r.problem("pgbouncerVersion", given, (e as Error).message);
+        return parsePgBouncerVersion("1.18.0");
+    }
+}
+
+/** User overrides of [pgbouncer] keys, each checked against what the target PgBouncer version accepts. */
+function readSettings(r: Reader, version: PgBouncerVersion): Settings {
+    const raw = r.object<unknown>("pgbouncerSettings");
+    if (!isRecord(raw)) {
+        r.problem("pgbouncerSettings", raw, "expected a map of pgbouncer.ini keys to values");
+        return {};
+    }
+    const settings: Settings = {};
+    for (const [key, value] of Object.entries(raw)) {
+        if (!["string", "number", "boolean"].includes(typeof value)) {
+            r.problem(`pgbouncerSettings.${key}`, value, "expected a string, number or boolean");
+        } else if (MANAGED_SETTINGS.includes(key)) {
+            r.problem(`pgbouncerSettings.${key}`, value, "this key is managed by the program and cannot be overridden");
+        } else {
+            try {
+                checkSetting(version, key, value as SettingValue);
+                settings[key] = value as SettingValue;
+            } catch (e) {
+                r.problem(`pgbouncerSettings.${key}`, value, (e as Error).message);
+            }
+        }
+    }
+    return settings;
+}
+
+function readResources(r: Reader, key: ConfigKey): ResourceSpec {
+    const raw = r.object<ResourceSpec>(key);
+    const ok =
+        isRecord(raw) &&
+        ["requests", "limits"].every((part) => {
+            const entry = (raw as unknown as Record<string, unknown>)[part];
+            return isRecord(entry) && ["cpu", "memory"].every((k) => typeof entry[k] === "string" && QUANTITY.test(entry[k] as string));
+        });
+    if (!ok) {
+        r.problem(key, raw, "expected {requests: {cpu, memory}, limits: {cpu, memory}} with Kubernetes quantities");
+        return defaultOf(key) as ResourceSpec;
+    }
+    return raw;
+}
+
+function readCaBundle(r: Reader, mode: Mode, sslmode: SslMode): string | undefined {
+    if (mode === "rds-proxy" || !verifiesServerCertificate(sslmode)) {
+        return undefined;
+    }
+    const file = r.string("pgbouncerServerTlsCaFile");
+    const full = path.resolve(file);
+    if (!fs.existsSync(full)) {
+        r.problem(
+            "pgbouncerServerTlsCaFile",
+            file,
+            `the file does not exist; server_tls_sslmode ${sslmode} needs the RDS CA bundle (run scripts/fetch-rds-ca-bundle.sh)`,
+        );
+        return undefined;
+    }
+    const pem = fs.readFileSync(full, "utf8");
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+        r.problem("pgbouncerServerTlsCaFile", file, "expected a PEM file with at least one certificate");
+        return undefined;
+    }
+    return pem;
+}
+
+function readPgBouncer(r: Reader, mode: Mode): PgBouncerSpec {
+    const image = r.string("pgbouncerImage");
+    const defaultPoolSize = r.integer("pgbouncerDefaultPoolSize", 1);
+    const reservePoolSize = r.integer("pgbouncerReservePoolSize", 0);
+    const maxDb = r.integer("pgbouncerMaxDbConnections", 0);
+    const serverTlsSslmode = r.oneOf("pgbouncerServerTlsSslmode", SERVER_SSLMODES) as SslMode;
+    const version = readPgBouncerVersion(r, image);
+    return {
+        image,
+        version,
+        tuning: {
+            poolMode: r.oneOf<PoolMode>("pgbouncerPoolMode", POOL_MODES),
+            defaultPoolSize,
+            reservePoolSize,
+            reservePoolTimeout: r.integer("pgbouncerReservePoolTimeout", 0),
+            maxDbConnections: maxDb === 0 ? defaultPoolSize + reservePoolSize : maxDb,
+            maxClientConn: r.integer("pgbouncerMaxClientConn", 1),
+            serverTlsSslmode,
+            extra: readSettings(r, version),
+        },
+        serverCaBundle: readCaBundle(r, mode, serverTlsSslmode),
+        namespace: (() => {
+            const ns = r.string("pgbouncerNamespace");
+            if (!DNS_LABEL.test(ns)) {
+                r.problem("pgbouncerNamespace", ns, "expected a Kubernetes namespace name");
+            }
+            return ns;
+        })(),
+        replicas: r.integer("pgbouncerReplicas", 1),
+        resources: readResources(r, "pgbouncerResources"),
+        drainSeconds: r.integer("pgbouncerDrainSeconds", 1, 3600),
+    };
+}
+
+/** Reads the whole config; throws one ConfigError listing every problem. */
+export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
+    const r = new Reader(config);
+    const mode = r.oneOf<Mode>("mode", MODES);
+    if (r.problems.length > 0) {
+        // Nothing else is meaningful without a valid mode.
+        throw new ConfigError(r.problems);
+    }
+    const kubeconfig = r.string("kubeconfig");
+    const context = r.string("kubernetesContext");
+    const result: VelureConfig = {
+        mode,
+        database: readDatabase(r, config),
+        services: readServices(r),
+        kubernetes: {
+            kubeconfig: kubeconfig || undefined,
+            context: context || undefined,
+            createServiceNamespaces: r.boolean("createServiceNamespaces"),
+        },
+        pgbouncer: readPgBouncer(r, mode),
+    };
+    if (r.problems.length > 0) {
+        throw new ConfigError(r.problems);
+    }
+    return result;
+}

@@ -1,0 +1,61 @@
+// mode = pgbouncer-cluster: maps the validated config to one PgBouncerCluster shared by all services.
+import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
+import {
+    PgBouncerCluster,
+    PgBouncerClusterArgs,
+    clusterBudgetLines,
+    renderClusterIni,
+    validatePgBouncerClusterArgs,
+} from "../components/pgbouncerCluster";
+import { VelureConfig } from "../config";
+import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
+import { PoolerOption } from "./types";
+
+export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs {
+    const { database, pgbouncer, services } = config;
+    return {
+        namespace: pgbouncer.namespace,
+        replicas: pgbouncer.replicas,
+        image: pgbouncer.image,
+        version: pgbouncer.version,
+        tuning: pgbouncer.tuning,
+        databases: services.flatMap((s) => serviceDatabaseEntries(database, s)),
+        user: database.user,
+        password: database.password,
+        serverCaBundle: pgbouncer.serverCaBundle,
+        clientNamespaces: [...new Set(services.map((s) => s.namespace))],
+        databasePort: database.port,
+        resources: pgbouncer.resources,
+        drainSeconds: pgbouncer.drainSeconds,
+    };
+}
+
+export const pgbouncerClusterOption: PoolerOption = (config) => {
+    const args = pgbouncerClusterArgs(config);
+    validatePgBouncerClusterArgs(args);
+    renderClusterIni(args);
+    const budget = buildBudget(
+        config.database.maxConnections,
+        config.database.reservedConnections,
+        clusterBudgetLines(args.replicas, args.tuning, config.services.map((s) => s.database)),
+    );
+    assertWithinBudget(
+        budget,
+        "Lower velure-pooling:pgbouncerReplicas, pgbouncerDefaultPoolSize + pgbouncerReservePoolSize " +
+            "(or pgbouncerMaxDbConnections), or raise databaseMaxConnections to the instance's real limit.",
+    );
+    return ({ provider }) => {
+        const cluster = new PgBouncerCluster("velure-pgbouncer", args, { providers: [provider] });
+        return {
+            host: cluster.host,
+            port: cluster.port,
+            budget,
+            connectionFor: (service) => ({
+                host: cluster.host,
+                port: cluster.port,
+                env: pgbouncerServiceEnv(config.database, service, cluster.host, cluster.port),
+                values: {},
+            }),
+        };
+    };
+};

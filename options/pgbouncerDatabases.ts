@@ -1,0 +1,34 @@
+// The [databases] entries and the env that both PgBouncer options give a service.
+import * as pulumi from "@pulumi/pulumi";
+import { DatabaseEntry } from "../components/pgbouncerIni";
+import { DatabaseSpec, ServiceSpec } from "../config";
+
+/** Clients reach the read replica through a second pooler entry, <database>_ro. */
+export const READ_ONLY_SUFFIX = "_ro";
+
+export function serviceDatabaseEntries(database: DatabaseSpec, service: ServiceSpec): DatabaseEntry[] {
+    const primary = { name: service.database, host: database.host, port: database.port, dbname: service.database };
+    if (!database.replicaHost) {
+        return [primary];
+    }
+    return [primary, { ...primary, name: `${service.database}${READ_ONLY_SUFFIX}`, host: database.replicaHost }];
+}
+
+/**
+ * The env of a service behind PgBouncer. PgBouncer does not terminate client TLS here (the traffic stays
+ * on the pod network or on loopback), so the app connects without TLS; PgBouncer uses TLS towards RDS.
+ */
+export function pgbouncerServiceEnv(
+    database: DatabaseSpec,
+    service: ServiceSpec,
+    host: pulumi.Input<string>,
+    port: pulumi.Input<number>,
+): Record<string, pulumi.Input<string>> {
+    const env: Record<string, pulumi.Input<string>> = { POSTGRES_SSLMODE: "disable" };
+    if (database.replicaHost) {
+        env.POSTGRES_READ_HOST = host;
+        env.POSTGRES_READ_PORT = pulumi.output(port).apply(String);
+        env.POSTGRES_READ_DB = `${service.database}${READ_ONLY_SUFFIX}`;
+    }
+    return env;
+}

@@ -1,0 +1,33 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ConnectionBudget } from "../components/connectionBudget";
+import { ServiceSpec, VelureConfig } from "../config";
+
+/** What one service's release needs from the pooler. */
+export interface ServiceConnection {
+    host: pulumi.Input<string>;
+    port: pulumi.Input<number>;
+    /** Extra env for the app container (POSTGRES_SSLMODE, read-only routing). */
+    env: Record<string, pulumi.Input<string>>;
+    /** Extra chart values (sidecar containers, volumes, annotations) through the chart's hooks. */
+    values: Record<string, unknown>;
+}
+
+export interface PoolerOutputs {
+    host: pulumi.Output<string>;
+    port: pulumi.Output<number>;
+    budget: ConnectionBudget;
+    connectionFor(service: ServiceSpec): ServiceConnection;
+}
+
+export interface DeployContext {
+    provider: k8s.Provider;
+    /** The services' namespace names, as Outputs that depend on their Namespace resources when created. */
+    serviceNamespaces: Record<string, pulumi.Input<string>>;
+}
+
+/** Declares the pooler's resources; returned by an option once the config has been checked. */
+export type DeclarePooler = (context: DeployContext) => PoolerOutputs;
+
+/** An option checks the config for its mode (pure, throws) and returns how to declare the pooler. */
+export type PoolerOption = (config: VelureConfig) => DeclarePooler;

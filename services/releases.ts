@@ -1,0 +1,107 @@
+// The velure services' Helm releases, wired to whichever pooler the stack chose.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ChartSource, ServiceSpec, VelureConfig } from "../config";
+import { PoolerOutputs } from "../options/types";
+
+export const CREDENTIALS_PASSWORD_KEY = "POSTGRES_PASSWORD";
+
+/** One Namespace per distinct service namespace, unless they already exist. */
+export function serviceNamespaces(config: VelureConfig, provider: k8s.Provider): Record<string, pulumi.Input<string>> {
+    const names = [...new Set(config.services.map((s) => s.namespace))];
+    return Object.fromEntries(
+        names.map((name) => {
+            if (!config.kubernetes.createServiceNamespaces) {
+                return [name, name];
+            }
+            const ns = new k8s.core.v1.Namespace(`velure-namespace-${name}`, { metadata: { name } }, { provider });
+            return [name, ns.metadata.name];
+        }),
+    );
+}
+
+function chartArgs(chart: ChartSource): Pick<k8s.helm.v3.ReleaseArgs, "chart" | "version" | "repositoryOpts"> {
+    if ("path" in chart) {
+        return { chart: chart.path };
+    }
+    return { chart: chart.name, version: chart.version, repositoryOpts: { repo: chart.repo } };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+    return typeof value === "object" && value !== null && !Array.isArray(value) && !pulumi.Output.isInstance(value);
+}
+
+/** Merges chart values: `over` wins, objects merge key by key, lists are replaced whole. */
+export function mergeValues(under: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+    const merged: Record<string, unknown> = { ...under };
+    for (const [key, value] of Object.entries(over)) {
+        const base = merged[key];
+        merged[key] = isPlainObject(base) && isPlainObject(value) ? mergeValues(base, value) : value;
+    }
+    return merged;
+}
+
+function releaseValues(
+    config: VelureConfig,
+    service: ServiceSpec,
+    pooler: PoolerOutputs,
+    credentials: pulumi.Output<string>,
+): Record<string, unknown> {
+    const connection = pooler.connectionFor(service);
+    const wiring = {
+        fullnameOverride: service.releaseName,
+        image: service.image,
+        replicaCount: service.replicas,
+        autoscaling: {
+            enabled: service.maxReplicas > service.replicas,
+            minReplicas: service.replicas,
+            maxReplicas: service.maxReplicas,
+        },
+        env: {
+            POSTGRES_HOST: connection.host,
+            POSTGRES_PORT: pulumi.output(connection.port).apply(String),
+            POSTGRES_DB: service.database,
+            POSTGRES_USER: config.database.user,
+            ...connection.env,
+        },
+        extraEnv: [{ name: CREDENTIALS_PASSWORD_KEY, valueFrom: { secretKeyRef: { name: credentials, key: CREDENTIALS_PASSWORD_KEY } } }],
+    };
+    return mergeValues(mergeValues(service.values, wiring), connection.values);
+}
+
+export function deployReleases(
+    config: VelureConfig,
+    pooler: PoolerOutputs,
+    provider: k8s.Provider,
+    namespaces: Record<string, pulumi.Input<string>>,
+): Record<string, k8s.helm.v3.Release> {
+    return Object.fromEntries(
+        config.services.map((service) => {
+            const namespace = namespaces[service.namespace];
+            // The app reads its password from this Secret, never from a plain value in the release.
+            const credentials = new k8s.core.v1.Secret(
+                `${service.releaseName}-db-credentials`,
+                {
+                    metadata: { namespace, labels: { "app.kubernetes.io/part-of": "velure" } },
+                    type: "Opaque",
+                    stringData: { [CREDENTIALS_PASSWORD_KEY]: config.database.password },
+                },
+                { provider },
+            );
+            const release = new k8s.helm.v3.Release(
+                service.releaseName,
+                {
+                    name: service.releaseName,
+                    namespace,
+                    ...chartArgs(service.chart),
+                    values: releaseValues(config, service, pooler, credentials.metadata.name),
+                    atomic: true,
+                    cleanupOnFail: true,
+                    timeout: 600,
+                },
+                { provider },
+            );
+            return [service.name, release];
+        }),
+    );
+}

@@ -1,0 +1,143 @@
+// Runs the real program (index.ts) under Pulumi's mock runtime with a given stack config, and records
+// every resource it declares.
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+export const PASSWORD = 'p@ss "word" with spaces';
+export const TEST_CA_FILE = "tests/fixtures/test-ca.pem";
+
+export interface Declared {
+    type: string;
+    name: string;
+    inputs: any;
+}
+
+export interface ProgramRun {
+    resources: Declared[];
+    outputs: Record<string, any>;
+    /** The exported Outputs themselves, to check secretness. */
+    exports: Record<string, unknown>;
+    ofType(type: string): Declared[];
+    one(type: string, name?: string): Declared;
+}
+
+export type StackConfig = Record<string, string>;
+
+function configValue(value: unknown): string {
+    return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** The config of a stack file, as the CLI would pass it: stack values over Pulumi.yaml defaults. */
+export function stackConfig(stack: string, overrides: Record<string, unknown> = {}): StackConfig {
+    const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
+    const config: StackConfig = {};
+    for (const [key, spec] of Object.entries<any>(project.config)) {
+        const value = "value" in spec ? spec.value : spec.default;
+        if (value !== undefined) {
+            config[`velure-pooling:${key}`] = configValue(value);
+        }
+    }
+    const stackFile = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8"));
+    for (const [key, value] of Object.entries(stackFile.config ?? {})) {
+        config[key] = configValue(value);
+    }
+    // What a user adds outside the stack file: the secret password and the downloaded CA bundle.
+    config["velure-pooling:databasePassword"] = PASSWORD;
+    config["velure-pooling:pgbouncerServerTlsCaFile"] = TEST_CA_FILE;
+    for (const [key, value] of Object.entries(overrides)) {
+        if (value === undefined) {
+            delete config[`velure-pooling:${key}`];
+        } else {
+            config[`velure-pooling:${key}`] = configValue(value);
+        }
+    }
+    return config;
+}
+
+function forgetProgramModules(): void {
+    for (const id of Object.keys(require.cache)) {
+        if (id.startsWith(ROOT) && !id.includes(`${path.sep}node_modules${path.sep}`) && !id.includes(`${path.sep}tests${path.sep}`)) {
+            delete require.cache[id];
+        }
+    }
+}
+
+function resolved<T>(value: T): Promise<any> {
+    return new Promise((resolve) => pulumi.output(value).apply((v) => resolve(v)));
+}
+
+/** Runs index.ts with this config; rejects with the program's error when it throws. */
+export async function runProgram(config: StackConfig): Promise<ProgramRun> {
+    const resources: Declared[] = [];
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args) {
+                resources.push({ type: args.type, name: args.name, inputs: args.inputs });
+                const metadata = args.inputs.metadata ?? {};
+                const state = { ...args.inputs };
+                if (args.type.startsWith("kubernetes:")) {
+                    state.metadata = { ...metadata, name: metadata.name ?? `${args.name}-generated` };
+                }
+                return { id: `${args.name}-id`, state };
+            },
+            call(args) {
+                return args.inputs;
+            },
+        },
+        "velure-pooling",
+        "test",
+        false,
+    );
+    pulumi.runtime.setAllConfig(config, ["velure-pooling:databasePassword"]);
+    const cwd = process.cwd();
+    process.chdir(ROOT);
+    try {
+        forgetProgramModules();
+        const program = require(path.join(ROOT, "index"));
+        const programExports: Record<string, unknown> = { ...program };
+        const outputs: Record<string, any> = {};
+        for (const [key, value] of Object.entries(programExports)) {
+            outputs[key] = await resolved(value);
+        }
+        await pulumi.runtime.disconnect();
+        return {
+            resources,
+            outputs,
+            exports: programExports,
+            ofType: (type) => resources.filter((r) => r.type === type),
+            one(type, name) {
+                const found = resources.filter((r) => r.type === type && (name === undefined || r.name === name));
+                if (found.length !== 1) {
+                    throw new Error(`expected one ${type}${name ? ` named ${name}` : ""}, found ${found.length}`);
+                }
+                return found[0];
+            },
+        };
+    } finally {
+        process.chdir(cwd);
+    }
+}
+
+/** Runs the program and returns the error it fails with. */
+export async function programError(config: StackConfig): Promise<Error> {
+    try {
+        await runProgram(config);
+    } catch (e) {
+        return e as Error;
+    }
+    throw new Error("expected the program to fail, but it succeeded");
+}
+
+export const K8S = {
+    namespace: "kubernetes:core/v1:Namespace",
+    configMap: "kubernetes:core/v1:ConfigMap",
+    secret: "kubernetes:core/v1:Secret",
+    service: "kubernetes:core/v1:Service",
+    deployment: "kubernetes:apps/v1:Deployment",
+    pdb: "kubernetes:policy/v1:PodDisruptionBudget",
+    networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    release: "kubernetes:helm.sh/v3:Release",
+};
