@@ -6,13 +6,39 @@ import * as path from "path";
 import * as YAML from "yaml";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
-export const PASSWORD = 'p@ss "word" with spaces';
+export const PASSWORD = 'S3cr3t-7731 "quoted" p@ss';
+/** A part of the password that survives any quoting, to search for. */
+export const PASSWORD_TOKEN = "S3cr3t-7731";
 export const TEST_CA_FILE = "tests/fixtures/test-ca.pem";
 
 export interface Declared {
     type: string;
     name: string;
+    /** Inputs with Pulumi's secret wrappers removed, for property assertions. */
     inputs: any;
+    /** Inputs as the engine received them: secret values still wrapped. */
+    raw: any;
+}
+
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+/** True when the mock received this value marked as a secret. */
+export function isWrappedSecret(value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as any)[SIG_KEY] === SECRET_SIG;
+}
+
+export function unwrapSecrets(value: any): any {
+    if (isWrappedSecret(value)) {
+        return unwrapSecrets(value.value);
+    }
+    if (Array.isArray(value)) {
+        return value.map(unwrapSecrets);
+    }
+    if (typeof value === "object" && value !== null) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+    }
+    return value;
 }
 
 export interface ProgramRun {
@@ -75,9 +101,10 @@ export async function runProgram(config: StackConfig): Promise<ProgramRun> {
     await pulumi.runtime.setMocks(
         {
             newResource(args) {
-                resources.push({ type: args.type, name: args.name, inputs: args.inputs });
-                const metadata = args.inputs.metadata ?? {};
-                const state = { ...args.inputs };
+                const inputs = unwrapSecrets(args.inputs);
+                resources.push({ type: args.type, name: args.name, inputs, raw: args.inputs });
+                const metadata = inputs.metadata ?? {};
+                const state = { ...inputs };
                 if (args.type.startsWith("kubernetes:")) {
                     state.metadata = { ...metadata, name: metadata.name ?? `${args.name}-generated` };
                 }
@@ -96,7 +123,14 @@ export async function runProgram(config: StackConfig): Promise<ProgramRun> {
     process.chdir(ROOT);
     try {
         forgetProgramModules();
-        const program = require(path.join(ROOT, "index"));
+        let program: Record<string, unknown>;
+        try {
+            program = require(path.join(ROOT, "index"));
+        } catch (e) {
+            // Let pending registrations reach the mock, so that a test can see whether any happened.
+            await pulumi.runtime.disconnect();
+            throw Object.assign(e as Error, { declaredResources: resources });
+        }
         const programExports: Record<string, unknown> = { ...program };
         const outputs: Record<string, any> = {};
         for (const [key, value] of Object.entries(programExports)) {

@@ -1,0 +1,163 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { CONFIG_KEYS, MODES } from "../../config/schema";
+import { ROOT, programError, stackConfig } from "./harness";
+
+describe("config", () => {
+    describe("Pulumi.yaml declares exactly the program's keys", () => {
+        const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
+
+        it("names the project velure-pooling on the nodejs runtime with TypeScript", () => {
+            assert.strictEqual(project.name, "velure-pooling");
+            assert.strictEqual(project.runtime.name, "nodejs");
+            assert.strictEqual(project.runtime.options.typescript, true);
+        });
+
+        it("has the same keys as config/schema.ts", () => {
+            assert.deepStrictEqual(Object.keys(project.config).sort(), Object.keys(CONFIG_KEYS).sort());
+        });
+
+        for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, any][]) {
+            it(`declares ${key} with its type, default and description`, () => {
+                const declared = project.config[key];
+                assert.ok(declared.description, `${key} has no description`);
+                if (spec.type === "object") {
+                    assert.deepStrictEqual(declared.value, spec.default);
+                } else {
+                    assert.strictEqual(declared.type, spec.type);
+                    assert.deepStrictEqual(declared.default, spec.default);
+                    assert.strictEqual(declared.secret, spec.secret);
+                }
+            });
+        }
+
+        it("keeps no secret in a stack file", () => {
+            for (const stack of ["dev", "prod"]) {
+                const text = fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8");
+                assert.doesNotMatch(text, /^\s*velure-pooling:databasePassword:|secure:/m, `Pulumi.${stack}.yaml holds a secret`);
+            }
+        });
+
+        it("gives the two stacks different modes", () => {
+            const modes = ["dev", "prod"].map((s) => stackConfig(s)["velure-pooling:mode"]);
+            assert.notStrictEqual(modes[0], modes[1]);
+            for (const mode of modes) {
+                assert.ok((MODES as readonly string[]).includes(mode));
+            }
+        });
+    });
+
+    describe("validation fails the run before any resource is declared", () => {
+        async function failsWith(overrides: Record<string, unknown>, ...expected: RegExp[]): Promise<void> {
+            const error = await programError(stackConfig("dev", overrides));
+            for (const pattern of expected) {
+                assert.match(error.message, pattern);
+            }
+        }
+
+        it("rejects an unknown mode, naming the key, the value and the three modes", async () => {
+            await failsWith(
+                { mode: "pgbouncer" },
+                /velure-pooling:mode: "pgbouncer" is not allowed; expected one of rds-proxy, pgbouncer-cluster, pgbouncer-sidecar/,
+            );
+        });
+
+        it("declares nothing when the config is bad", async () => {
+            const error = await programError(stackConfig("dev", { pgbouncerReplicas: 0 }));
+            assert.deepStrictEqual((error as any).declaredResources, []);
+        });
+
+        it("requires the database password and says how to set it", async () => {
+            await failsWith({ databasePassword: undefined }, /velure-pooling:databasePassword is required: set it with `pulumi config set --secret/);
+        });
+
+        it("rejects replicas < 1", async () => {
+            await failsWith({ pgbouncerReplicas: 0 }, /velure-pooling:pgbouncerReplicas: "0" is not allowed; expected an integer >= 1/);
+        });
+
+        it("rejects a pool size <= 0", async () => {
+            await failsWith({ pgbouncerDefaultPoolSize: 0 }, /velure-pooling:pgbouncerDefaultPoolSize: "0" is not allowed; expected an integer >= 1/);
+            await failsWith({ pgbouncerDefaultPoolSize: -5 }, /pgbouncerDefaultPoolSize: "-5"/);
+        });
+
+        it("rejects a non-integer where an integer is expected", async () => {
+            await failsWith({ databasePort: "5432x" }, /velure-pooling:databasePort: "5432x" is not allowed; expected an integer from 1 to 65535/);
+        });
+
+        it("rejects an unknown PgBouncer setting", async () => {
+            await failsWith(
+                { pgbouncerSettings: { max_client_connections: 10 } },
+                /velure-pooling:pgbouncerSettings.max_client_connections: 10 is not allowed; pgbouncer.ini setting "max_client_connections" is unknown/,
+            );
+        });
+
+        it("rejects a setting that the target PgBouncer version does not accept", async () => {
+            await failsWith(
+                { pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.18.0", pgbouncerSettings: { max_prepared_statements: 100 } },
+                /pgbouncerSettings.max_prepared_statements: 100 is not allowed; pgbouncer.ini setting "max_prepared_statements" needs PgBouncer 1.21.0 or newer; the target is 1.18.0/,
+            );
+        });
+
+        it("rejects overriding a setting the program manages", async () => {
+            await failsWith({ pgbouncerSettings: { listen_port: 7000 } }, /pgbouncerSettings.listen_port: 7000 is not allowed; this key is managed by the program/);
+        });
+
+        it("rejects a bad value of a known setting", async () => {
+            await failsWith({ pgbouncerSettings: { server_round_robin: "yes" } }, /pgbouncerSettings.server_round_robin: "yes".*expected 0\/1 or true\/false/);
+        });
+
+        it("rejects a setting value with a line break (ini injection)", async () => {
+            await failsWith({ pgbouncerSettings: { server_check_query: "select 1\nadmin_users = velure" } }, /contains a line break/);
+        });
+
+        it("rejects an unknown pool mode and TLS mode", async () => {
+            await failsWith({ pgbouncerPoolMode: "txn" }, /pgbouncerPoolMode: "txn" is not allowed; expected one of transaction, session, statement/);
+            await failsWith({ pgbouncerServerTlsSslmode: "on" }, /pgbouncerServerTlsSslmode: "on" is not allowed; expected one of disable, allow, prefer, require, verify-ca, verify-full/);
+        });
+
+        it("requires the CA bundle for verify-full, and names the script that fetches it", async () => {
+            await failsWith({ pgbouncerServerTlsCaFile: "certs/missing.pem" }, /pgbouncerServerTlsCaFile: "certs\/missing.pem".*scripts\/fetch-rds-ca-bundle.sh/);
+        });
+
+        it("needs a PgBouncer version when the image tag names none, and checks a given one against the tag", async () => {
+            await failsWith({ pgbouncerImage: "example.com/pgbouncer:stable" }, /velure-pooling:pgbouncerVersion: "" is not allowed; expected the PgBouncer version/);
+            await failsWith({ pgbouncerVersion: "1.24.0" }, /pgbouncerVersion: "1.24.0" is not allowed; expected the version of the image tag \(1.26.1\)/);
+        });
+
+        it("checks every service entry", async () => {
+            await failsWith(
+                { services: [{ name: "Auth_Service", database: "velure-auth", namespace: "velure", replicas: 0, image: { repository: "x" } }] },
+                /services\[0\].name: "Auth_Service"/,
+                /services\[0\].database: "velure-auth"/,
+                /services\[0\].replicas: 0/,
+                /services\[0\].image/,
+            );
+            await failsWith({ services: [] }, /velure-pooling:services: \[\] is not allowed; expected a non-empty list/);
+        });
+
+        it("rejects two services on one database, and a maxReplicas below replicas", async () => {
+            const base = { namespace: "velure", replicas: 2, image: { repository: "r", tag: "t" } };
+            await failsWith(
+                { services: [{ ...base, name: "a", database: "db" }, { ...base, name: "b", database: "db", maxReplicas: 1 }] },
+                /expected each database once/,
+                /services\[1\].maxReplicas: 1 is not allowed; expected an integer >= replicas \(2\)/,
+            );
+        });
+
+        it("rejects a chart path without a chart", async () => {
+            const service = { name: "a", database: "db", namespace: "velure", replicas: 1, image: { repository: "r", tag: "t" }, chart: { path: "charts/none" } };
+            await failsWith({ services: [service] }, /services\[0\].chart.path: "charts\/none" is not allowed; expected a chart directory/);
+        });
+
+        it("rejects reserved connections that leave nothing for the pooler", async () => {
+            await failsWith({ databaseMaxConnections: 10, databaseReservedConnections: 10 }, /databaseReservedConnections: 10 is not allowed; expected less than databaseMaxConnections \(10\)/);
+        });
+
+        it("reports every problem of a run at once", async () => {
+            const error = await programError(stackConfig("dev", { pgbouncerReplicas: 0, pgbouncerDefaultPoolSize: 0, databaseHost: "not a host" }));
+            assert.strictEqual((error as any).problems.length, 3);
+        });
+    });
+});

@@ -1,0 +1,185 @@
+import * as assert from "assert";
+import { K8S, PASSWORD, ProgramRun, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
+
+const CLUSTER = { mode: "pgbouncer-cluster" };
+
+describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
+    let run: ProgramRun;
+    let deployment: any;
+    let pod: any;
+    let container: any;
+
+    before(async () => {
+        run = await runProgram(stackConfig("dev", CLUSTER));
+        deployment = run.one(K8S.deployment).inputs;
+        pod = deployment.spec.template.spec;
+        container = pod.containers[0];
+    });
+
+    it("is one velure:pooling:PgBouncerCluster component whose children carry its name", () => {
+        const component = run.one("velure:pooling:PgBouncerCluster");
+        const children = run.resources.filter((r) => r.name.startsWith(`${component.name}-`));
+        assert.deepStrictEqual(children.map((r) => r.type).sort(), [
+            K8S.namespace, K8S.configMap, K8S.secret, K8S.service, K8S.deployment, K8S.pdb, K8S.networkPolicy,
+        ].sort());
+    });
+
+    it("creates the velure-db namespace and puts everything in it", () => {
+        assert.strictEqual(run.one(K8S.namespace, "velure-pgbouncer-namespace").inputs.metadata.name, "velure-db");
+        for (const type of [K8S.configMap, K8S.deployment, K8S.service, K8S.pdb, K8S.networkPolicy]) {
+            assert.strictEqual(run.one(type).inputs.metadata.namespace, "velure-db", type);
+        }
+        assert.strictEqual(run.one(K8S.secret, "velure-pgbouncer-auth").inputs.metadata.namespace, "velure-db");
+    });
+
+    it("serves pgbouncer.velure-db.svc.cluster.local:5432, and that is what the stack exports", () => {
+        const service = run.one(K8S.service).inputs;
+        assert.strictEqual(service.metadata.name, "pgbouncer");
+        assert.deepStrictEqual(service.spec.ports.map((p: any) => p.port), [5432], "only 5432: no admin or other port");
+        assert.strictEqual(service.spec.type, "ClusterIP");
+        assert.deepStrictEqual(service.spec.selector, deployment.spec.selector.matchLabels);
+        assert.strictEqual(run.outputs.postgresHost, "pgbouncer.velure-db.svc.cluster.local");
+        assert.strictEqual(run.outputs.postgresPort, 5432);
+    });
+
+    it("keeps pgbouncer.ini in a ConfigMap with one entry per service database, and the credentials in a Secret", () => {
+        const ini: string = run.one(K8S.configMap).inputs.data["pgbouncer.ini"];
+        assert.match(ini, /^velure_auth = host=velure-dev\.\S+ port=5432 dbname=velure_auth$/m);
+        assert.match(ini, /^velure_orders = host=velure-dev\.\S+ port=5432 dbname=velure_orders$/m);
+        assert.match(ini, /^auth_file = \/etc\/pgbouncer-auth\/userlist.txt$/m);
+        assert.match(ini, /^max_prepared_statements = 200$/m);
+        assert.match(ini, /^server_tls_sslmode = verify-full$/m);
+        assert.match(run.one(K8S.configMap).inputs.data["server-ca.pem"], /BEGIN CERTIFICATE/);
+        const secret = run.one(K8S.secret, "velure-pgbouncer-auth");
+        assert.ok(isWrappedSecret(secret.raw.stringData), "the userlist reaches the engine as a secret");
+        assert.strictEqual(secret.inputs.stringData["userlist.txt"], `"velure" "${PASSWORD.replace(/"/g, '""')}"\n`);
+    });
+
+    it("adds a read-only entry per database when a replica host is configured", async () => {
+        const withReplica = await runProgram(stackConfig("dev", { ...CLUSTER, databaseReplicaHost: "replica.example.com" }));
+        const ini: string = withReplica.one(K8S.configMap).inputs.data["pgbouncer.ini"];
+        assert.match(ini, /^velure_auth_ro = host=replica\.example\.com port=5432 dbname=velure_auth$/m);
+        assert.match(ini, /^velure_orders_ro = host=replica\.example\.com port=5432 dbname=velure_orders$/m);
+        const env = withReplica.one(K8S.release, "velure-auth-service").inputs.values.env;
+        assert.strictEqual(env.POSTGRES_READ_DB, "velure_auth_ro");
+        assert.strictEqual(env.POSTGRES_READ_HOST, "pgbouncer.velure-db.svc.cluster.local");
+    });
+
+    it("runs at least 2 replicas with zero-downtime rolling updates and a PodDisruptionBudget", () => {
+        assert.strictEqual(deployment.spec.replicas, 2);
+        assert.deepStrictEqual(deployment.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
+        const pdb = run.one(K8S.pdb).inputs.spec;
+        assert.strictEqual(pdb.maxUnavailable, 1);
+        assert.deepStrictEqual(pdb.selector.matchLabels, deployment.spec.selector.matchLabels);
+    });
+
+    it("spreads pods across nodes (hard) and zones (soft)", () => {
+        const spread = pod.topologySpreadConstraints.map((c: any) => [c.topologyKey, c.whenUnsatisfiable, c.maxSkew]);
+        assert.deepStrictEqual(spread, [
+            ["kubernetes.io/hostname", "DoNotSchedule", 1],
+            ["topology.kubernetes.io/zone", "ScheduleAnyway", 1],
+        ]);
+        for (const c of pod.topologySpreadConstraints) {
+            assert.deepStrictEqual(c.labelSelector.matchLabels, deployment.spec.selector.matchLabels);
+        }
+    });
+
+    it("probes readiness and liveness over TCP only, never through the database", () => {
+        assert.deepStrictEqual(container.readinessProbe.tcpSocket, { port: 5432 });
+        assert.deepStrictEqual(container.livenessProbe.tcpSocket, { port: 5432 });
+        assert.strictEqual(container.livenessProbe.exec, undefined);
+        assert.strictEqual(container.readinessProbe.exec, undefined);
+    });
+
+    it("drains on stop: leaves the endpoints, sends SIGINT, waits for PgBouncer to exit, within the grace period", () => {
+        const script: string = container.lifecycle.preStop.exec.command[2];
+        assert.match(script, /^sleep 10; kill -INT 1; /);
+        assert.match(script, /while kill -0 1 .* -lt 30 \]; do sleep 1;/);
+        assert.strictEqual(pod.terminationGracePeriodSeconds, 10 + 30 + 5);
+    });
+
+    it("runs PgBouncer as PID 1 with the mounted config, as a restricted non-root pod without a token", () => {
+        assert.deepStrictEqual(container.command, ["/usr/bin/pgbouncer", "/etc/pgbouncer/pgbouncer.ini"]);
+        assert.strictEqual(container.image, "ghcr.io/icoretech/pgbouncer-docker:1.26.1");
+        assert.strictEqual(pod.automountServiceAccountToken, false);
+        assert.strictEqual(pod.securityContext.runAsNonRoot, true);
+        assert.strictEqual(pod.securityContext.seccompProfile.type, "RuntimeDefault");
+        const sc = container.securityContext;
+        assert.strictEqual(sc.runAsNonRoot, true);
+        assert.strictEqual(sc.readOnlyRootFilesystem, true);
+        assert.strictEqual(sc.allowPrivilegeEscalation, false);
+        assert.deepStrictEqual(sc.capabilities.drop, ["ALL"]);
+        assert.strictEqual(sc.seccompProfile.type, "RuntimeDefault");
+    });
+
+    it("mounts the ConfigMap and the Secret as directories (no subPath), so a reload sees changes", () => {
+        for (const mount of container.volumeMounts) {
+            assert.strictEqual(mount.subPath, undefined);
+            assert.strictEqual(mount.readOnly, true);
+        }
+        const volumes = Object.fromEntries(pod.volumes.map((v: any) => [v.name, v]));
+        assert.strictEqual(volumes["pgbouncer-config"].configMap.name, "velure-pgbouncer-config-generated");
+        assert.strictEqual(volumes["pgbouncer-auth"].secret.secretName, "velure-pgbouncer-auth-generated");
+    });
+
+    it("sets resource requests and limits", () => {
+        assert.deepStrictEqual(container.resources, { requests: { cpu: "100m", memory: "64Mi" }, limits: { cpu: "1", memory: "128Mi" } });
+    });
+
+    it("rolls the pods when pgbouncer.ini changes (config checksum), and only then", async () => {
+        const checksum = (r: ProgramRun) => r.one(K8S.deployment).inputs.spec.template.metadata.annotations["checksum/config"];
+        assert.match(checksum(run), /^[0-9a-f]{64}$/);
+        const same = await runProgram(stackConfig("dev", CLUSTER));
+        assert.strictEqual(checksum(same), checksum(run));
+        const changed = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerDefaultPoolSize: 5 }));
+        assert.notStrictEqual(checksum(changed), checksum(run));
+    });
+
+    it("lets only the services' namespaces reach port 5432", () => {
+        const policy = run.one(K8S.networkPolicy).inputs.spec;
+        assert.deepStrictEqual(policy.policyTypes, ["Ingress", "Egress"]);
+        assert.deepStrictEqual(policy.podSelector.matchLabels, deployment.spec.selector.matchLabels);
+        assert.strictEqual(policy.ingress.length, 1);
+        assert.deepStrictEqual(policy.ingress[0].ports, [{ protocol: "TCP", port: 5432 }]);
+        assert.deepStrictEqual(policy.ingress[0].from, [
+            { namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["velure"] } ] } },
+        ]);
+        const egressPorts = policy.egress.flatMap((e: any) => e.ports.map((p: any) => `${p.protocol}/${p.port}`));
+        assert.deepStrictEqual(egressPorts.sort(), ["TCP/53", "TCP/5432", "UDP/53"]);
+    });
+
+    it("exports the connection budget: (replicas + surge) × max_db_connections per database", () => {
+        const budget = run.outputs.connectionBudget;
+        assert.strictEqual(budget.limit, 80);
+        assert.strictEqual(budget.available, 70);
+        assert.strictEqual(budget.used, 2 * (2 + 1) * (8 + 2));
+        assert.deepStrictEqual(budget.lines.map((l: any) => l.name), ["pgbouncer → velure_auth", "pgbouncer → velure_orders"]);
+    });
+
+    it("fails when the pooler could open more server connections than the database allows", async () => {
+        const error = await programError(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4 }));
+        assert.match(error.message, /connection budget exceeded: the pooler can open 100 server connections, but the database allows 70/);
+        assert.match(error.message, /pgbouncer → velure_auth: \(4 replicas \+ 1 surge\) × max_db_connections 10 = 50/);
+        assert.match(error.message, /Lower velure-pooling:pgbouncerReplicas/);
+        assert.deepStrictEqual((error as any).declaredResources, []);
+    });
+
+    it("honours pgbouncerMaxDbConnections as the per-pod cap", async () => {
+        const capped = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4, pgbouncerMaxDbConnections: 6 }));
+        assert.strictEqual(capped.outputs.connectionBudget.used, 2 * 5 * 6);
+        assert.match(capped.one(K8S.configMap).inputs.data["pgbouncer.ini"], /^max_db_connections = 6$/m);
+    });
+
+    it("renders a 1.18 config when the image is 1.18", async () => {
+        const old = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.18.0" }));
+        assert.doesNotMatch(old.one(K8S.configMap).inputs.data["pgbouncer.ini"], /max_prepared_statements/);
+        assert.strictEqual(old.outputs.pgbouncerVersion, "1.18.0");
+    });
+
+    it("drops the CA bundle when TLS is not verified", async () => {
+        const plain = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerServerTlsSslmode: "require" }));
+        const data = plain.one(K8S.configMap).inputs.data;
+        assert.deepStrictEqual(Object.keys(data), ["pgbouncer.ini"]);
+        assert.doesNotMatch(data["pgbouncer.ini"], /server_tls_ca_file/);
+    });
+});
