@@ -3,26 +3,18 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { BudgetLine } from "./connectionBudget";
+import { PoolTuning, verifiesServerCertificate } from "./pgbouncerIni";
 import {
-    AUTH_FILE,
+    PgBouncerConfigArgs,
+    PgBouncerConfigObjects,
     ResourceSpec,
-    SERVER_CA_FILE,
-    configChecksum,
-    configMapData,
+    pgbouncerConfigObjects,
     pgbouncerContainer,
     pgbouncerVolumes,
+    renderPoolerIni,
     restrictedPodSecurityContext,
     tcpProbe,
 } from "./pgbouncerPod";
-import {
-    DatabaseEntry,
-    PgBouncerVersion,
-    PoolTuning,
-    pgbouncerSettings,
-    renderPgBouncerIni,
-    renderUserlist,
-    verifiesServerCertificate,
-} from "./pgbouncerIni";
 
 export const CLUSTER_PORT = 5432;
 export const SERVICE_NAME = "pgbouncer";
@@ -31,18 +23,10 @@ export const MAX_SURGE = 1;
 /** Time for the endpoints controller and kube-proxy to take a stopping pod out of the Service. */
 export const ENDPOINT_REMOVAL_SECONDS = 10;
 
-export interface PgBouncerClusterArgs {
+export interface PgBouncerClusterArgs extends PgBouncerConfigArgs {
     namespace: string;
     replicas: number;
     image: string;
-    version: PgBouncerVersion;
-    tuning: PoolTuning;
-    /** Every [databases] entry: the services' databases, and their read-replica entries. */
-    databases: DatabaseEntry[];
-    user: string;
-    password: pulumi.Input<string>;
-    /** PEM bundle of the RDS CA, required when the server certificate is verified. */
-    serverCaBundle?: string;
     /** Namespaces whose pods may reach PgBouncer. */
     clientNamespaces: string[];
     databasePort: number;
@@ -110,13 +94,7 @@ export function validatePgBouncerClusterArgs(args: PgBouncerClusterArgs): void {
 
 /** The rendered pgbouncer.ini of the central PgBouncer (pure: used by the component and by tests). */
 export function renderClusterIni(args: PgBouncerClusterArgs): string {
-    const settings = pgbouncerSettings(
-        args.version,
-        args.tuning,
-        { addr: "0.0.0.0", port: CLUSTER_PORT },
-        { authFile: AUTH_FILE, serverCaFile: args.serverCaBundle ? SERVER_CA_FILE : undefined },
-    );
-    return renderPgBouncerIni({ version: args.version, databases: args.databases, settings });
+    return renderPoolerIni(args, { addr: "0.0.0.0", port: CLUSTER_PORT });
 }
 
 export class PgBouncerCluster extends pulumi.ComponentResource {
@@ -134,21 +112,8 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
 
         const namespace = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: args.namespace, labels } }, child);
         const ns = namespace.metadata.name;
-        const config = new k8s.core.v1.ConfigMap(
-            `${name}-config`,
-            { metadata: { namespace: ns, labels }, data: configMapData(this.ini, args.serverCaBundle) },
-            child,
-        );
-        const userlist = pulumi.secret(
-            pulumi.output(args.password).apply((password) => renderUserlist([{ name: args.user, password }])),
-        );
-        const auth = new k8s.core.v1.Secret(
-            `${name}-auth`,
-            { metadata: { namespace: ns, labels }, type: "Opaque", stringData: { "userlist.txt": userlist } },
-            child,
-        );
-
-        const deployment = this.deployment(name, args, ns, labels, config.metadata.name, auth.metadata.name);
+        const files = pgbouncerConfigObjects(name, ns, labels, this.ini, args, child);
+        const deployment = this.deployment(name, args, ns, labels, files);
         const service = new k8s.core.v1.Service(
             `${name}-service`,
             {
@@ -178,8 +143,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
         args: PgBouncerClusterArgs,
         ns: pulumi.Output<string>,
         labels: Record<string, string>,
-        configMapName: pulumi.Output<string>,
-        secretName: pulumi.Output<string>,
+        files: PgBouncerConfigObjects,
     ): k8s.apps.v1.Deployment {
         const sequence = shutdownSequence(args.drainSeconds);
         const container = pgbouncerContainer({
@@ -210,7 +174,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                     selector: { matchLabels: labels },
                     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: MAX_SURGE } },
                     template: {
-                        metadata: { labels, annotations: { "checksum/config": configChecksum(this.ini, args.serverCaBundle ?? "") } },
+                        metadata: { labels, annotations: { "checksum/config": files.checksum } },
                         spec: {
                             automountServiceAccountToken: false,
                             enableServiceLinks: false,
@@ -221,7 +185,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                                 spread("topology.kubernetes.io/zone", "ScheduleAnyway"),
                             ],
                             containers: [container],
-                            volumes: pgbouncerVolumes(configMapName, secretName),
+                            volumes: pgbouncerVolumes(files.configMap.metadata.name, files.secret.metadata.name),
                         },
                     },
                 },

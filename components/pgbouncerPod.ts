@@ -1,7 +1,17 @@
 // Pod-level pieces that the central and the sidecar PgBouncer share: the container, its volumes, its
 // security context and the checksum that rolls pods when pgbouncer.ini changes.
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
+import {
+    DatabaseEntry,
+    ListenAddress,
+    PgBouncerVersion,
+    PoolTuning,
+    pgbouncerSettings,
+    renderPgBouncerIni,
+    renderUserlist,
+} from "./pgbouncerIni";
 
 type Container = k8s.types.input.core.v1.Container;
 type Volume = k8s.types.input.core.v1.Volume;
@@ -101,4 +111,58 @@ export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
 /** The ConfigMap data: pgbouncer.ini, and the CA bundle when the server certificate is verified. */
 export function configMapData(ini: string, caBundle: string | undefined): Record<string, string> {
     return caBundle === undefined ? { [INI_KEY]: ini } : { [INI_KEY]: ini, [CA_KEY]: caBundle };
+}
+
+/** What every PgBouncer deployment of ours renders its config from. */
+export interface PgBouncerConfigArgs {
+    version: PgBouncerVersion;
+    tuning: PoolTuning;
+    databases: DatabaseEntry[];
+    user: string;
+    password: pulumi.Input<string>;
+    /** PEM bundle of the RDS CA, required when the server certificate is verified. */
+    serverCaBundle?: string;
+}
+
+/** pgbouncer.ini for the files as this module mounts them. */
+export function renderPoolerIni(args: PgBouncerConfigArgs, listen: ListenAddress): string {
+    const settings = pgbouncerSettings(args.version, args.tuning, listen, {
+        authFile: AUTH_FILE,
+        serverCaFile: args.serverCaBundle ? SERVER_CA_FILE : undefined,
+    });
+    return renderPgBouncerIni({ version: args.version, databases: args.databases, settings });
+}
+
+export interface PgBouncerConfigObjects {
+    configMap: k8s.core.v1.ConfigMap;
+    secret: k8s.core.v1.Secret;
+    /** The pod annotation that rolls the pods when the config changes. */
+    checksum: string;
+}
+
+/**
+ * The ConfigMap (pgbouncer.ini, CA bundle) and the Secret (userlist) of one PgBouncer. Both are auto-named:
+ * Pulumi replaces them on a data change, so the pods that mount them roll to the new names; the password
+ * never enters the checksum.
+ */
+export function pgbouncerConfigObjects(
+    name: string,
+    namespace: pulumi.Input<string>,
+    labels: Record<string, string>,
+    ini: string,
+    args: PgBouncerConfigArgs,
+    opts: pulumi.CustomResourceOptions,
+): PgBouncerConfigObjects {
+    const configMap = new k8s.core.v1.ConfigMap(
+        `${name}-config`,
+        { metadata: { namespace, labels }, data: configMapData(ini, args.serverCaBundle) },
+        opts,
+    );
+    const userlist = pulumi.secret(pulumi.output(args.password).apply((password) => renderUserlist([{ name: args.user, password }])));
+    const secret = new k8s.core.v1.Secret(
+        `${name}-auth`,
+        { metadata: { namespace, labels }, type: "Opaque", stringData: { [USERLIST_KEY]: userlist } },
+        opts,
+    );
+    return { configMap, secret, checksum: configChecksum(ini, args.serverCaBundle ?? "") };
 }

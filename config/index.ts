@@ -61,12 +61,20 @@ export interface PgBouncerSpec {
     drainSeconds: number;
 }
 
+export interface SidecarSpec {
+    native: boolean;
+    port: number;
+    resources: ResourceSpec;
+    appDrainSeconds: number;
+}
+
 export interface VelureConfig {
     mode: Mode;
     database: DatabaseSpec;
     services: ServiceSpec[];
     kubernetes: { kubeconfig?: string; context?: string; createServiceNamespaces: boolean };
     pgbouncer: PgBouncerSpec;
+    sidecar: SidecarSpec;
 }
 
 export const DEFAULT_CHART: ChartSource = { path: "charts/velure-service" };
@@ -417,6 +425,12 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
             createServiceNamespaces: r.boolean("createServiceNamespaces"),
         },
         pgbouncer: readPgBouncer(r, mode),
+        sidecar: {
+            native: r.boolean("sidecarNative"),
+            port: r.integer("sidecarPort", 1024, 65535),
+            resources: readResources(r, "sidecarResources"),
+            appDrainSeconds: r.integer("appDrainSeconds", 0, 3600),
+        },
     };
     if (r.problems.length > 0) {
         throw new ConfigError(r.problems);

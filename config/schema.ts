@@ -169,6 +169,28 @@ export const CONFIG_KEYS = {
         default: 30,
         description: "Seconds a stopping PgBouncer pod waits for in-flight transactions before it is killed.",
     },
+    sidecarNative: {
+        type: "boolean",
+        default: true,
+        description:
+            "pgbouncer-sidecar: run PgBouncer as a native sidecar (an init container with restartPolicy Always, Kubernetes 1.29+). " +
+            "false: a classic sidecar container for older clusters.",
+    },
+    sidecarPort: {
+        type: "integer",
+        default: 6432,
+        description: "pgbouncer-sidecar: the port PgBouncer listens on, on 127.0.0.1 inside each application pod.",
+    },
+    sidecarResources: {
+        type: "object",
+        default: DEFAULT_SIDECAR_RESOURCES,
+        description: "pgbouncer-sidecar: resource requests and limits of each PgBouncer sidecar container.",
+    },
+    appDrainSeconds: {
+        type: "integer",
+        default: 20,
+        description: "Seconds an application pod takes to drain after SIGTERM; the sidecar outlives it and the grace period fits both.",
+    },
 } satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;

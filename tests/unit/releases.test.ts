@@ -90,7 +90,7 @@ describe("Helm releases of the services", () => {
 });
 
 describe("secrets stay secret", () => {
-    for (const mode of ["pgbouncer-cluster"]) {
+    for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar"]) {
         it(`${mode}: the password is in no ConfigMap, no release value and no non-Secret resource`, async () => {
             const run = await runProgram(stackConfig("dev", { mode }));
             for (const resource of run.resources) {

@@ -1,0 +1,105 @@
+// velure:pooling:PgBouncerSidecar: the PgBouncer that runs inside each pod of one service, on 127.0.0.1.
+// The component declares its config and userlist in the service's namespace, and hands the container
+// and volumes to the service's Helm release through the chart's hooks (chartValues).
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { BudgetLine } from "./connectionBudget";
+import {
+    PGBOUNCER_UID,
+    PgBouncerConfigArgs,
+    ResourceSpec,
+    pgbouncerConfigObjects,
+    pgbouncerContainer,
+    pgbouncerVolumes,
+    renderPoolerIni,
+    tcpProbe,
+} from "./pgbouncerPod";
+import { verifiesServerCertificate } from "./pgbouncerIni";
+
+export const SIDECAR_HOST = "127.0.0.1";
+export const SIDECAR_CONTAINER = "pgbouncer";
+/** The shipped chart rolls one extra pod at a time (maxSurge 1); the budget counts it. */
+export const APP_SURGE = 1;
+/** How much longer than the app's drain a classic sidecar stays up, and the kubelet's slack after that. */
+export const SIDECAR_MARGIN_SECONDS = 5;
+
+export interface PgBouncerSidecarArgs extends PgBouncerConfigArgs {
+    namespace: pulumi.Input<string>;
+    image: string;
+    port: number;
+    resources: ResourceSpec;
+    /** true: a native sidecar (init container, restartPolicy Always); false: a classic container. */
+    native: boolean;
+    /** Seconds the app takes to drain after SIGTERM. */
+    appDrainSeconds: number;
+}
+
+export function validatePgBouncerSidecarArgs(args: PgBouncerSidecarArgs): void {
+    if (!Number.isInteger(args.port) || args.port < 1024 || args.port > 65535) {
+        throw new Error(`PgBouncerSidecar: port must be an unprivileged TCP port (1024..65535), got ${args.port}`);
+    }
+    if (verifiesServerCertificate(args.tuning.serverTlsSslmode) && !args.serverCaBundle) {
+        throw new Error(`PgBouncerSidecar: server_tls_sslmode ${args.tuning.serverTlsSslmode} needs serverCaBundle`);
+    }
+}
+
+export function renderSidecarIni(args: PgBouncerSidecarArgs): string {
+    return renderPoolerIni(args, { addr: SIDECAR_HOST, port: args.port });
+}
+
+/** The pod's grace period: the app's drain, then the sidecar's own stop. */
+export function sidecarGracePeriod(appDrainSeconds: number): number {
+    return appDrainSeconds + 2 * SIDECAR_MARGIN_SECONDS;
+}
+
+/** Worst case of one service: every pod it may ever run (HPA max + surge) at its per-pod cap. */
+export function sidecarBudgetLine(service: string, maxReplicas: number, maxDbConnections: number): BudgetLine {
+    return {
+        name: service,
+        connections: (maxReplicas + APP_SURGE) * maxDbConnections,
+        formula: `(${maxReplicas} max pods + ${APP_SURGE} surge) × max_db_connections ${maxDbConnections}`,
+    };
+}
+
+export class PgBouncerSidecar extends pulumi.ComponentResource {
+    public readonly host: pulumi.Output<string>;
+    public readonly port: pulumi.Output<number>;
+    public readonly ini: string;
+    /** Values for the service's chart: the sidecar, its volumes, the checksum and the grace period. */
+    public readonly chartValues: Record<string, unknown>;
+
+    constructor(name: string, args: PgBouncerSidecarArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("velure:pooling:PgBouncerSidecar", name, {}, opts);
+        validatePgBouncerSidecarArgs(args);
+        this.ini = renderSidecarIni(args);
+        const labels = { "app.kubernetes.io/name": "pgbouncer-sidecar", "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "velure" };
+        const files = pgbouncerConfigObjects(name, args.namespace, labels, this.ini, args, { parent: this });
+        const container = this.container(args);
+        this.chartValues = {
+            [args.native ? "initContainers" : "extraContainers"]: [container],
+            extraVolumes: pgbouncerVolumes(files.configMap.metadata.name, files.secret.metadata.name),
+            podAnnotations: { "checksum/pgbouncer-config": files.checksum },
+            // The userlist Secret is group-readable by PgBouncer's group only.
+            podSecurityContext: { fsGroup: PGBOUNCER_UID },
+            terminationGracePeriodSeconds: sidecarGracePeriod(args.appDrainSeconds),
+        };
+        this.host = pulumi.output(SIDECAR_HOST);
+        this.port = pulumi.output(args.port);
+        this.registerOutputs({ host: this.host, port: this.port });
+    }
+
+    private container(args: PgBouncerSidecarArgs): k8s.types.input.core.v1.Container {
+        const lifecycle = args.native
+            ? // A native sidecar starts before the app (once its startup probe passes) and stops after it.
+              { restartPolicy: "Always", startupProbe: tcpProbe(args.port, 1, 30) }
+            : // A classic sidecar gets SIGTERM together with the app, so it waits out the app's drain first.
+              { lifecycle: { preStop: { exec: { command: ["/bin/sh", "-c", `sleep ${args.appDrainSeconds + SIDECAR_MARGIN_SECONDS}`] } } } };
+        return pgbouncerContainer({
+            name: SIDECAR_CONTAINER,
+            image: args.image,
+            port: args.port,
+            resources: args.resources,
+            overrides: { ...lifecycle, livenessProbe: tcpProbe(args.port, 10, 6) },
+        });
+    }
+}

@@ -1,0 +1,70 @@
+// mode = pgbouncer-sidecar: one PgBouncerSidecar per service, reached by the app on 127.0.0.1.
+import * as pulumi from "@pulumi/pulumi";
+import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
+import {
+    PgBouncerSidecar,
+    PgBouncerSidecarArgs,
+    SIDECAR_HOST,
+    renderSidecarIni,
+    sidecarBudgetLine,
+    validatePgBouncerSidecarArgs,
+} from "../components/pgbouncerSidecar";
+import { ServiceSpec, VelureConfig } from "../config";
+import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
+import { PoolerOption, ServiceConnection } from "./types";
+
+export function pgbouncerSidecarArgs(config: VelureConfig, service: ServiceSpec, namespace: pulumi.Input<string>): PgBouncerSidecarArgs {
+    const { database, pgbouncer, sidecar } = config;
+    return {
+        namespace,
+        image: pgbouncer.image,
+        version: pgbouncer.version,
+        tuning: pgbouncer.tuning,
+        databases: serviceDatabaseEntries(database, service),
+        user: database.user,
+        password: database.password,
+        serverCaBundle: pgbouncer.serverCaBundle,
+        port: sidecar.port,
+        resources: sidecar.resources,
+        native: sidecar.native,
+        appDrainSeconds: sidecar.appDrainSeconds,
+    };
+}
+
+export const pgbouncerSidecarOption: PoolerOption = (config) => {
+    for (const service of config.services) {
+        const args = pgbouncerSidecarArgs(config, service, service.namespace);
+        validatePgBouncerSidecarArgs(args);
+        renderSidecarIni(args);
+    }
+    const maxDb = config.pgbouncer.tuning.maxDbConnections;
+    const budget = buildBudget(
+        config.database.maxConnections,
+        config.database.reservedConnections,
+        config.services.map((s) => sidecarBudgetLine(s.name, s.maxReplicas, maxDb)),
+    );
+    assertWithinBudget(
+        budget,
+        "Every pod has its own pool: lower the services' maxReplicas, pgbouncerDefaultPoolSize + pgbouncerReservePoolSize " +
+            "(or pgbouncerMaxDbConnections), or use mode pgbouncer-cluster, whose pool does not grow with the pods.",
+    );
+    return ({ provider, serviceNamespaces }) => {
+        const connections = new Map<string, ServiceConnection>();
+        for (const service of config.services) {
+            const args = pgbouncerSidecarArgs(config, service, serviceNamespaces[service.namespace]);
+            const sidecar = new PgBouncerSidecar(`${service.releaseName}-pgbouncer`, args, { providers: [provider] });
+            connections.set(service.name, {
+                host: sidecar.host,
+                port: sidecar.port,
+                env: pgbouncerServiceEnv(config.database, service, sidecar.host, sidecar.port),
+                values: sidecar.chartValues,
+            });
+        }
+        return {
+            host: pulumi.output(SIDECAR_HOST),
+            port: pulumi.output(config.sidecar.port),
+            budget,
+            connectionFor: (service) => connections.get(service.name) as ServiceConnection,
+        };
+    };
+};

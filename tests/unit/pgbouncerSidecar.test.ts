@@ -1,0 +1,153 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { K8S, PASSWORD_TOKEN, ProgramRun, ROOT, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
+
+const SIDECAR = { mode: "pgbouncer-sidecar" };
+const SERVICES = ["auth-service", "publish-order-service"];
+
+describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
+    let run: ProgramRun;
+    const values = (r: ProgramRun, service: string) => r.one(K8S.release, `velure-${service}`).inputs.values;
+
+    before(async () => {
+        run = await runProgram(stackConfig("prod", SIDECAR));
+    });
+
+    it("declares one velure:pooling:PgBouncerSidecar per service, with a ConfigMap and a Secret in the service's namespace", () => {
+        const components = run.ofType("velure:pooling:PgBouncerSidecar").map((c) => c.name).sort();
+        assert.deepStrictEqual(components, SERVICES.map((s) => `velure-${s}-pgbouncer`));
+        for (const component of components) {
+            assert.strictEqual(run.one(K8S.configMap, `${component}-config`).inputs.metadata.namespace, "velure");
+            const secret = run.one(K8S.secret, `${component}-auth`);
+            assert.strictEqual(secret.inputs.metadata.namespace, "velure");
+            assert.ok(isWrappedSecret(secret.raw.stringData));
+        }
+        assert.strictEqual(run.ofType("velure:pooling:PgBouncerCluster").length, 0);
+        assert.strictEqual(run.ofType(K8S.deployment).length, 0, "no central Deployment");
+    });
+
+    it("renders each service's pgbouncer.ini with only its own database (and replica), on 127.0.0.1", () => {
+        const ini: string = run.one(K8S.configMap, "velure-auth-service-pgbouncer-config").inputs.data["pgbouncer.ini"];
+        const databases = ini.split("[pgbouncer]")[0].trim().split("\n").slice(1).map((l) => l.split(" = ")[0]);
+        assert.deepStrictEqual(databases, ["velure_auth", "velure_auth_ro"]);
+        assert.match(ini, /^listen_addr = 127\.0\.0\.1$/m);
+        assert.match(ini, /^listen_port = 6432$/m);
+        assert.match(ini, /^velure_auth_ro = host=velure-prod-ro\.\S+ port=5432 dbname=velure_auth$/m);
+    });
+
+    it("wires POSTGRES_HOST=127.0.0.1 and the sidecar port into the releases and the stack outputs", () => {
+        assert.strictEqual(run.outputs.postgresHost, "127.0.0.1");
+        assert.strictEqual(run.outputs.postgresPort, 6432);
+        for (const service of SERVICES) {
+            const env = values(run, service).env;
+            assert.strictEqual(env.POSTGRES_HOST, "127.0.0.1");
+            assert.strictEqual(env.POSTGRES_PORT, "6432");
+            assert.strictEqual(env.POSTGRES_SSLMODE, "disable");
+            assert.strictEqual(run.outputs.services[service].host, "127.0.0.1");
+        }
+    });
+
+    it("is a native sidecar by default: an init container with restartPolicy Always and a TCP startup probe", () => {
+        const v = values(run, "auth-service");
+        assert.strictEqual(v.extraContainers, undefined);
+        assert.strictEqual(v.initContainers.length, 1);
+        const sidecar = v.initContainers[0];
+        assert.strictEqual(sidecar.name, "pgbouncer");
+        assert.strictEqual(sidecar.restartPolicy, "Always");
+        assert.deepStrictEqual(sidecar.startupProbe.tcpSocket, { port: 6432 });
+        assert.deepStrictEqual(sidecar.livenessProbe.tcpSocket, { port: 6432 });
+        assert.strictEqual(sidecar.lifecycle, undefined, "a native sidecar needs no preStop: it stops after the app");
+        assert.strictEqual(v.terminationGracePeriodSeconds, 20 + 10);
+    });
+
+    it("offers a classic sidecar that outlives the app's drain, within a grace period that fits both", async () => {
+        const classic = await runProgram(stackConfig("prod", { ...SIDECAR, sidecarNative: false, appDrainSeconds: 40 }));
+        const v = values(classic, "auth-service");
+        assert.strictEqual(v.initContainers, undefined);
+        const sidecar = v.extraContainers[0];
+        assert.strictEqual(sidecar.restartPolicy, undefined);
+        assert.strictEqual(sidecar.startupProbe, undefined);
+        assert.deepStrictEqual(sidecar.lifecycle.preStop.exec.command, ["/bin/sh", "-c", "sleep 45"]);
+        assert.ok(v.terminationGracePeriodSeconds > 45, "the grace period outlasts the preStop sleep");
+        assert.strictEqual(v.terminationGracePeriodSeconds, 50);
+    });
+
+    it("runs the sidecar with the same restricted security context and sidecar-sized resources", () => {
+        const sidecar = values(run, "auth-service").initContainers[0];
+        const sc = sidecar.securityContext;
+        assert.deepStrictEqual([sc.runAsNonRoot, sc.readOnlyRootFilesystem, sc.allowPrivilegeEscalation], [true, true, false]);
+        assert.deepStrictEqual(sc.capabilities.drop, ["ALL"]);
+        assert.strictEqual(sc.seccompProfile.type, "RuntimeDefault");
+        assert.deepStrictEqual(sidecar.resources, { requests: { cpu: "20m", memory: "16Mi" }, limits: { cpu: "250m", memory: "64Mi" } });
+        assert.strictEqual(values(run, "auth-service").podSecurityContext.fsGroup, 70);
+    });
+
+    it("mounts the service's own ConfigMap and userlist Secret through the chart's volume hook", () => {
+        const v = values(run, "auth-service");
+        const volumes = Object.fromEntries(v.extraVolumes.map((vol: any) => [vol.name, vol]));
+        assert.strictEqual(volumes["pgbouncer-config"].configMap.name, "velure-auth-service-pgbouncer-config-generated");
+        assert.strictEqual(volumes["pgbouncer-auth"].secret.secretName, "velure-auth-service-pgbouncer-auth-generated");
+        assert.deepStrictEqual(v.initContainers[0].volumeMounts.map((m: any) => m.mountPath), ["/etc/pgbouncer", "/etc/pgbouncer-auth"]);
+    });
+
+    it("rolls the pods when the sidecar config changes (checksum annotation)", async () => {
+        const checksum = (r: ProgramRun) => values(r, "auth-service").podAnnotations["checksum/pgbouncer-config"];
+        assert.match(checksum(run), /^[0-9a-f]{64}$/);
+        const changed = await runProgram(stackConfig("prod", { ...SIDECAR, pgbouncerDefaultPoolSize: 4 }));
+        assert.notStrictEqual(checksum(changed), checksum(run));
+        assert.strictEqual(values(changed, "publish-order-service").podAnnotations["checksum/pgbouncer-config"] !== undefined, true);
+    });
+
+    it("never puts the password in a ConfigMap or in plain release values", () => {
+        for (const resource of run.resources) {
+            if (resource.type !== K8S.secret) {
+                assert.ok(!JSON.stringify(resource.raw).includes(PASSWORD_TOKEN), `${resource.type} ${resource.name} holds the password`);
+            }
+        }
+    });
+
+    it("budgets the worst case: (HPA max + surge) × per-pod pool, per service", () => {
+        const budget = run.outputs.connectionBudget;
+        assert.deepStrictEqual(
+            budget.lines.map((l: any) => [l.name, l.connections]),
+            [["auth-service", (8 + 1) * 12], ["publish-order-service", (8 + 1) * 12]],
+        );
+        assert.strictEqual(budget.used, 216);
+        assert.strictEqual(budget.available, 410 - 20);
+    });
+
+    it("fails with the services and their shares when the pods could exhaust the database", async () => {
+        const services = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")).config["velure-pooling:services"];
+        services[0].maxReplicas = 30;
+        const error = await programError(stackConfig("prod", { ...SIDECAR, services }));
+        assert.match(error.message, /connection budget exceeded: the pooler can open 480 server connections, but the database allows 390/);
+        assert.match(error.message, /auth-service: \(30 max pods \+ 1 surge\) × max_db_connections 12 = 372/);
+        assert.match(error.message, /publish-order-service: \(8 max pods \+ 1 surge\) × max_db_connections 12 = 108/);
+        assert.match(error.message, /use mode pgbouncer-cluster/);
+    });
+
+    it("rejects a privileged sidecar port", async () => {
+        const error = await programError(stackConfig("prod", { ...SIDECAR, sidecarPort: 80 }));
+        assert.match(error.message, /velure-pooling:sidecarPort: "80" is not allowed; expected an integer from 1024 to 65535/);
+    });
+});
+
+describe("the shipped chart carries the sidecar hooks", () => {
+    const chart = path.join(ROOT, "charts", "velure-service");
+    const values = YAML.parse(fs.readFileSync(path.join(chart, "values.yaml"), "utf8"));
+    const deployment = fs.readFileSync(path.join(chart, "templates", "deployment.yaml"), "utf8");
+
+    for (const hook of ["initContainers", "extraContainers", "extraVolumes", "extraVolumeMounts", "extraEnv", "env", "podAnnotations", "podSecurityContext", "terminationGracePeriodSeconds"]) {
+        it(`declares ${hook} in values.yaml and uses it in the Deployment`, () => {
+            assert.ok(hook in values, `values.yaml has no ${hook}`);
+            assert.ok(deployment.includes(`.Values.${hook}`), `deployment.yaml ignores ${hook}`);
+        });
+    }
+
+    it("rolls one pod at a time, as the sidecar budget assumes", () => {
+        assert.deepStrictEqual(values.strategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 });
+        assert.ok(deployment.includes(".Values.strategy"));
+    });
+});
