@@ -1,6 +1,6 @@
 // velure-pooling: reads and checks the config, declares the chosen pooler and the services' releases.
 import * as k8s from "@pulumi/kubernetes";
-import * as pulumi from "@pulumi/pulumi";
+import { formatVersion } from "./components/pgbouncerIni";
 import { loadConfig } from "./config";
 import { prepareOption } from "./options";
 import { deployReleases, serviceNamespaces } from "./services/releases";
@@ -36,4 +36,5 @@ export const services = Object.fromEntries(
         ];
     }),
 );
-export const pgbouncerVersion = pulumi.output(config.mode === "rds-proxy" ? "" : `${config.pgbouncer.version.major}.${config.pgbouncer.version.minor}.${config.pgbouncer.version.patch}`);
+/** The PgBouncer version the config was rendered for (PgBouncer modes only). */
+export const pgbouncerVersion = config.mode === "rds-proxy" ? undefined : formatVersion(config.pgbouncer.version);

@@ -19,8 +19,12 @@ import {
     verifiesServerCertificate,
 } from "../components/pgbouncerIni";
 import { ResourceSpec } from "../components/pgbouncerPod";
-import { CONFIG_KEYS, ConfigKey, KeySpec, MODES, Mode, PROJECT } from "./schema";
+import { RdsProxySpec, readRdsProxy } from "./rds";
+import { ConfigError, Reader, defaultOf, isRecord } from "./reader";
+import { ConfigKey, MODES, Mode, PROJECT } from "./schema";
 
+export { AlarmThresholds, RdsProxySpec, RdsTarget } from "./rds";
+export { ConfigError } from "./reader";
 export { MODES, Mode, PROJECT } from "./schema";
 
 export type ChartSource = { path: string } | { repo: string; name: string; version: string };
@@ -75,6 +79,8 @@ export interface VelureConfig {
     kubernetes: { kubeconfig?: string; context?: string; createServiceNamespaces: boolean };
     pgbouncer: PgBouncerSpec;
     sidecar: SidecarSpec;
+    /** Present in mode rds-proxy only. */
+    rds?: RdsProxySpec;
 }
 
 export const DEFAULT_CHART: ChartSource = { path: "charts/velure-service" };
@@ -83,84 +89,6 @@ const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
-
-export class ConfigError extends Error {
-    constructor(public readonly problems: string[]) {
-        super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-        this.name = "ConfigError";
-    }
-}
-
-function defaultOf(key: ConfigKey): unknown {
-    return (CONFIG_KEYS[key] as KeySpec).default;
-}
-
-/** A reader that collects problems instead of stopping at the first one. */
-class Reader {
-    readonly problems: string[] = [];
-
-    constructor(private readonly config: pulumi.Config) {}
-
-    problem(key: string, value: unknown, allowed: string): void {
-        this.problems.push(`${PROJECT}:${key}: ${JSON.stringify(value)} is not allowed; ${allowed}`);
-    }
-
-    raw(key: ConfigKey): string | undefined {
-        return this.config.get(key);
-    }
-
-    string(key: ConfigKey): string {
-        const value = this.raw(key);
-        if (value !== undefined) {
-            return value;
-        }
-        const fallback = defaultOf(key);
-        if (fallback === undefined) {
-            this.problems.push(`${PROJECT}:${key} is required: ${CONFIG_KEYS[key].description}`);
-            return "";
-        }
-        return String(fallback);
-    }
-
-    oneOf<T extends string>(key: ConfigKey, allowed: readonly T[]): T {
-        const value = this.string(key);
-        if (!allowed.includes(value as T)) {
-            this.problem(key, value, `expected one of ${allowed.join(", ")}`);
-        }
-        return value as T;
-    }
-
-    integer(key: ConfigKey, min: number, max = Number.MAX_SAFE_INTEGER): number {
-        const text = this.string(key);
-        const value = Number(text);
-        if (!/^-?\d+$/.test(text.trim()) || value < min || value > max) {
-            this.problem(key, text, max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}` : `expected an integer from ${min} to ${max}`);
-            return min;
-        }
-        return value;
-    }
-
-    boolean(key: ConfigKey): boolean {
-        const text = this.string(key);
-        if (text !== "true" && text !== "false") {
-            this.problem(key, text, "expected true or false");
-        }
-        return text === "true";
-    }
-
-    object<T>(key: ConfigKey): T {
-        const value = this.raw(key);
-        if (value === undefined) {
-            return defaultOf(key) as T;
-        }
-        try {
-            return JSON.parse(value) as T;
-        } catch {
-            this.problem(key, value, "expected a structured (YAML/JSON) value");
-            return defaultOf(key) as T;
-        }
-    }
-}
 
 function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
     const host = r.string("databaseHost");
@@ -195,10 +123,6 @@ function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
         maxConnections,
         reservedConnections,
     };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-    return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function readChart(r: Reader, at: string, chart: unknown): ChartSource {
@@ -431,6 +355,7 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
             resources: readResources(r, "sidecarResources"),
             appDrainSeconds: r.integer("appDrainSeconds", 0, 3600),
         },
+        rds: mode === "rds-proxy" ? readRdsProxy(r) : undefined,
     };
     if (r.problems.length > 0) {
         throw new ConfigError(r.problems);

@@ -7,7 +7,8 @@ export const PROJECT = "velure-pooling";
 export const MODES = ["rds-proxy", "pgbouncer-cluster", "pgbouncer-sidecar"] as const;
 export type Mode = (typeof MODES)[number];
 
-export type KeyType = "string" | "integer" | "boolean" | "object";
+/** "array" is a list of strings. */
+export type KeyType = "string" | "integer" | "boolean" | "array" | "object";
 
 export interface KeySpec {
     type: KeyType;
@@ -42,6 +43,16 @@ export const DEFAULT_PGBOUNCER_RESOURCES = {
 export const DEFAULT_SIDECAR_RESOURCES = {
     requests: { cpu: "20m", memory: "16Mi" },
     limits: { cpu: "250m", memory: "64Mi" },
+};
+
+export const DEFAULT_RDS_ALARMS = {
+    databaseConnectionsPercent: 80,
+    clientConnections: 1000,
+    borrowLatencyMicroseconds: 50000,
+    sessionPinnedConnections: 10,
+    databaseConnectionsSetupFailed: 1,
+    clientAuthFailures: 10,
+    availabilityPercent: 99,
 };
 
 export const CONFIG_KEYS = {
@@ -190,6 +201,118 @@ export const CONFIG_KEYS = {
         type: "integer",
         default: 20,
         description: "Seconds an application pod takes to drain after SIGTERM; the sidecar outlives it and the grace period fits both.",
+    },
+    awsTags: {
+        type: "object",
+        default: { project: "velure-pooling" },
+        description: "Tags on every AWS resource (rds-proxy).",
+    },
+    rdsProxyName: {
+        type: "string",
+        default: "",
+        description: "rds-proxy: the proxy's name. Empty: velure-<stack>.",
+    },
+    rdsInstanceIdentifier: {
+        type: "string",
+        default: "",
+        description: "rds-proxy: the RDS instance behind the proxy (set this or rdsClusterIdentifier).",
+    },
+    rdsClusterIdentifier: {
+        type: "string",
+        default: "",
+        description: "rds-proxy: the Aurora cluster behind the proxy (set this or rdsInstanceIdentifier).",
+    },
+    rdsVpcId: { type: "string", default: "", description: "rds-proxy: the VPC of the database and the proxy." },
+    rdsSubnetIds: {
+        type: "array",
+        default: [],
+        description: "rds-proxy: at least two subnet IDs, in different AZs, for the proxy.",
+    },
+    rdsDatabaseSecurityGroupId: {
+        type: "string",
+        default: "",
+        description: "rds-proxy: the database's security group; the program adds an ingress rule from the proxy to it.",
+    },
+    rdsClientSecurityGroupIds: {
+        type: "array",
+        default: [],
+        description: "rds-proxy: security groups (EKS nodes or pods) allowed to reach the proxy on 5432.",
+    },
+    rdsClientCidrs: {
+        type: "array",
+        default: [],
+        description: "rds-proxy: CIDR blocks allowed to reach the proxy on 5432 (with or instead of security groups).",
+    },
+    rdsSecretArn: {
+        type: "string",
+        default: "",
+        description: "rds-proxy: an existing Secrets Manager secret {username, password}. Empty: the program creates one.",
+    },
+    rdsKmsKeyArn: {
+        type: "string",
+        default: "",
+        description: "rds-proxy: a customer KMS key that encrypts the secret. Empty: the AWS managed key.",
+    },
+    rdsRequireTls: { type: "boolean", default: true, description: "rds-proxy: clients must use TLS." },
+    rdsIamAuth: {
+        type: "string",
+        default: "DISABLED",
+        description: "rds-proxy: DISABLED (password auth) or REQUIRED (IAM auth tokens; clients need rds-db:connect).",
+    },
+    rdsIdleClientTimeout: {
+        type: "integer",
+        default: 1800,
+        description: "rds-proxy: seconds before an idle client connection is closed.",
+    },
+    rdsDebugLogging: {
+        type: "boolean",
+        default: false,
+        description: "rds-proxy: log SQL statements (leaks query text into CloudWatch; keep off).",
+    },
+    rdsMaxConnectionsPercent: {
+        type: "integer",
+        default: 90,
+        description: "rds-proxy: the proxy's pool as a percentage of the database's max_connections.",
+    },
+    rdsMaxIdleConnectionsPercent: {
+        type: "integer",
+        default: 50,
+        description: "rds-proxy: idle connections kept, as a percentage of max_connections (at most rdsMaxConnectionsPercent).",
+    },
+    rdsConnectionBorrowTimeout: {
+        type: "integer",
+        default: 120,
+        description: "rds-proxy: seconds a client waits for a free database connection.",
+    },
+    rdsInitQuery: {
+        type: "string",
+        default: "",
+        description: "rds-proxy: SQL run on each new database connection (SET statements).",
+    },
+    rdsSessionPinningFilters: {
+        type: "array",
+        default: [],
+        description: "rds-proxy: session pinning filters; the only one is EXCLUDE_VARIABLE_SETS.",
+    },
+    rdsReadOnlyEndpoint: {
+        type: "boolean",
+        default: false,
+        description: "rds-proxy: add a READ_ONLY endpoint (Aurora clusters only) and give it to the services.",
+    },
+    rdsLogRetentionDays: {
+        type: "integer",
+        default: 30,
+        description: "rds-proxy: retention of the /aws/rds/proxy/<name> log group, in days (a CloudWatch value).",
+    },
+    rdsAlarmTopicArn: {
+        type: "string",
+        default: "",
+        description: "rds-proxy: SNS topic for alarm and OK actions. Empty: alarms without actions.",
+    },
+    rdsAlarms: {
+        type: "object",
+        default: DEFAULT_RDS_ALARMS,
+        description: "rds-proxy: CloudWatch alarm thresholds.",
     },
 } satisfies Record<string, KeySpec>;
 

@@ -1,18 +1,14 @@
 import { Mode, VelureConfig } from "../config";
 import { pgbouncerClusterOption } from "./pgbouncerCluster";
 import { pgbouncerSidecarOption } from "./pgbouncerSidecar";
+import { rdsProxyOption } from "./rdsProxy";
 import { DeclarePooler, PoolerOption } from "./types";
 
-function notBuiltYet(mode: Mode): PoolerOption {
-    return () => {
-        throw new Error(`velure-pooling:mode "${mode}" is not available yet; use pgbouncer-cluster or pgbouncer-sidecar`);
-    };
-}
-
+/** One entry per mode: adding a mode is adding a module here. */
 const OPTIONS: Record<Mode, PoolerOption> = {
+    "rds-proxy": rdsProxyOption,
     "pgbouncer-cluster": pgbouncerClusterOption,
     "pgbouncer-sidecar": pgbouncerSidecarOption,
-    "rds-proxy": notBuiltYet("rds-proxy"),
 };
 
 /** Checks the mode's config and returns how to declare its pooler; declares nothing itself. */

@@ -9,6 +9,7 @@ export const ROOT = path.resolve(__dirname, "..", "..");
 export const PASSWORD = 'S3cr3t-7731 "quoted" p@ss';
 /** A part of the password that survives any quoting, to search for. */
 export const PASSWORD_TOKEN = "S3cr3t-7731";
+export const MOCK_REGION = "eu-west-1";
 export const TEST_CA_FILE = "tests/fixtures/test-ca.pem";
 
 export interface Declared {
@@ -95,6 +96,25 @@ function resolved<T>(value: T): Promise<any> {
     return new Promise((resolve) => pulumi.output(value).apply((v) => resolve(v)));
 }
 
+/** What AWS would compute for the resources the program reads back (ARNs, endpoints). */
+function awsMockState(type: string, name: string, inputs: any): Record<string, unknown> {
+    const account = "123456789012";
+    switch (type) {
+        case "aws:secretsmanager/secret:Secret":
+            return { arn: `arn:aws:secretsmanager:${MOCK_REGION}:${account}:secret:${inputs.namePrefix}AbCdEf` };
+        case "aws:iam/role:Role":
+            return { arn: `arn:aws:iam::${account}:role/${name}` };
+        case "aws:rds/proxy:Proxy":
+            return { endpoint: `${inputs.name}.proxy-abc123.${MOCK_REGION}.rds.amazonaws.com`, arn: `arn:aws:rds:${MOCK_REGION}:${account}:db-proxy:prx-0123` };
+        case "aws:rds/proxyEndpoint:ProxyEndpoint":
+            return { endpoint: `${inputs.dbProxyEndpointName}.endpoint.proxy-abc123.${MOCK_REGION}.rds.amazonaws.com` };
+        case "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup":
+            return { name: "default" };
+        default:
+            return {};
+    }
+}
+
 /** Runs index.ts with this config; rejects with the program's error when it throws. */
 export async function runProgram(config: StackConfig): Promise<ProgramRun> {
     const resources: Declared[] = [];
@@ -108,9 +128,13 @@ export async function runProgram(config: StackConfig): Promise<ProgramRun> {
                 if (args.type.startsWith("kubernetes:")) {
                     state.metadata = { ...metadata, name: metadata.name ?? `${args.name}-generated` };
                 }
+                Object.assign(state, awsMockState(args.type, args.name, inputs));
                 return { id: `${args.name}-id`, state };
             },
             call(args) {
+                if (args.token === "aws:index/getRegion:getRegion") {
+                    return { region: MOCK_REGION, name: MOCK_REGION, id: MOCK_REGION };
+                }
                 return args.inputs;
             },
         },

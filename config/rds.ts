@@ -1,0 +1,173 @@
+// The config of the rds-proxy option, read only when that mode is chosen (its keys name AWS resources that
+// the other modes never touch).
+import * as pulumi from "@pulumi/pulumi";
+import { Reader, isRecord, readStringList } from "./reader";
+import { DEFAULT_RDS_ALARMS } from "./schema";
+
+export type RdsTarget = { kind: "instance"; identifier: string } | { kind: "cluster"; identifier: string };
+export type AlarmThresholds = typeof DEFAULT_RDS_ALARMS;
+
+export interface RdsProxySpec {
+    name: string;
+    target: RdsTarget;
+    vpcId: string;
+    subnetIds: string[];
+    databaseSecurityGroupId: string;
+    clientSecurityGroupIds: string[];
+    clientCidrs: string[];
+    /** An existing secret; when absent the program creates one. */
+    secretArn?: string;
+    kmsKeyArn?: string;
+    requireTls: boolean;
+    iamAuth: "DISABLED" | "REQUIRED";
+    idleClientTimeout: number;
+    debugLogging: boolean;
+    pool: {
+        maxConnectionsPercent: number;
+        maxIdleConnectionsPercent: number;
+        connectionBorrowTimeout: number;
+        initQuery?: string;
+        sessionPinningFilters: string[];
+    };
+    readOnlyEndpoint: boolean;
+    logRetentionDays: number;
+    alarmTopicArn?: string;
+    alarms: AlarmThresholds;
+    tags: Record<string, string>;
+}
+
+const PROXY_NAME = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,58}[A-Za-z0-9]$/;
+const RDS_IDENTIFIER = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/;
+const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
+const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
+const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8,17}$/;
+const IPV4_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/;
+export const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/;
+const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+const PINNING_FILTERS = ["EXCLUDE_VARIABLE_SETS"];
+
+function optionalMatch(r: Reader, key: Parameters<Reader["string"]>[0], pattern: RegExp, allowed: string): string | undefined {
+    const value = r.string(key);
+    if (value && !pattern.test(value)) {
+        r.problem(key, value, allowed);
+    }
+    return value || undefined;
+}
+
+function requiredMatch(r: Reader, key: Parameters<Reader["string"]>[0], pattern: RegExp, allowed: string): string {
+    const value = r.string(key);
+    if (!pattern.test(value)) {
+        r.problem(key, value, allowed);
+    }
+    return value;
+}
+
+function readTarget(r: Reader): RdsTarget {
+    const instance = optionalMatch(r, "rdsInstanceIdentifier", RDS_IDENTIFIER, "expected an RDS DB instance identifier");
+    const cluster = optionalMatch(r, "rdsClusterIdentifier", RDS_IDENTIFIER, "expected an Aurora DB cluster identifier");
+    if (instance && cluster) {
+        r.problem("rdsClusterIdentifier", cluster, `expected exactly one target, but rdsInstanceIdentifier is set too ("${instance}")`);
+    }
+    if (!instance && !cluster) {
+        r.problem("rdsInstanceIdentifier", "", "expected exactly one target: set rdsInstanceIdentifier (RDS) or rdsClusterIdentifier (Aurora)");
+    }
+    return cluster && !instance ? { kind: "cluster", identifier: cluster } : { kind: "instance", identifier: instance ?? "" };
+}
+
+function readNetwork(r: Reader): Pick<RdsProxySpec, "vpcId" | "subnetIds" | "databaseSecurityGroupId" | "clientSecurityGroupIds" | "clientCidrs"> {
+    const subnetIds = readStringList(r, "rdsSubnetIds", SUBNET_ID, "expected subnet IDs such as subnet-0123456789abcdef0");
+    if (subnetIds.length < 2) {
+        r.problem("rdsSubnetIds", subnetIds, "expected at least two subnets, in different availability zones");
+    }
+    if (new Set(subnetIds).size !== subnetIds.length) {
+        r.problem("rdsSubnetIds", subnetIds, "expected each subnet once");
+    }
+    const clientSecurityGroupIds = readStringList(r, "rdsClientSecurityGroupIds", SECURITY_GROUP_ID, "expected security group IDs such as sg-0123456789abcdef0");
+    const clientCidrs = readStringList(r, "rdsClientCidrs", IPV4_CIDR, "expected IPv4 CIDR blocks such as 10.0.0.0/16");
+    if (clientSecurityGroupIds.length === 0 && clientCidrs.length === 0) {
+        r.problem("rdsClientSecurityGroupIds", [], "expected the cluster's node or pod security groups (or rdsClientCidrs): nothing could reach the proxy");
+    }
+    return {
+        vpcId: requiredMatch(r, "rdsVpcId", VPC_ID, "expected a VPC ID such as vpc-0123456789abcdef0"),
+        subnetIds,
+        databaseSecurityGroupId: requiredMatch(r, "rdsDatabaseSecurityGroupId", SECURITY_GROUP_ID, "expected the database's security group ID (sg-...)"),
+        clientSecurityGroupIds,
+        clientCidrs,
+    };
+}
+
+function readPool(r: Reader): RdsProxySpec["pool"] {
+    const maxConnectionsPercent = r.integer("rdsMaxConnectionsPercent", 1, 100);
+    const maxIdleConnectionsPercent = r.integer("rdsMaxIdleConnectionsPercent", 0, 100);
+    if (maxIdleConnectionsPercent > maxConnectionsPercent) {
+        r.problem("rdsMaxIdleConnectionsPercent", maxIdleConnectionsPercent, `expected at most rdsMaxConnectionsPercent (${maxConnectionsPercent})`);
+    }
+    const filters = readStringList(r, "rdsSessionPinningFilters", /^EXCLUDE_VARIABLE_SETS$/, `expected only ${PINNING_FILTERS.join(", ")}`);
+    return {
+        maxConnectionsPercent,
+        maxIdleConnectionsPercent,
+        connectionBorrowTimeout: r.integer("rdsConnectionBorrowTimeout", 0, 3600),
+        initQuery: r.string("rdsInitQuery") || undefined,
+        sessionPinningFilters: filters,
+    };
+}
+
+function readAlarms(r: Reader): AlarmThresholds {
+    const raw = r.object<unknown>("rdsAlarms");
+    const merged = { ...DEFAULT_RDS_ALARMS, ...(isRecord(raw) ? raw : {}) } as Record<string, unknown>;
+    if (!isRecord(raw)) {
+        r.problem("rdsAlarms", raw, `expected a map with ${Object.keys(DEFAULT_RDS_ALARMS).join(", ")}`);
+    }
+    for (const [key, value] of Object.entries(merged)) {
+        if (!(key in DEFAULT_RDS_ALARMS)) {
+            r.problem(`rdsAlarms.${key}`, value, `expected one of ${Object.keys(DEFAULT_RDS_ALARMS).join(", ")}`);
+        } else if (typeof value !== "number" || !(value >= 0) || (key.endsWith("Percent") && value > 100)) {
+            r.problem(`rdsAlarms.${key}`, value, key.endsWith("Percent") ? "expected a number from 0 to 100" : "expected a number >= 0");
+        }
+    }
+    return merged as AlarmThresholds;
+}
+
+function readTags(r: Reader): Record<string, string> {
+    const raw = r.object<unknown>("awsTags");
+    if (!isRecord(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
+        r.problem("awsTags", raw, "expected a map of tag names to string values");
+        return {};
+    }
+    return raw as Record<string, string>;
+}
+
+export function readRdsProxy(r: Reader): RdsProxySpec {
+    const name = r.string("rdsProxyName") || `velure-${pulumi.getStack()}`;
+    if (!PROXY_NAME.test(name)) {
+        r.problem("rdsProxyName", name, "expected 1-60 letters, digits and single hyphens, starting with a letter");
+    }
+    const target = readTarget(r);
+    const readOnlyEndpoint = r.boolean("rdsReadOnlyEndpoint");
+    if (readOnlyEndpoint && target.kind !== "cluster") {
+        r.problem("rdsReadOnlyEndpoint", true, "READ_ONLY proxy endpoints exist only for Aurora clusters; set rdsClusterIdentifier or turn it off");
+    }
+    const logRetentionDays = r.integer("rdsLogRetentionDays", 1);
+    if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
+        r.problem("rdsLogRetentionDays", logRetentionDays, `expected one of CloudWatch's values: ${LOG_RETENTION_DAYS.join(", ")}`);
+    }
+    return {
+        name,
+        target,
+        ...readNetwork(r),
+        secretArn: optionalMatch(r, "rdsSecretArn", SECRET_ARN, "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"),
+        kmsKeyArn: optionalMatch(r, "rdsKmsKeyArn", KMS_KEY_ARN, "expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)"),
+        requireTls: r.boolean("rdsRequireTls"),
+        iamAuth: r.oneOf("rdsIamAuth", ["DISABLED", "REQUIRED"] as const),
+        idleClientTimeout: r.integer("rdsIdleClientTimeout", 1, 28800),
+        debugLogging: r.boolean("rdsDebugLogging"),
+        pool: readPool(r),
+        readOnlyEndpoint,
+        logRetentionDays,
+        alarmTopicArn: optionalMatch(r, "rdsAlarmTopicArn", SNS_TOPIC_ARN, "expected an SNS topic ARN"),
+        alarms: readAlarms(r),
+        tags: readTags(r),
+    };
+}

@@ -1,0 +1,102 @@
+// A config reader that collects problems instead of stopping at the first one, so that one run reports
+// all of them, each naming the key, the bad value and what is allowed.
+import * as pulumi from "@pulumi/pulumi";
+import { CONFIG_KEYS, ConfigKey, KeySpec, PROJECT } from "./schema";
+
+export class ConfigError extends Error {
+    constructor(public readonly problems: string[]) {
+        super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+        this.name = "ConfigError";
+    }
+}
+
+export function defaultOf(key: ConfigKey): unknown {
+    return (CONFIG_KEYS[key] as KeySpec).default;
+}
+
+/** A reader that collects problems instead of stopping at the first one. */
+export class Reader {
+    readonly problems: string[] = [];
+
+    constructor(private readonly config: pulumi.Config) {}
+
+    problem(key: string, value: unknown, allowed: string): void {
+        this.problems.push(`${PROJECT}:${key}: ${JSON.stringify(value)} is not allowed; ${allowed}`);
+    }
+
+    raw(key: ConfigKey): string | undefined {
+        return this.config.get(key);
+    }
+
+    string(key: ConfigKey): string {
+        const value = this.raw(key);
+        if (value !== undefined) {
+            return value;
+        }
+        const fallback = defaultOf(key);
+        if (fallback === undefined) {
+            this.problems.push(`${PROJECT}:${key} is required: ${CONFIG_KEYS[key].description}`);
+            return "";
+        }
+        return String(fallback);
+    }
+
+    oneOf<T extends string>(key: ConfigKey, allowed: readonly T[]): T {
+        const value = this.string(key);
+        if (!allowed.includes(value as T)) {
+            this.problem(key, value, `expected one of ${allowed.join(", ")}`);
+        }
+        return value as T;
+    }
+
+    integer(key: ConfigKey, min: number, max = Number.MAX_SAFE_INTEGER): number {
+        const text = this.string(key);
+        const value = Number(text);
+        if (!/^-?\d+$/.test(text.trim()) || value < min || value > max) {
+            this.problem(key, text, max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}` : `expected an integer from ${min} to ${max}`);
+            return min;
+        }
+        return value;
+    }
+
+    boolean(key: ConfigKey): boolean {
+        const text = this.string(key);
+        if (text !== "true" && text !== "false") {
+            this.problem(key, text, "expected true or false");
+        }
+        return text === "true";
+    }
+
+    object<T>(key: ConfigKey): T {
+        const value = this.raw(key);
+        if (value === undefined) {
+            return defaultOf(key) as T;
+        }
+        try {
+            return JSON.parse(value) as T;
+        } catch {
+            this.problem(key, value, "expected a structured (YAML/JSON) value");
+            return defaultOf(key) as T;
+        }
+    }
+}
+
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A list of strings, each matching `pattern`. */
+export function readStringList(r: Reader, key: ConfigKey, pattern: RegExp, allowed: string): string[] {
+    const raw = r.object<unknown>(key);
+    if (!Array.isArray(raw)) {
+        r.problem(key, raw, "expected a list of strings");
+        return [];
+    }
+    for (const item of raw) {
+        if (typeof item !== "string" || !pattern.test(item)) {
+            r.problem(key, item, allowed);
+        }
+    }
+    return raw.filter((item): item is string => typeof item === "string");
+}

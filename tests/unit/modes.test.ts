@@ -1,0 +1,35 @@
+import * as assert from "assert";
+import { K8S, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig } from "./harness";
+
+const COMPONENT: Record<string, string> = {
+    "rds-proxy": "velure:pooling:RdsProxy",
+    "pgbouncer-cluster": "velure:pooling:PgBouncerCluster",
+    "pgbouncer-sidecar": "velure:pooling:PgBouncerSidecar",
+};
+
+describe("every stack file evaluates in every mode, with nothing else changed", () => {
+    for (const stack of ["dev", "prod"]) {
+        for (const mode of Object.keys(COMPONENT)) {
+            it(`${stack} × ${mode}: routes to ${COMPONENT[mode]} and wires both releases to it`, async () => {
+                const run = await runProgram(stackConfig(stack, { mode }));
+                assert.strictEqual(run.outputs.mode, mode);
+                const components = run.resources.filter((r) => r.type.startsWith("velure:pooling:")).map((r) => r.type);
+                assert.ok(components.length > 0 && components.every((t) => t === COMPONENT[mode]), `components: ${components}`);
+                const releases = run.ofType(K8S.release);
+                assert.strictEqual(releases.length, 2);
+                for (const release of releases) {
+                    assert.strictEqual(release.inputs.values.env.POSTGRES_HOST, run.outputs.postgresHost);
+                    assert.strictEqual(release.inputs.values.env.POSTGRES_PORT, String(run.outputs.postgresPort));
+                }
+                assert.ok(run.outputs.connectionBudget.used <= run.outputs.connectionBudget.available);
+                for (const resource of run.resources) {
+                    const holdsPassword = JSON.stringify(resource.raw).includes(PASSWORD_TOKEN);
+                    if (holdsPassword) {
+                        const data = resource.raw.stringData ?? resource.raw.secretString;
+                        assert.ok(isWrappedSecret(data), `${resource.type} ${resource.name} holds the password outside a secret`);
+                    }
+                }
+            });
+        }
+    }
+});
