@@ -57,13 +57,14 @@ export function shutdownSequence(drainSeconds: number): ShutdownSequence {
     };
 }
 
-export function preStopCommand(sequence: ShutdownSequence): string[] {
+/** The preStop hook. PgBouncer is PID 1 in its container; `pid` is the seam for running it elsewhere. */
+export function preStopCommand(sequence: ShutdownSequence, pid = 1): string[] {
     const signal = sequence.signal.replace(/^SIG/, "");
     return [
         "/bin/sh",
         "-c",
-        `sleep ${sequence.endpointRemovalSeconds}; kill -${signal} 1; ` +
-            `i=0; while kill -0 1 2>/dev/null && [ $i -lt ${sequence.drainSeconds} ]; do sleep 1; i=$((i+1)); done`,
+        `sleep ${sequence.endpointRemovalSeconds}; kill -${signal} ${pid}; ` +
+            `i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt ${sequence.drainSeconds} ]; do sleep 1; i=$((i+1)); done`,
     ];
 }
 

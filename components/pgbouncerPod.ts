@@ -124,11 +124,17 @@ export interface PgBouncerConfigArgs {
     serverCaBundle?: string;
 }
 
-/** pgbouncer.ini for the files as this module mounts them. */
-export function renderPoolerIni(args: PgBouncerConfigArgs, listen: ListenAddress): string {
+/** Where the pod mounts the userlist and the CA bundle. */
+export const MOUNTED_FILES = { authFile: AUTH_FILE, serverCaFile: SERVER_CA_FILE };
+
+/**
+ * pgbouncer.ini for the files as this module mounts them. `files` is the seam for running the same
+ * config outside a pod (the integration tests), where the files live elsewhere.
+ */
+export function renderPoolerIni(args: PgBouncerConfigArgs, listen: ListenAddress, files = MOUNTED_FILES): string {
     const settings = pgbouncerSettings(args.version, args.tuning, listen, {
-        authFile: AUTH_FILE,
-        serverCaFile: args.serverCaBundle ? SERVER_CA_FILE : undefined,
+        authFile: files.authFile,
+        serverCaFile: args.serverCaBundle ? files.serverCaFile : undefined,
     });
     return renderPgBouncerIni({ version: args.version, databases: args.databases, settings });
 }

@@ -1,0 +1,38 @@
+// The pooler under test: pgbouncer.ini and userlist.txt rendered by the program's own code from a stack
+// file, with only the database address, TLS mode and file locations changed for loopback.
+import * as pulumi from "@pulumi/pulumi";
+import { execFileSync } from "child_process";
+import { renderUserlist } from "../../components/pgbouncerIni";
+import { renderPoolerIni } from "../../components/pgbouncerPod";
+import { VelureConfig, loadConfig } from "../../config";
+import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
+import { stackConfig } from "../unit/harness";
+import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER } from "./servers";
+
+/** The version of the PgBouncer binary on this machine (Debian 12: 1.18.0). */
+export const LOCAL_PGBOUNCER_VERSION = /PgBouncer (\d+\.\d+\.\d+)/.exec(execFileSync(PGBOUNCER_BIN, ["--version"]).toString())?.[1] ?? "1.18.0";
+
+export function loopbackConfig(primary: PostgresServer, overrides: Record<string, unknown> = {}): VelureConfig {
+    const config = stackConfig("dev", {
+        mode: "pgbouncer-cluster",
+        databaseHost: primary.host,
+        databasePort: primary.port,
+        databasePassword: PASSWORD,
+        pgbouncerServerTlsSslmode: "disable",
+        pgbouncerImage: `ghcr.io/icoretech/pgbouncer-docker:${LOCAL_PGBOUNCER_VERSION}`,
+        ...overrides,
+    });
+    pulumi.runtime.setAllConfig(config, ["velure-pooling:databasePassword"]);
+    return loadConfig();
+}
+
+export function renderIni(config: VelureConfig, bouncer: PgBouncerProcess): (port: number) => string {
+    return (port) => renderPoolerIni(pgbouncerClusterArgs(config), { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile: "" });
+}
+
+export const USERLIST = renderUserlist([{ name: USER, password: PASSWORD }]);
+
+export async function startPgBouncer(config: VelureConfig, port?: number): Promise<PgBouncerProcess> {
+    const bouncer = new PgBouncerProcess();
+    return bouncer.start(renderIni(config, bouncer), USERLIST, port);
+}

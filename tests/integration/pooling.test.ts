@@ -1,0 +1,299 @@
+// What PgBouncer does with the config the program renders: real PostgreSQL 15 and PgBouncer on loopback.
+import * as assert from "assert";
+import { execFile } from "child_process";
+import { Client } from "pg";
+import { promisify } from "util";
+import { clusterBudgetLines, preStopCommand, shutdownSequence } from "../../components/pgbouncerCluster";
+import { sidecarBudgetLine } from "../../components/pgbouncerSidecar";
+import { LOCAL_PGBOUNCER_VERSION, loopbackConfig, renderIni, startPgBouncer } from "./pooler";
+import { PgBouncerProcess, PostgresServer, clientConfig, freePort, sampleMax, sleep, withClient } from "./servers";
+
+const DATABASES = ["velure_auth", "velure_orders"];
+/** Like a small RDS instance (db.t4g.micro allows about 80; the tests squeeze harder). */
+const MAX_CONNECTIONS = 40;
+
+async function connect(port: number, database = "velure_auth"): Promise<Client> {
+    const client = new Client(clientConfig(port, database));
+    client.on("error", () => undefined);
+    await client.connect();
+    return client;
+}
+
+async function ackedIds(pg: PostgresServer, database = "velure_auth"): Promise<Set<string>> {
+    return pg.superuser(async (c) => new Set((await c.query("SELECT id FROM acked")).rows.map((r) => r.id as string)), database);
+}
+
+/** One transaction that inserts `id`; resolves when the commit is acknowledged. */
+async function insertAcked(client: Client, id: string, holdSeconds = 0): Promise<void> {
+    await client.query("BEGIN");
+    await client.query("INSERT INTO acked (id) VALUES ($1)", [id]);
+    if (holdSeconds > 0) {
+        await client.query("SELECT pg_sleep($1)", [holdSeconds]);
+    }
+    await client.query("COMMIT");
+}
+
+describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_connections ${MAX_CONNECTIONS})`, function () {
+    this.timeout(120000);
+    let primary: PostgresServer;
+    let replica: PostgresServer;
+
+    before(async () => {
+        primary = await new PostgresServer({ maxConnections: MAX_CONNECTIONS, databases: DATABASES }).start();
+        // The replica is a second server on another loopback address and the same port, as an RDS replica would be.
+        replica = await new PostgresServer({ maxConnections: MAX_CONNECTIONS, databases: DATABASES, host: "127.0.0.2", port: primary.port }).start();
+    });
+
+    after(() => {
+        primary?.stop();
+        replica?.stop();
+    });
+
+    afterEach(async () => {
+        await primary.superuser((c) => c.query("TRUNCATE acked"), "velure_auth");
+    });
+
+    describe("auth and routing", () => {
+        let bouncer: PgBouncerProcess;
+
+        before(async () => {
+            bouncer = await startPgBouncer(loopbackConfig(primary, { databaseReplicaHost: replica.host }));
+        });
+        after(() => bouncer.stop());
+
+        it("authenticates with the rendered userlist (SCRAM) and reaches each service's database by name", async () => {
+            for (const database of DATABASES) {
+                const row = await withClient(clientConfig(bouncer.port, database), async (c) => (await c.query("SELECT current_database() AS db, inet_server_addr()::text AS addr")).rows[0]);
+                assert.deepStrictEqual(row, { db: database, addr: "127.0.0.1/32" });
+            }
+        });
+
+        it("routes the read-replica entry to its own server", async () => {
+            const row = await withClient(clientConfig(bouncer.port, "velure_auth_ro"), async (c) => (await c.query("SELECT current_database() AS db, inet_server_addr()::text AS addr")).rows[0]);
+            assert.deepStrictEqual(row, { db: "velure_auth", addr: "127.0.0.2/32" });
+        });
+
+        it("runs pgx-style extended-protocol queries in transaction mode", async () => {
+            const rows = await withClient(clientConfig(bouncer.port, "velure_auth"), async (c) => (await c.query("SELECT $1::int + 1 AS n", [41])).rows);
+            assert.deepStrictEqual(rows, [{ n: 42 }]);
+        });
+
+        it("refuses a wrong password and an unknown database with PostgreSQL's errors, and keeps connected clients working", async () => {
+            const connected = await connect(bouncer.port);
+            await assert.rejects(withClient(clientConfig(bouncer.port, "velure_auth", { password: "wrong" }), async () => undefined), /SASL authentication failed|password authentication failed/);
+            await assert.rejects(withClient(clientConfig(bouncer.port, "nope"), async () => undefined), /no such database: nope/);
+            assert.deepStrictEqual((await connected.query("SELECT 1 AS ok")).rows, [{ ok: 1 }]);
+            await connected.end();
+        });
+
+        it("ignores extra_float_digits in the startup packet, as the exporter and JDBC send it", async () => {
+            const rows = await withClient({ ...clientConfig(bouncer.port, "velure_auth"), options: undefined, extra_float_digits: 2 } as any, async (c) => (await c.query("SELECT 1 AS ok")).rows);
+            assert.deepStrictEqual(rows, [{ ok: 1 }]);
+        });
+    });
+
+    it("refuses clients beyond max_client_conn, and the connected ones are unaffected", async () => {
+        const bouncer = await startPgBouncer(loopbackConfig(primary, { pgbouncerMaxClientConn: 5 }));
+        try {
+            const clients = await Promise.all([1, 2, 3, 4, 5].map(() => connect(bouncer.port)));
+            await assert.rejects(connect(bouncer.port), /no more connections allowed \(max_client_conn\)/);
+            const results = await Promise.all(clients.map(async (c) => (await c.query("SELECT 1 AS ok")).rows[0].ok));
+            assert.deepStrictEqual(results, [1, 1, 1, 1, 1]);
+            await Promise.all(clients.map((c) => c.end()));
+        } finally {
+            await bouncer.stop();
+        }
+    });
+
+    it("serves 200 concurrent clients in transaction mode within the program's budget, where direct connections fail", async () => {
+        const config = loopbackConfig(primary);
+        const bouncer = await startPgBouncer(config);
+        try {
+            const perPod = clusterBudgetLines(1, config.pgbouncer.tuning, ["velure_auth"])[0].connections / 2;
+            const sampler = sampleMax(() => primary.backends("velure_auth"));
+            const outcomes = await Promise.allSettled(
+                Array.from({ length: 200 }, async (_, i) => {
+                    const client = await connect(bouncer.port);
+                    try {
+                        for (let t = 0; t < 3; t++) {
+                            await insertAcked(client, `overload-${i}-${t}`, 0.01);
+                        }
+                    } finally {
+                        await client.end();
+                    }
+                }),
+            );
+            const peak = await sampler.stop();
+            assert.deepStrictEqual(outcomes.filter((o) => o.status === "rejected"), []);
+            assert.strictEqual((await ackedIds(primary)).size, 600);
+            assert.ok(peak <= perPod, `peak ${peak} server connections > the budget's ${perPod} per PgBouncer process`);
+            assert.ok(peak >= config.pgbouncer.tuning.defaultPoolSize, `peak ${peak}: the pool was not used`);
+
+            const direct = await Promise.allSettled(Array.from({ length: 60 }, () => connect(primary.port)));
+            const refused = direct.filter((o) => o.status === "rejected") as PromiseRejectedResult[];
+            assert.ok(refused.length >= 60 - MAX_CONNECTIONS, `${refused.length} direct connections refused`);
+            assert.match(String(refused[0].reason), /too many clients|remaining connection slots are reserved/);
+            await Promise.all(direct.filter((o) => o.status === "fulfilled").map((o) => (o as PromiseFulfilledResult<Client>).value.end()));
+        } finally {
+            await bouncer.stop();
+        }
+    });
+
+    it("survives a PostgreSQL crash-restart under write load: new transactions work, nothing acknowledged is lost", async () => {
+        const bouncer = await startPgBouncer(loopbackConfig(primary));
+        try {
+            const acknowledged: string[] = [];
+            let stop = false;
+            const writer = async (w: number) => {
+                let client: Client | undefined;
+                for (let i = 0; !stop; i++) {
+                    try {
+                        client = client ?? (await connect(bouncer.port));
+                        await insertAcked(client, `restart-${w}-${i}`);
+                        acknowledged.push(`restart-${w}-${i}`);
+                    } catch {
+                        await client?.end().catch(() => undefined);
+                        client = undefined;
+                        await sleep(100);
+                    }
+                }
+                await client?.end().catch(() => undefined);
+            };
+            const writers = Array.from({ length: 20 }, (_, w) => writer(w));
+            await sleep(1500);
+            const before = acknowledged.length;
+            primary.restart("immediate");
+            const restartedAt = acknowledged.length;
+            await sleep(5000);
+            stop = true;
+            await Promise.all(writers);
+            assert.ok(before > 0 && acknowledged.length > restartedAt, `no transaction after the restart (${before} → ${restartedAt} → ${acknowledged.length})`);
+            const stored = await ackedIds(primary);
+            const lost = acknowledged.filter((id) => !stored.has(id));
+            assert.deepStrictEqual(lost, [], "acknowledged inserts missing after the restart");
+            const fresh = await withClient(clientConfig(bouncer.port, "velure_auth"), async (c) => (await c.query("SELECT 1 AS ok")).rows[0].ok);
+            assert.strictEqual(fresh, 1, "a new client works without restarting PgBouncer");
+        } finally {
+            await bouncer.stop();
+        }
+    });
+
+    it("reloads (SIGHUP) a new pool size: connected clients stay connected and the new size takes effect", async () => {
+        const small = loopbackConfig(primary, { pgbouncerDefaultPoolSize: 2, pgbouncerReservePoolSize: 0 });
+        const bouncer = await startPgBouncer(small);
+        try {
+            const burst = async () => {
+                const sampler = sampleMax(() => primary.backends("velure_auth"), 20);
+                await Promise.all(Array.from({ length: 12 }, () => withClient(clientConfig(bouncer.port, "velure_auth"), (c) => c.query("SELECT pg_sleep(0.3)"))));
+                return sampler.stop();
+            };
+            const held = await connect(bouncer.port);
+            await held.query("SELECT 1");
+            assert.ok((await burst()) <= 2);
+            await bouncer.reload(renderIni(loopbackConfig(primary, { pgbouncerDefaultPoolSize: 5, pgbouncerReservePoolSize: 0 }), bouncer));
+            assert.deepStrictEqual((await held.query("SELECT 1 AS ok")).rows, [{ ok: 1 }], "the held client survived the reload");
+            const peak = await burst();
+            assert.ok(peak > 2 && peak <= 5, `after the reload the pool peaked at ${peak}, expected 3..5`);
+            await held.end();
+        } finally {
+            await bouncer.stop();
+        }
+    });
+
+    it("stops like the Deployment's preStop: in-flight transactions finish, nothing is half applied, then PgBouncer exits", async () => {
+        const config = loopbackConfig(primary);
+        const bouncer = await startPgBouncer(config);
+        try {
+            // As many transactions as the pool has server connections are in flight; two more wait in the queue.
+            const pool = config.pgbouncer.tuning.defaultPoolSize;
+            const clients = await Promise.all(Array.from({ length: pool + 2 }, () => connect(bouncer.port)));
+            const inFlight = clients.map((c, i) => insertAcked(c, `shutdown-${i}`, 1.5).then(() => `shutdown-${i}`));
+            await sleep(300);
+            // The same script as the pod's preStop hook, pointed at this process instead of PID 1 and
+            // without the wait for endpoint removal.
+            const sequence = { ...shutdownSequence(config.pgbouncer.drainSeconds), endpointRemovalSeconds: 0 };
+            const [shell, flag, script] = preStopCommand(sequence, bouncer.pid);
+            const hook = promisify(execFile)(shell, [flag, script]);
+            await sleep(300);
+            // PgBouncer 1.23+ closes its listening socket at once; older ones accept the client but pause it.
+            // Either way a client that arrives during the drain gets no transaction.
+            const late = withClient(clientConfig(bouncer.port, "velure_auth"), (c) => c.query("SELECT 1")).then(
+                () => "served",
+                (e: Error) => e,
+            );
+            const settled = await Promise.allSettled(inFlight);
+            const committed = settled.filter((s) => s.status === "fulfilled").map((s) => (s as PromiseFulfilledResult<string>).value);
+            await hook;
+            assert.strictEqual(committed.length, pool, "every transaction that held a server connection committed");
+            assert.strictEqual(settled.length - committed.length, 2, "the queued transactions failed without starting");
+            assert.notStrictEqual(await bouncer.waitExit(1000).catch(() => "running"), "running", "the hook returned before PgBouncer exited");
+            assert.ok((await late) instanceof Error, "a client that arrived during the drain was served");
+            const stored = await ackedIds(primary);
+            assert.deepStrictEqual([...stored].sort(), committed.sort(), "exactly the acknowledged rows are stored");
+        } finally {
+            await bouncer.stop();
+        }
+    });
+
+    it("keeps clients working when one of two PgBouncer replicas is stopped mid-load (clients retry on the other)", async () => {
+        const config = loopbackConfig(primary);
+        const replicas = [await startPgBouncer(config), await startPgBouncer(config)];
+        try {
+            const ports = replicas.map((r) => r.port);
+            const worker = async (w: number) => {
+                let target = w % 2;
+                let client: Client | undefined;
+                for (let i = 0; i < 40; ) {
+                    const id = `replicas-${w}-${i}`;
+                    try {
+                        client = client ?? (await connect(ports[target]));
+                        await insertAcked(client, id);
+                        i++;
+                    } catch (e) {
+                        if (/duplicate key/.test(String(e))) {
+                            // The commit had landed before the connection broke.
+                            i++;
+                            continue;
+                        }
+                        await client?.end().catch(() => undefined);
+                        client = undefined;
+                        target = 1 - target;
+                    }
+                }
+                await client?.end();
+            };
+            const workers = Array.from({ length: 20 }, (_, w) => worker(w));
+            await sleep(200);
+            replicas[0].signal("SIGKILL");
+            await Promise.all(workers);
+            assert.strictEqual((await ackedIds(primary)).size, 20 * 40);
+        } finally {
+            await Promise.all(replicas.map((r) => r.stop()));
+        }
+    });
+
+    it("K sidecars with pool P never open more than K × P server connections, the program's budget figure", async () => {
+        const config = loopbackConfig(primary, { pgbouncerDefaultPoolSize: 3, pgbouncerReservePoolSize: 0 });
+        // The worst case of a service with maxReplicas 2 is 2 pods + 1 surge pod: 3 sidecars.
+        const budget = sidecarBudgetLine("auth-service", 2, config.pgbouncer.tuning.maxDbConnections).connections;
+        const sidecars = await Promise.all([0, 1, 2].map(async () => startPgBouncer(config, await freePort())));
+        try {
+            const sampler = sampleMax(() => primary.backends("velure_auth"), 20);
+            await Promise.all(
+                Array.from({ length: 45 }, (_, i) =>
+                    withClient(clientConfig(sidecars[i % 3].port, "velure_auth"), async (c) => {
+                        for (let t = 0; t < 3; t++) {
+                            await c.query("SELECT pg_sleep(0.1)");
+                        }
+                    }),
+                ),
+            );
+            const peak = await sampler.stop();
+            assert.strictEqual(budget, 9);
+            assert.ok(peak <= budget, `peak ${peak} > budget ${budget}`);
+            assert.ok(peak > 6, `peak ${peak}: the three pools were not all used`);
+        } finally {
+            await Promise.all(sidecars.map((s) => s.stop()));
+        }
+    });
+});

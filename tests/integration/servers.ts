@@ -1,0 +1,300 @@
+// Real PostgreSQL and PgBouncer processes for the integration tests and the benchmark, on 127.0.0.1 only.
+// Both refuse to run as root, so as root (CI) they run as the `postgres` user that Debian's package creates.
+import { ChildProcess, execFileSync, spawn } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { Client, ClientConfig } from "pg";
+
+export const HOST = "127.0.0.1";
+export const PASSWORD = "velure-integration-pw";
+export const USER = "velure";
+
+function postgresBinDir(): string {
+    const root = "/usr/lib/postgresql";
+    const versions = fs.existsSync(root) ? fs.readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
+    const found = versions.map((v) => path.join(root, v, "bin")).find((dir) => fs.existsSync(path.join(dir, "initdb")));
+    if (!found) {
+        throw new Error("PostgreSQL server binaries not found under /usr/lib/postgresql: apt-get install -y postgresql");
+    }
+    return found;
+}
+
+export const PG_BIN = postgresBinDir();
+export const PGBOUNCER_BIN = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((p) => fs.existsSync(p)) ?? "pgbouncer";
+
+const runAs = (() => {
+    if (process.getuid?.() !== 0) {
+        return {};
+    }
+    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+    return { uid, gid };
+})();
+
+/** A scratch directory the server user can write. */
+export function scratchDir(prefix: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `velure-${prefix}-`));
+    if (runAs.uid !== undefined) {
+        fs.chownSync(dir, runAs.uid, runAs.gid as number);
+    }
+    return dir;
+}
+
+export function writeOwned(file: string, content: string, mode = 0o600): void {
+    fs.writeFileSync(file, content, { mode });
+    if (runAs.uid !== undefined) {
+        fs.chownSync(file, runAs.uid, runAs.gid as number);
+    }
+}
+
+export async function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.unref();
+        server.on("error", reject);
+        server.listen(0, HOST, () => {
+            const port = (server.address() as net.AddressInfo).port;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        if (await check()) {
+            return;
+        }
+        await sleep(100);
+    }
+    throw new Error(`timed out waiting for ${what}`);
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const socket = net.connect(port, HOST);
+        socket.once("connect", () => {
+            socket.destroy();
+            resolve(true);
+        });
+        socket.once("error", () => resolve(false));
+    });
+}
+
+function run(bin: string, args: string[]): string {
+    return execFileSync(bin, args, { ...runAs, stdio: ["ignore", "pipe", "pipe"], cwd: "/" }).toString();
+}
+
+export interface PostgresOptions {
+    maxConnections: number;
+    databases: string[];
+    /** A loopback address (127.0.0.0/8); a second server on 127.0.0.2 plays the read replica. */
+    host?: string;
+    port?: number;
+}
+
+/** A throwaway PostgreSQL cluster with SCRAM auth, the velure role and the services' databases. */
+export class PostgresServer {
+    readonly dir: string;
+    port = 0;
+
+    constructor(private readonly options: PostgresOptions) {
+        this.dir = scratchDir("pg");
+    }
+
+    get host(): string {
+        return this.options.host ?? HOST;
+    }
+
+    async start(): Promise<this> {
+        this.port = this.options.port ?? (await freePort());
+        const data = path.join(this.dir, "data");
+        run(path.join(PG_BIN, "initdb"), ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"]);
+        fs.appendFileSync(
+            path.join(data, "postgresql.conf"),
+            [
+                `port = ${this.port}`,
+                `listen_addresses = '${this.host}'`,
+                `unix_socket_directories = '${this.dir}'`,
+                `max_connections = ${this.options.maxConnections}`,
+                "superuser_reserved_connections = 3",
+                "password_encryption = 'scram-sha-256'",
+                "shared_buffers = '32MB'",
+                "log_min_messages = warning",
+                "",
+            ].join("\n"),
+        );
+        this.pgctl(["start", "-w", "-t", "30", "-l", path.join(this.dir, "server.log")]);
+        await this.superuser(async (c) => {
+            await c.query(`CREATE ROLE ${USER} LOGIN PASSWORD '${PASSWORD}'`);
+            for (const db of this.options.databases) {
+                await c.query(`CREATE DATABASE ${db} OWNER ${USER}`);
+            }
+        });
+        for (const db of this.options.databases) {
+            await this.superuser((c) => c.query(`CREATE TABLE acked (id text PRIMARY KEY, at timestamptz DEFAULT now()); ALTER TABLE acked OWNER TO ${USER}`), db);
+        }
+        return this;
+    }
+
+    private pgctl(args: string[]): void {
+        run(path.join(PG_BIN, "pg_ctl"), ["-D", path.join(this.dir, "data"), ...args]);
+    }
+
+    /** mode: fast (clean) or immediate (a crash: recovery replays the WAL). */
+    restart(mode: "fast" | "immediate"): void {
+        this.pgctl(["restart", "-w", "-t", "60", "-m", mode, "-l", path.join(this.dir, "server.log")]);
+    }
+
+    stop(): void {
+        try {
+            this.pgctl(["stop", "-w", "-m", "immediate"]);
+        } catch {
+            // already stopped
+        }
+        fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+
+    /** A superuser session over the unix socket: it works even when every TCP slot is taken. */
+    async superuser<T>(work: (c: Client) => Promise<T>, database = "postgres"): Promise<T> {
+        const client = new Client({ host: this.dir, port: this.port, user: "postgres", database });
+        await client.connect();
+        try {
+            return await work(client);
+        } finally {
+            await client.end();
+        }
+    }
+
+    /** Server connections (backends) of the velure user, optionally for one database. */
+    async backends(database?: string): Promise<number> {
+        return this.superuser(async (c) => {
+            const sql = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1${database ? " AND datname = $2" : ""}`;
+            const result = await c.query(sql, database ? [USER, database] : [USER]);
+            return result.rows[0].n as number;
+        });
+    }
+}
+
+/** Samples a figure every `everyMs` until stopped, and keeps the maximum. */
+export function sampleMax(read: () => Promise<number>, everyMs = 50): { stop: () => Promise<number> } {
+    let max = 0;
+    let running = true;
+    const loop = (async () => {
+        while (running) {
+            max = Math.max(max, await read().catch(() => 0));
+            await sleep(everyMs);
+        }
+    })();
+    return {
+        stop: async () => {
+            running = false;
+            await loop;
+            return max;
+        },
+    };
+}
+
+/** A PgBouncer process running a given pgbouncer.ini and userlist.txt. */
+export class PgBouncerProcess {
+    readonly dir: string;
+    readonly iniFile: string;
+    readonly authFile: string;
+    port = 0;
+    private child?: ChildProcess;
+    private exited?: Promise<number | null>;
+    log = "";
+
+    constructor() {
+        this.dir = scratchDir("pgbouncer");
+        this.iniFile = path.join(this.dir, "pgbouncer.ini");
+        this.authFile = path.join(this.dir, "userlist.txt");
+    }
+
+    get pid(): number {
+        return this.child?.pid as number;
+    }
+
+    /** `render` gets the port to listen on and returns pgbouncer.ini. */
+    async start(render: (port: number) => string, userlist: string, port?: number): Promise<this> {
+        this.port = port ?? (await freePort());
+        writeOwned(this.iniFile, render(this.port));
+        writeOwned(this.authFile, userlist);
+        const child = spawn(PGBOUNCER_BIN, [this.iniFile], { ...runAs, cwd: this.dir, stdio: ["ignore", "pipe", "pipe"] });
+        child.stdout?.on("data", (d) => (this.log += d));
+        child.stderr?.on("data", (d) => (this.log += d));
+        this.child = child;
+        this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+        await Promise.race([
+            waitFor(`PgBouncer on port ${this.port}`, () => tcpOpen(this.port)),
+            this.exited.then((code) => {
+                throw new Error(`PgBouncer exited with ${code}:\n${this.log}`);
+            }),
+        ]);
+        return this;
+    }
+
+    /** Rewrites pgbouncer.ini and sends SIGHUP, as a config rollout without restart would. */
+    async reload(render: (port: number) => string): Promise<void> {
+        writeOwned(this.iniFile, render(this.port));
+        this.signal("SIGHUP");
+        await waitFor("the reload", async () => this.log.includes("got SIGHUP"), 5000);
+        await sleep(200);
+    }
+
+    signal(signal: NodeJS.Signals): void {
+        this.child?.kill(signal);
+    }
+
+    async waitExit(timeoutMs: number): Promise<number | null> {
+        return Promise.race([this.exited as Promise<number | null>, sleep(timeoutMs).then(() => Promise.reject(new Error("PgBouncer did not exit in time")))]);
+    }
+
+    async stop(): Promise<void> {
+        if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+            this.signal("SIGQUIT");
+            await this.waitExit(5000).catch(() => this.signal("SIGKILL"));
+        }
+        fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+}
+
+/**
+ * Runs `pgbouncer` on a config to see whether it loads and keeps running for `seconds`; returns its log.
+ * A config error ends the process at once.
+ */
+export function pgbouncerConfigCheck(ini: string, userlist: string, seconds = 2): { ok: boolean; log: string } {
+    const dir = scratchDir("pgbouncer-check");
+    writeOwned(path.join(dir, "pgbouncer.ini"), ini);
+    writeOwned(path.join(dir, "userlist.txt"), userlist);
+    try {
+        const out = execFileSync("timeout", [String(seconds), PGBOUNCER_BIN, path.join(dir, "pgbouncer.ini")], { ...runAs, stdio: ["ignore", "pipe", "pipe"], cwd: dir });
+        return { ok: true, log: out.toString() };
+    } catch (e: any) {
+        const log = `${e.stdout ?? ""}${e.stderr ?? ""}`;
+        // `timeout` ends a process that loaded its config and kept running with status 124.
+        return { ok: e.status === 124 && !/FATAL|ERROR/.test(log), log };
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+export function clientConfig(port: number, database: string, overrides: Partial<ClientConfig> = {}): ClientConfig {
+    return { host: HOST, port, user: USER, password: PASSWORD, database, connectionTimeoutMillis: 10000, ...overrides };
+}
+
+export async function withClient<T>(config: ClientConfig, work: (c: Client) => Promise<T>): Promise<T> {
+    const client = new Client(config);
+    // A dropped connection also surfaces as the failed query; the event must not crash the run.
+    client.on("error", () => undefined);
+    await client.connect();
+    try {
+        return await work(client);
+    } finally {
+        await client.end().catch(() => undefined);
+    }
+}
