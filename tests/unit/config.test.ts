@@ -33,6 +33,13 @@ describe("config", () => {
             });
         }
 
+        it("documents every key in the README's configuration table", () => {
+            const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+            for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
+                assert.match(readme, new RegExp(`^\\| \`${key}\` \\| ${spec.type} \\|`, "m"), `README does not document ${key}`);
+            }
+        });
+
         it("keeps no secret in a stack file", () => {
             for (const stack of ["dev", "prod"]) {
                 const text = fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8");

@@ -1,5 +1,7 @@
 import * as assert from "assert";
-import { K8S, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig } from "./harness";
+import * as fs from "fs";
+import * as path from "path";
+import { K8S, ROOT, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig } from "./harness";
 
 const COMPONENT: Record<string, string> = {
     "rds-proxy": "velure:pooling:RdsProxy",
@@ -31,5 +33,17 @@ describe("every stack file evaluates in every mode, with nothing else changed", 
                 }
             });
         }
+    }
+});
+
+describe("the README documents every stack output", () => {
+    for (const mode of Object.keys(COMPONENT)) {
+        it(`${mode}: each output has a row in the outputs table`, async () => {
+            const run = await runProgram(stackConfig("prod", { mode }));
+            const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+            for (const output of Object.keys(run.outputs).filter((k) => run.outputs[k] !== undefined)) {
+                assert.match(readme, new RegExp(`^\\| \`${output}\` \\|`, "m"), `README does not document the output ${output}`);
+            }
+        });
     }
 });
