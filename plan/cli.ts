@@ -1,0 +1,182 @@
+// npm run plan -- --stack <dev|prod|…> [--mode <option>] [--out <dir>]
+// Evaluates the real program (index.ts) with Pulumi's mock runtime and shows what a stack would declare,
+// without a cloud account. `pulumi up` stays the deployment path.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as YAML from "yaml";
+import { CONFIG_KEYS } from "../config/schema";
+import { manifests } from "./kubernetes";
+import { Declared, ProgramRun, ROOT, runProgram, stackConfig } from "./runtime";
+
+/** Pulumi adds a random suffix to auto-named objects; the plan shows where. */
+const AUTO_NAME_SUFFIX = "-xxxxxxxx";
+const PLACEHOLDER_CA = "-----BEGIN CERTIFICATE-----\nPLACEHOLDER: run scripts/fetch-rds-ca-bundle.sh before pulumi up\n-----END CERTIFICATE-----\n";
+
+interface Args {
+    stack: string;
+    mode?: string;
+    out?: string;
+}
+
+export class UsageError extends Error {}
+
+export function parseArgs(argv: string[]): Args {
+    const args: Partial<Args> = {};
+    for (let i = 0; i < argv.length; i++) {
+        const flag = argv[i];
+        const value = argv[i + 1];
+        if (!["--stack", "--mode", "--out"].includes(flag) || value === undefined || value.startsWith("--")) {
+            throw new UsageError(`unexpected argument "${flag}"; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--out <dir>]`);
+        }
+        args[flag.slice(2) as keyof Args] = value;
+        i++;
+    }
+    if (!args.stack) {
+        throw new UsageError("--stack is required; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--out <dir>]");
+    }
+    return args as Args;
+}
+
+/** Secrets and files a user adds outside the stack file come in as labelled placeholders. */
+function placeholders(config: Record<string, string>, notes: string[]): Record<string, string> {
+    const filled = { ...config };
+    for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
+        const full = `velure-pooling:${key}`;
+        if ((spec as { secret?: boolean }).secret && filled[full] === undefined) {
+            filled[full] = `<placeholder for secret ${key}>`;
+            notes.push(`${key}: a placeholder (set it with pulumi config set --secret velure-pooling:${key})`);
+        }
+    }
+    const caFile = filled["velure-pooling:pgbouncerServerTlsCaFile"];
+    if (caFile && !fs.existsSync(path.resolve(ROOT, caFile))) {
+        const placeholder = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "velure-plan-")), "ca-placeholder.pem");
+        fs.writeFileSync(placeholder, PLACEHOLDER_CA);
+        filled["velure-pooling:pgbouncerServerTlsCaFile"] = placeholder;
+        notes.push(`pgbouncerServerTlsCaFile: ${caFile} is missing, a placeholder CA stands in (run scripts/fetch-rds-ca-bundle.sh)`);
+    }
+    return filled;
+}
+
+function keyProperties(r: Declared): string {
+    const i = r.inputs;
+    const meta = i.metadata ?? {};
+    const where = meta.namespace ? `${meta.namespace}/${meta.name ?? `${r.name}${AUTO_NAME_SUFFIX}`}` : meta.name;
+    switch (r.type.split(":").pop()) {
+        case "Deployment":
+            return `${where} replicas=${i.spec.replicas} image=${i.spec.template.spec.containers[0].image}`;
+        case "Service":
+            return `${where} ports=${i.spec.ports.map((p: any) => p.port).join(",")}`;
+        case "ConfigMap":
+        case "Secret":
+            return `${where} keys=${Object.keys(i.data ?? i.stringData ?? {}).join(",")}`;
+        case "Release":
+            return `${i.namespace}/${i.name} chart=${i.chart}${i.version ? `@${i.version}` : ""}`;
+        case "Proxy":
+            return `${i.name} engine=${i.engineFamily} requireTls=${i.requireTls}`;
+        case "MetricAlarm":
+            return `${i.name} threshold=${i.threshold}`;
+        case "LogGroup":
+            return `${i.name} retention=${i.retentionInDays}d`;
+        default:
+            return where ?? i.name ?? "";
+    }
+}
+
+/** The resource tree: each component with the resources named after it, then the rest. */
+function printTree(run: ProgramRun): void {
+    const components = run.resources.filter((r) => r.type.startsWith("velure:pooling:"));
+    const owned = new Set<Declared>(components);
+    console.log("Resources");
+    for (const component of components) {
+        console.log(`  ${component.type} ${component.name}`);
+        for (const child of run.resources.filter((r) => r !== component && r.name.startsWith(`${component.name}-`))) {
+            owned.add(child);
+            console.log(`    ${child.type} ${child.name}  ${keyProperties(child)}`);
+        }
+    }
+    for (const r of run.resources.filter((r) => !owned.has(r))) {
+        console.log(`  ${r.type} ${r.name}  ${keyProperties(r)}`);
+    }
+}
+
+function printWiring(run: ProgramRun): void {
+    console.log("\nPOSTGRES_HOST / POSTGRES_PORT per release");
+    for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
+        const env = release.inputs.values.env;
+        console.log(`  ${release.inputs.name.padEnd(32)} ${env.POSTGRES_HOST}:${env.POSTGRES_PORT}  db=${env.POSTGRES_DB} sslmode=${env.POSTGRES_SSLMODE}`);
+    }
+}
+
+function printBudget(budget: any): void {
+    console.log(`\nConnection budget (server connections, worst case)`);
+    for (const line of budget.lines) {
+        console.log(`  ${line.name.padEnd(32)} ${String(line.connections).padStart(5)}  = ${line.formula}`);
+    }
+    console.log(`  ${"total".padEnd(32)} ${String(budget.used).padStart(5)}  of ${budget.available} available (max_connections ${budget.limit} - reserved ${budget.reserved})`);
+}
+
+function writeOut(dir: string, run: ProgramRun, args: Args): string[] {
+    const written: string[] = [];
+    const write = (file: string, content: string) => {
+        const full = path.join(dir, file);
+        fs.mkdirSync(path.dirname(full), { recursive: true });
+        fs.writeFileSync(full, content);
+        written.push(file);
+    };
+    for (const manifest of manifests(run.resources, AUTO_NAME_SUFFIX)) {
+        write(`kubernetes/${manifest.id.replace(/\//g, "_")}.yaml`, YAML.stringify(manifest.object));
+    }
+    for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
+        write(`helm/${release.inputs.name}.values.yaml`, YAML.stringify(release.inputs.values));
+    }
+    for (const configMap of run.ofType("kubernetes:core/v1:ConfigMap")) {
+        const ini = configMap.inputs.data?.["pgbouncer.ini"];
+        if (ini) {
+            write(`pgbouncer/${configMap.name}.ini`, ini);
+        }
+    }
+    const summary = {
+        stack: args.stack,
+        mode: run.outputs.mode,
+        outputs: run.outputs,
+        resources: run.resources.map((r) => ({ type: r.type, name: r.name })),
+        releases: run.ofType("kubernetes:helm.sh/v3:Release").map((r) => ({ name: r.inputs.name, env: r.inputs.values.env })),
+    };
+    write("summary.json", `${JSON.stringify(summary, null, 2)}\n`);
+    return written;
+}
+
+export async function plan(argv: string[]): Promise<number> {
+    const args = parseArgs(argv);
+    const notes: string[] = [];
+    const config = placeholders(stackConfig(args.stack, args.mode ? { mode: args.mode } : {}), notes);
+    const run = await runProgram(config, { stack: args.stack, autoNameSuffix: AUTO_NAME_SUFFIX });
+    console.log(`Plan of stack ${args.stack}, mode ${run.outputs.mode} (Pulumi mock runtime: nothing is deployed)\n`);
+    for (const note of notes) {
+        console.log(`note: ${note}`);
+    }
+    if (notes.length > 0) {
+        console.log("");
+    }
+    printTree(run);
+    console.log("\nOutputs");
+    console.log(YAML.stringify(run.outputs).replace(/^/gm, "  ").trimEnd());
+    printWiring(run);
+    printBudget(run.outputs.connectionBudget);
+    if (args.out) {
+        const written = writeOut(args.out, run, args);
+        console.log(`\nwrote ${written.length} files to ${args.out}`);
+    }
+    return 0;
+}
+
+if (require.main === module) {
+    plan(process.argv.slice(2)).then(
+        (code) => process.exit(code),
+        (e: Error) => {
+            console.error(e instanceof UsageError ? e.message : `error: ${e.message}`);
+            process.exit(e instanceof UsageError ? 2 : 1);
+        },
+    );
+}

@@ -1,0 +1,184 @@
+// Runs the real program (index.ts) under Pulumi's mock runtime with a stack's config, and records every
+// resource it declares. The plan command and the unit tests both use it, so the plan shows exactly what
+// the program declares: it has no model of its own.
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+
+export const ROOT = path.resolve(__dirname, "..");
+export const MOCK_REGION = "eu-west-1";
+const MOCK_ACCOUNT = "123456789012";
+
+export interface Declared {
+    type: string;
+    name: string;
+    /** Inputs with Pulumi's secret wrappers removed, for property assertions. */
+    inputs: any;
+    /** Inputs as the engine received them: secret values still wrapped. */
+    raw: any;
+}
+
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+/** True when the mock received this value marked as a secret. */
+export function isWrappedSecret(value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as any)[SIG_KEY] === SECRET_SIG;
+}
+
+export function unwrapSecrets(value: any): any {
+    if (isWrappedSecret(value)) {
+        return unwrapSecrets(value.value);
+    }
+    if (Array.isArray(value)) {
+        return value.map(unwrapSecrets);
+    }
+    if (typeof value === "object" && value !== null) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+    }
+    return value;
+}
+
+export interface ProgramRun {
+    resources: Declared[];
+    outputs: Record<string, any>;
+    ofType(type: string): Declared[];
+    one(type: string, name?: string): Declared;
+}
+
+export type StackConfig = Record<string, string>;
+
+function configValue(value: unknown): string {
+    return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** The config of a stack, as the CLI would pass it: stack values over Pulumi.yaml defaults, then overrides. */
+export function stackConfig(stack: string, overrides: Record<string, unknown> = {}): StackConfig {
+    const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
+    const config: StackConfig = {};
+    for (const [key, spec] of Object.entries<any>(project.config)) {
+        const value = "value" in spec ? spec.value : spec.default;
+        if (value !== undefined) {
+            config[`velure-pooling:${key}`] = configValue(value);
+        }
+    }
+    const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
+    if (!fs.existsSync(file)) {
+        throw new Error(`no stack file Pulumi.${stack}.yaml`);
+    }
+    const stackFile = YAML.parse(fs.readFileSync(file, "utf8"));
+    for (const [key, value] of Object.entries(stackFile.config ?? {})) {
+        config[key] = configValue(value);
+    }
+    for (const [key, value] of Object.entries(overrides)) {
+        if (value === undefined) {
+            delete config[`velure-pooling:${key}`];
+        } else {
+            config[`velure-pooling:${key}`] = configValue(value);
+        }
+    }
+    return config;
+}
+
+function forgetProgramModules(): void {
+    for (const id of Object.keys(require.cache)) {
+        const programFile = id.startsWith(ROOT) && !id.includes(`${path.sep}node_modules${path.sep}`);
+        const harness = id.includes(`${path.sep}tests${path.sep}`) || id.includes(`${path.sep}plan${path.sep}`);
+        if (programFile && !harness) {
+            delete require.cache[id];
+        }
+    }
+}
+
+function resolved<T>(value: T): Promise<any> {
+    return new Promise((resolve) => pulumi.output(value).apply((v) => resolve(v)));
+}
+
+/** What AWS would compute for the resources the program reads back (ARNs, endpoints). */
+function awsMockState(type: string, name: string, inputs: any): Record<string, unknown> {
+    switch (type) {
+        case "aws:secretsmanager/secret:Secret":
+            return { arn: `arn:aws:secretsmanager:${MOCK_REGION}:${MOCK_ACCOUNT}:secret:${inputs.namePrefix}AbCdEf` };
+        case "aws:iam/role:Role":
+            return { arn: `arn:aws:iam::${MOCK_ACCOUNT}:role/${name}` };
+        case "aws:rds/proxy:Proxy":
+            return { endpoint: `${inputs.name}.proxy-abc123.${MOCK_REGION}.rds.amazonaws.com`, arn: `arn:aws:rds:${MOCK_REGION}:${MOCK_ACCOUNT}:db-proxy:prx-0123` };
+        case "aws:rds/proxyEndpoint:ProxyEndpoint":
+            return { endpoint: `${inputs.dbProxyEndpointName}.endpoint.proxy-abc123.${MOCK_REGION}.rds.amazonaws.com` };
+        case "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup":
+            return { name: "default" };
+        default:
+            return {};
+    }
+}
+
+export interface RunOptions {
+    stack?: string;
+    /** Appended to the resource name of an auto-named Kubernetes object (Pulumi adds a random one). */
+    autoNameSuffix?: string;
+    secretKeys?: string[];
+}
+
+/** Runs index.ts with this config; rejects with the program's error (and what it declared) when it throws. */
+export async function runProgram(config: StackConfig, options: RunOptions = {}): Promise<ProgramRun> {
+    const resources: Declared[] = [];
+    const suffix = options.autoNameSuffix ?? "-generated";
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args) {
+                const inputs = unwrapSecrets(args.inputs);
+                resources.push({ type: args.type, name: args.name, inputs, raw: args.inputs });
+                const metadata = inputs.metadata ?? {};
+                const state = { ...inputs };
+                if (args.type.startsWith("kubernetes:")) {
+                    state.metadata = { ...metadata, name: metadata.name ?? `${args.name}${suffix}` };
+                }
+                Object.assign(state, awsMockState(args.type, args.name, inputs));
+                return { id: `${args.name}-id`, state };
+            },
+            call(args) {
+                if (args.token === "aws:index/getRegion:getRegion") {
+                    return { region: MOCK_REGION, name: MOCK_REGION, id: MOCK_REGION };
+                }
+                return args.inputs;
+            },
+        },
+        "velure-pooling",
+        options.stack ?? "test",
+        false,
+    );
+    pulumi.runtime.setAllConfig(config, options.secretKeys ?? ["velure-pooling:databasePassword"]);
+    const cwd = process.cwd();
+    process.chdir(ROOT);
+    try {
+        forgetProgramModules();
+        let program: Record<string, unknown>;
+        try {
+            program = require(path.join(ROOT, "index"));
+        } catch (e) {
+            // Let pending registrations reach the mock, so that a caller can see whether any happened.
+            await pulumi.runtime.disconnect();
+            throw Object.assign(e as Error, { declaredResources: resources });
+        }
+        const outputs: Record<string, any> = {};
+        for (const [key, value] of Object.entries(program)) {
+            outputs[key] = await resolved(value);
+        }
+        await pulumi.runtime.disconnect();
+        return {
+            resources,
+            outputs,
+            ofType: (type) => resources.filter((r) => r.type === type),
+            one(type, name) {
+                const found = resources.filter((r) => r.type === type && (name === undefined || r.name === name));
+                if (found.length !== 1) {
+                    throw new Error(`expected one ${type}${name ? ` named ${name}` : ""}, found ${found.length}`);
+                }
+                return found[0];
+            },
+        };
+    } finally {
+        process.chdir(cwd);
+    }
+}

@@ -1,0 +1,102 @@
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as YAML from "yaml";
+import { MODES } from "../../config/schema";
+import { parseArgs, plan } from "../../plan/cli";
+import { REDACTED } from "../../plan/kubernetes";
+import { ROOT } from "./harness";
+
+function filesUnder(dir: string): string[] {
+    return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((d) => d.isFile())
+        .map((d) => path.relative(dir, path.join(d.parentPath ?? (d as any).path, d.name)))
+        .sort();
+}
+
+async function quietly<T>(work: () => Promise<T>): Promise<{ result: T; printed: string }> {
+    const log = console.log;
+    let printed = "";
+    console.log = (...args: unknown[]) => (printed += `${args.join(" ")}\n`);
+    try {
+        return { result: await work(), printed };
+    } finally {
+        console.log = log;
+    }
+}
+
+describe("npm run plan", () => {
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "velure-plan-test-"));
+    after(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+    for (const stack of ["dev", "prod"]) {
+        for (const mode of MODES) {
+            it(`--stack ${stack} --mode ${mode} prints the tree, outputs, wiring and budget, and writes manifests without secrets`, async () => {
+                const out = path.join(scratch, `${stack}-${mode}`);
+                const { result, printed } = await quietly(() => plan(["--stack", stack, "--mode", mode, "--out", out]));
+                assert.strictEqual(result, 0);
+                assert.match(printed, new RegExp(`Plan of stack ${stack}, mode ${mode}`));
+                assert.match(printed, /note: databasePassword: a placeholder/);
+                assert.match(printed, /^Resources$/m);
+                assert.match(printed, /POSTGRES_HOST \/ POSTGRES_PORT per release\n {2}velure-auth-service /);
+                assert.match(printed, /Connection budget .*\n[\s\S]* total +\d+ {2}of \d+ available/);
+
+                const files = filesUnder(out);
+                const summary = JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8"));
+                assert.strictEqual(summary.mode, mode);
+                assert.deepStrictEqual(files.filter((f) => f.startsWith("helm/")), ["helm/velure-auth-service.values.yaml", "helm/velure-publish-order-service.values.yaml"]);
+                const inis = files.filter((f) => f.endsWith(".ini"));
+                assert.strictEqual(inis.length, { "rds-proxy": 0, "pgbouncer-cluster": 1, "pgbouncer-sidecar": 2 }[mode]);
+                for (const file of files) {
+                    const text = fs.readFileSync(path.join(out, file), "utf8");
+                    assert.doesNotMatch(text, /placeholder for secret/, `${file} holds a secret value`);
+                }
+                for (const file of files.filter((f) => f.startsWith("kubernetes/Secret_"))) {
+                    const secret = YAML.parse(fs.readFileSync(path.join(out, file), "utf8"));
+                    assert.ok(Object.values(secret.stringData).every((v) => v === REDACTED), `${file} is not redacted`);
+                    assert.ok(Object.keys(secret.stringData).length > 0);
+                }
+                const objects = files.filter((f) => f.startsWith("kubernetes/")).map((f) => YAML.parse(fs.readFileSync(path.join(out, f), "utf8")));
+                assert.ok(objects.every((o) => o.apiVersion && o.kind && o.metadata.name), "every manifest is kubectl-ready");
+                if (mode === "pgbouncer-cluster") {
+                    assert.ok(files.includes("kubernetes/Deployment_velure-db_pgbouncer.yaml"));
+                }
+            });
+        }
+    }
+
+    it("rejects bad arguments", () => {
+        assert.throws(() => parseArgs([]), /--stack is required/);
+        assert.throws(() => parseArgs(["--stack"]), /unexpected argument "--stack"/);
+        assert.throws(() => parseArgs(["--stack", "dev", "--force", "x"]), /unexpected argument "--force"/);
+    });
+
+    describe("as a command", function () {
+        this.timeout(60000);
+        const run = (...args: string[]) => spawnSync(process.execPath, [require.resolve("ts-node/dist/bin"), "--transpile-only", "plan/cli.ts", ...args], { cwd: ROOT, encoding: "utf8" });
+
+        it("exits 0 for a good stack (target 5 s; allowed 10 s here, for a loaded CI machine)", () => {
+            const started = Date.now();
+            const result = run("--stack", "dev");
+            assert.strictEqual(result.status, 0, result.stderr);
+            assert.ok(Date.now() - started < 10000, `took ${Date.now() - started} ms`);
+        });
+
+        it("exits non-zero with the validation message of pulumi up, and writes nothing", () => {
+            const out = path.join(scratch, "bad");
+            const result = run("--stack", "dev", "--mode", "pgbouncer", "--out", out);
+            assert.strictEqual(result.status, 1);
+            assert.match(result.stderr, /velure-pooling:mode: "pgbouncer" is not allowed; expected one of rds-proxy, pgbouncer-cluster, pgbouncer-sidecar/);
+            assert.ok(!fs.existsSync(out), "a failed plan wrote files");
+        });
+
+        it("exits 2 on a usage error, and names an unknown stack", () => {
+            assert.strictEqual(run().status, 2);
+            const unknown = run("--stack", "staging");
+            assert.strictEqual(unknown.status, 1);
+            assert.match(unknown.stderr, /no stack file Pulumi.staging.yaml/);
+        });
+    });
+});
