@@ -6,8 +6,11 @@ import { BudgetLine } from "./connectionBudget";
 import { PoolTuning, verifiesServerCertificate } from "./pgbouncerIni";
 import {
     PgBouncerConfigArgs,
+    EXPORTER_PORT,
     PgBouncerConfigObjects,
     ResourceSpec,
+    exporterContainer,
+    podScrapeAnnotations,
     pgbouncerConfigObjects,
     pgbouncerContainer,
     pgbouncerVolumes,
@@ -98,6 +101,10 @@ export function renderClusterIni(args: PgBouncerClusterArgs): string {
     return renderPoolerIni(args, { addr: "0.0.0.0", port: CLUSTER_PORT });
 }
 
+function namespaceIn(namespaces: string[]) {
+    return { namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [...namespaces].sort() }] } };
+}
+
 export class PgBouncerCluster extends pulumi.ComponentResource {
     /** pgbouncer.<namespace>.svc.cluster.local */
     public readonly host: pulumi.Output<string>;
@@ -113,7 +120,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
 
         const namespace = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: args.namespace, labels } }, child);
         const ns = namespace.metadata.name;
-        const files = pgbouncerConfigObjects(name, ns, labels, this.ini, args, child);
+        const files = pgbouncerConfigObjects(name, ns, labels, this.ini, args, CLUSTER_PORT, child);
         const deployment = this.deployment(name, args, ns, labels, files);
         const service = new k8s.core.v1.Service(
             `${name}-service`,
@@ -133,6 +140,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
             child,
         );
         this.networkPolicy(name, args, ns, labels);
+        this.scraping(name, args, ns, labels);
 
         this.host = pulumi.interpolate`${service.metadata.name}.${ns}.svc.cluster.local`;
         this.port = pulumi.output(CLUSTER_PORT);
@@ -175,7 +183,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                     selector: { matchLabels: labels },
                     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: MAX_SURGE } },
                     template: {
-                        metadata: { labels, annotations: { "checksum/config": files.checksum } },
+                        metadata: { labels, annotations: { "checksum/config": files.checksum, ...podScrapeAnnotations(args.monitoring) } },
                         spec: {
                             automountServiceAccountToken: false,
                             enableServiceLinks: false,
@@ -185,7 +193,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                                 spread("kubernetes.io/hostname", "DoNotSchedule"),
                                 spread("topology.kubernetes.io/zone", "ScheduleAnyway"),
                             ],
-                            containers: [container],
+                            containers: args.monitoring ? [container, exporterContainer(args.monitoring.exporterImage, files.secret.metadata.name)] : [container],
                             volumes: pgbouncerVolumes(files.configMap.metadata.name, files.secret.metadata.name),
                         },
                     },
@@ -206,23 +214,44 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                     policyTypes: ["Ingress", "Egress"],
                     ingress: [
                         {
-                            from: [
-                                {
-                                    namespaceSelector: {
-                                        matchExpressions: [
-                                            { key: "kubernetes.io/metadata.name", operator: "In", values: [...args.clientNamespaces].sort() },
-                                        ],
-                                    },
-                                },
-                            ],
+                            from: [namespaceIn(args.clientNamespaces)],
                             ports: [{ protocol: "TCP", port: CLUSTER_PORT }],
                         },
+                        ...(args.monitoring
+                            ? [{ from: [namespaceIn([args.monitoring.namespace])], ports: [{ protocol: "TCP", port: EXPORTER_PORT }] }]
+                            : []),
                     ],
                     egress: [
                         { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
                         { ports: [{ protocol: "TCP", port: args.databasePort }] },
                     ],
                 },
+            },
+            { parent: this },
+        );
+    }
+
+    /** With the Prometheus Operator: a metrics Service and its ServiceMonitor. Without: pod annotations. */
+    private scraping(name: string, args: PgBouncerClusterArgs, ns: pulumi.Output<string>, labels: Record<string, string>): void {
+        if (!args.monitoring?.prometheusOperator) {
+            return;
+        }
+        const metricsLabels = { ...labels, "app.kubernetes.io/component": "metrics" };
+        new k8s.core.v1.Service(
+            `${name}-metrics`,
+            {
+                metadata: { name: `${SERVICE_NAME}-metrics`, namespace: ns, labels: metricsLabels },
+                spec: { type: "ClusterIP", selector: labels, ports: [{ name: "metrics", port: EXPORTER_PORT, targetPort: "metrics", protocol: "TCP" }] },
+            },
+            { parent: this },
+        );
+        new k8s.apiextensions.CustomResource(
+            `${name}-servicemonitor`,
+            {
+                apiVersion: "monitoring.coreos.com/v1",
+                kind: "ServiceMonitor",
+                metadata: { namespace: ns, labels },
+                spec: { selector: { matchLabels: metricsLabels }, endpoints: [{ port: "metrics", interval: "30s" }] },
             },
             { parent: this },
         );

@@ -162,7 +162,17 @@ export type SettingValue = string | number | boolean;
 export type Settings = Record<string, SettingValue>;
 
 /** Keys whose value must come from the program, never from user overrides (they would break the pod). */
-export const MANAGED_SETTINGS = ["auth_file", "listen_addr", "listen_port", "logfile", "pidfile", "unix_socket_dir", "user"];
+export const MANAGED_SETTINGS = [
+    "admin_users",
+    "auth_file",
+    "listen_addr",
+    "listen_port",
+    "logfile",
+    "pidfile",
+    "stats_users",
+    "unix_socket_dir",
+    "user",
+];
 
 // PgBouncer's ini parser has no escape for line breaks: a value holding one would start a new setting.
 const LINE_BREAK = /[\r\n\u0085\u2028\u2029\0]/;

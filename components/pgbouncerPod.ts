@@ -2,13 +2,16 @@
 // security context and the checksum that rolls pods when pgbouncer.ini changes.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { createHash } from "crypto";
+import type { MonitoringSpec } from "../config";
 import {
     DatabaseEntry,
     ListenAddress,
     PgBouncerVersion,
     PoolTuning,
     pgbouncerSettings,
+    UserlistEntry,
     renderPgBouncerIni,
     renderUserlist,
 } from "./pgbouncerIni";
@@ -29,6 +32,15 @@ export const SERVER_CA_FILE = `${CONFIG_DIR}/${CA_KEY}`;
 
 const CONFIG_VOLUME = "pgbouncer-config";
 const AUTH_VOLUME = "pgbouncer-auth";
+
+/** The account the exporter logs in with: a stats user of PgBouncer's admin console, never the app's. */
+export const STATS_USER = "pgbouncer_stats";
+export const EXPORTER_PORT = 9127;
+export const EXPORTER_CONTAINER = "pgbouncer-exporter";
+/** The key of the auth Secret that holds the exporter's connection string. */
+export const EXPORTER_DSN_KEY = "exporter-dsn";
+
+const EXPORTER_RESOURCES: ResourceSpec = { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "100m", memory: "32Mi" } };
 
 export interface ResourceSpec {
     requests: { cpu: string; memory: string };
@@ -108,6 +120,34 @@ export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
     };
 }
 
+/** The exporter's connection string: the stats user on PgBouncer's admin database, over loopback. */
+export function exporterDsn(password: string, pgbouncerPort: number): string {
+    return `postgres://${STATS_USER}:${encodeURIComponent(password)}@127.0.0.1:${pgbouncerPort}/pgbouncer?sslmode=disable`;
+}
+
+/** The exporter sidecar. Its connection string comes from the Secret, expanded by the kubelet into the args. */
+export function exporterContainer(image: string, secretName: pulumi.Input<string>): k8s.types.input.core.v1.Container {
+    return {
+        name: EXPORTER_CONTAINER,
+        image,
+        imagePullPolicy: "IfNotPresent",
+        args: ["--pgBouncer.connectionString=$(PGBOUNCER_DSN)", `--web.listen-address=:${EXPORTER_PORT}`],
+        env: [{ name: "PGBOUNCER_DSN", valueFrom: { secretKeyRef: { name: secretName, key: EXPORTER_DSN_KEY } } }],
+        ports: [{ name: "metrics", containerPort: EXPORTER_PORT, protocol: "TCP" }],
+        resources: EXPORTER_RESOURCES,
+        securityContext: { ...restrictedContainerSecurityContext(), runAsUser: 65534, runAsGroup: 65534 },
+        livenessProbe: tcpProbe(EXPORTER_PORT, 10, 6),
+    };
+}
+
+/** prometheus.io scrape annotations, for a Prometheus without the Operator's monitors. */
+export function podScrapeAnnotations(monitoring: MonitoringSpec | undefined): Record<string, string> {
+    if (!monitoring || monitoring.prometheusOperator) {
+        return {};
+    }
+    return { "prometheus.io/scrape": "true", "prometheus.io/port": String(EXPORTER_PORT), "prometheus.io/path": "/metrics" };
+}
+
 /** The ConfigMap data: pgbouncer.ini, and the CA bundle when the server certificate is verified. */
 export function configMapData(ini: string, caBundle: string | undefined): Record<string, string> {
     return caBundle === undefined ? { [INI_KEY]: ini } : { [INI_KEY]: ini, [CA_KEY]: caBundle };
@@ -122,6 +162,8 @@ export interface PgBouncerConfigArgs {
     password: pulumi.Input<string>;
     /** PEM bundle of the RDS CA, required when the server certificate is verified. */
     serverCaBundle?: string;
+    /** When present, pgbouncer_exporter runs beside PgBouncer and logs in as the stats user. */
+    monitoring?: MonitoringSpec;
 }
 
 /** Where the pod mounts the userlist and the CA bundle. */
@@ -136,6 +178,9 @@ export function renderPoolerIni(args: PgBouncerConfigArgs, listen: ListenAddress
         authFile: files.authFile,
         serverCaFile: args.serverCaBundle ? files.serverCaFile : undefined,
     });
+    if (args.monitoring) {
+        settings.stats_users = STATS_USER;
+    }
     return renderPgBouncerIni({ version: args.version, databases: args.databases, settings });
 }
 
@@ -146,10 +191,19 @@ export interface PgBouncerConfigObjects {
     checksum: string;
 }
 
+/** The userlist: the app's user and, with monitoring, the exporter's stats user. */
+function userlistEntries(args: PgBouncerConfigArgs, statsPassword: pulumi.Output<string> | undefined): pulumi.Output<UserlistEntry[]> {
+    const app = pulumi.output(args.password).apply((password) => [{ name: args.user, password }]);
+    if (!statsPassword) {
+        return app;
+    }
+    return pulumi.all([app, statsPassword]).apply(([entries, password]) => [...entries, { name: STATS_USER, password }]);
+}
+
 /**
- * The ConfigMap (pgbouncer.ini, CA bundle) and the Secret (userlist) of one PgBouncer. Both are auto-named:
- * Pulumi replaces them on a data change, so the pods that mount them roll to the new names; the password
- * never enters the checksum.
+ * The ConfigMap (pgbouncer.ini, CA bundle) and the Secret (userlist, and the exporter's connection string)
+ * of one PgBouncer listening on `port`. Both are auto-named: Pulumi replaces them on a data change, so the
+ * pods that mount them roll to the new names; no password enters the checksum.
  */
 export function pgbouncerConfigObjects(
     name: string,
@@ -157,6 +211,7 @@ export function pgbouncerConfigObjects(
     labels: Record<string, string>,
     ini: string,
     args: PgBouncerConfigArgs,
+    port: number,
     opts: pulumi.CustomResourceOptions,
 ): PgBouncerConfigObjects {
     const configMap = new k8s.core.v1.ConfigMap(
@@ -164,10 +219,19 @@ export function pgbouncerConfigObjects(
         { metadata: { namespace, labels }, data: configMapData(ini, args.serverCaBundle) },
         opts,
     );
-    const userlist = pulumi.secret(pulumi.output(args.password).apply((password) => renderUserlist([{ name: args.user, password }])));
+    // The stats user's password is generated here and never leaves the Secret.
+    const statsPassword = args.monitoring
+        ? new random.RandomPassword(`${name}-stats-password`, { length: 32, special: false }, opts).result
+        : undefined;
+    const data: Record<string, pulumi.Input<string>> = {
+        [USERLIST_KEY]: userlistEntries(args, statsPassword).apply(renderUserlist),
+    };
+    if (statsPassword) {
+        data[EXPORTER_DSN_KEY] = statsPassword.apply((password) => exporterDsn(password, port));
+    }
     const secret = new k8s.core.v1.Secret(
         `${name}-auth`,
-        { metadata: { namespace, labels }, type: "Opaque", stringData: { [USERLIST_KEY]: userlist } },
+        { metadata: { namespace, labels }, type: "Opaque", stringData: pulumi.secret(data) },
         opts,
     );
     return { configMap, secret, checksum: configChecksum(ini, args.serverCaBundle ?? "") };

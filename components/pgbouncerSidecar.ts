@@ -8,7 +8,9 @@ import {
     PGBOUNCER_UID,
     PgBouncerConfigArgs,
     ResourceSpec,
+    exporterContainer,
     pgbouncerConfigObjects,
+    podScrapeAnnotations,
     pgbouncerContainer,
     pgbouncerVolumes,
     renderPoolerIni,
@@ -32,6 +34,8 @@ export interface PgBouncerSidecarArgs extends PgBouncerConfigArgs {
     native: boolean;
     /** Seconds the app takes to drain after SIGTERM. */
     appDrainSeconds: number;
+    /** Labels that select the service's pods (for the PodMonitor). */
+    podLabels: Record<string, string>;
 }
 
 export function validatePgBouncerSidecarArgs(args: PgBouncerSidecarArgs): void {
@@ -73,16 +77,30 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
         validatePgBouncerSidecarArgs(args);
         this.ini = renderSidecarIni(args);
         const labels = { "app.kubernetes.io/name": "pgbouncer-sidecar", "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "velure" };
-        const files = pgbouncerConfigObjects(name, args.namespace, labels, this.ini, args, { parent: this });
+        const files = pgbouncerConfigObjects(name, args.namespace, labels, this.ini, args, args.port, { parent: this });
         const container = this.container(args);
+        const exporter = args.monitoring ? [exporterContainer(args.monitoring.exporterImage, files.secret.metadata.name)] : [];
+        const placement = args.native ? { initContainers: [container], extraContainers: exporter } : { extraContainers: [container, ...exporter] };
         this.chartValues = {
-            [args.native ? "initContainers" : "extraContainers"]: [container],
+            ...placement,
             extraVolumes: pgbouncerVolumes(files.configMap.metadata.name, files.secret.metadata.name),
-            podAnnotations: { "checksum/pgbouncer-config": files.checksum },
+            podAnnotations: { "checksum/pgbouncer-config": files.checksum, ...podScrapeAnnotations(args.monitoring) },
             // The userlist Secret is group-readable by PgBouncer's group only.
             podSecurityContext: { fsGroup: PGBOUNCER_UID },
             terminationGracePeriodSeconds: sidecarGracePeriod(args.appDrainSeconds),
         };
+        if (args.monitoring?.prometheusOperator) {
+            new k8s.apiextensions.CustomResource(
+                `${name}-podmonitor`,
+                {
+                    apiVersion: "monitoring.coreos.com/v1",
+                    kind: "PodMonitor",
+                    metadata: { namespace: args.namespace, labels },
+                    spec: { selector: { matchLabels: args.podLabels }, podMetricsEndpoints: [{ port: "metrics", interval: "30s" }] },
+                },
+                { parent: this },
+            );
+        }
         this.host = pulumi.output(SIDECAR_HOST);
         this.port = pulumi.output(args.port);
         this.registerOutputs({ host: this.host, port: this.port });

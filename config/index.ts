@@ -21,7 +21,8 @@ import {
 import { ResourceSpec } from "../components/pgbouncerPod";
 import { RdsProxySpec, readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord } from "./reader";
-import { ConfigKey, MODES, Mode, PROJECT } from "./schema";
+import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
+import { AlertThresholds } from "../components/pgbouncerMonitoring";
 
 export { AlarmThresholds, RdsProxySpec, RdsTarget } from "./rds";
 export { ConfigError } from "./reader";
@@ -72,6 +73,15 @@ export interface SidecarSpec {
     appDrainSeconds: number;
 }
 
+export interface MonitoringSpec {
+    exporterImage: string;
+    prometheusOperator: boolean;
+    /** Prometheus's namespace, which also holds the dashboard. */
+    namespace: string;
+    alerts: AlertThresholds;
+    dashboard: boolean;
+}
+
 export interface VelureConfig {
     mode: Mode;
     database: DatabaseSpec;
@@ -81,6 +91,8 @@ export interface VelureConfig {
     sidecar: SidecarSpec;
     /** Present in mode rds-proxy only. */
     rds?: RdsProxySpec;
+    /** Present in the PgBouncer modes when the exporter is on. */
+    monitoring?: MonitoringSpec;
 }
 
 export const DEFAULT_CHART: ChartSource = { path: "charts/velure-service" };
@@ -329,6 +341,41 @@ function readPgBouncer(r: Reader, mode: Mode): PgBouncerSpec {
     };
 }
 
+function readAlertThresholds(r: Reader): AlertThresholds {
+    const raw = r.object<unknown>("monitoringAlerts");
+    const merged: Record<string, unknown> = { ...DEFAULT_MONITORING_ALERTS, ...(isRecord(raw) ? raw : {}) };
+    const allowed = Object.keys(DEFAULT_MONITORING_ALERTS).join(", ");
+    if (!isRecord(raw)) {
+        r.problem("monitoringAlerts", raw, `expected a map with ${allowed}`);
+    }
+    for (const [key, value] of Object.entries(merged)) {
+        if (!(key in DEFAULT_MONITORING_ALERTS)) {
+            r.problem(`monitoringAlerts.${key}`, value, `expected one of ${allowed}`);
+        } else if (typeof value !== "number" || !(value > 0) || (key.endsWith("Percent") && value > 100)) {
+            r.problem(`monitoringAlerts.${key}`, value, key.endsWith("Percent") ? "expected a number above 0, at most 100" : "expected a number above 0");
+        }
+    }
+    return merged as unknown as AlertThresholds;
+}
+
+function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
+    const exporter = r.boolean("monitoringExporter");
+    if (mode === "rds-proxy" || !exporter) {
+        return undefined;
+    }
+    const namespace = r.string("monitoringNamespace");
+    if (!DNS_LABEL.test(namespace)) {
+        r.problem("monitoringNamespace", namespace, "expected a Kubernetes namespace name");
+    }
+    return {
+        exporterImage: r.string("monitoringExporterImage"),
+        prometheusOperator: r.boolean("monitoringPrometheusOperator"),
+        namespace,
+        alerts: readAlertThresholds(r),
+        dashboard: r.boolean("monitoringDashboard"),
+    };
+}
+
 /** Reads the whole config; throws one ConfigError listing every problem. */
 export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
     const r = new Reader(config);
@@ -356,6 +403,7 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
             appDrainSeconds: r.integer("appDrainSeconds", 0, 3600),
         },
         rds: mode === "rds-proxy" ? readRdsProxy(r) : undefined,
+        monitoring: readMonitoring(r, mode),
     };
     if (r.problems.length > 0) {
         throw new ConfigError(r.problems);

@@ -55,6 +55,12 @@ export const DEFAULT_RDS_ALARMS = {
     availabilityPercent: 99,
 };
 
+export const DEFAULT_MONITORING_ALERTS = {
+    clientWaitSeconds: 5,
+    serverConnectionsPercent: 90,
+    saturatedMinutes: 5,
+};
+
 export const CONFIG_KEYS = {
     mode: {
         type: "string",
@@ -201,6 +207,37 @@ export const CONFIG_KEYS = {
         type: "integer",
         default: 20,
         description: "Seconds an application pod takes to drain after SIGTERM; the sidecar outlives it and the grace period fits both.",
+    },
+    monitoringExporter: {
+        type: "boolean",
+        default: true,
+        description: "PgBouncer modes: run pgbouncer_exporter beside every PgBouncer, logged in as a dedicated stats user.",
+    },
+    monitoringExporterImage: {
+        type: "string",
+        default: "quay.io/prometheuscommunity/pgbouncer-exporter:v0.12.1",
+        description: "The pgbouncer_exporter image. Pin a version tag (or a digest).",
+    },
+    monitoringPrometheusOperator: {
+        type: "boolean",
+        default: false,
+        description:
+            "The Prometheus Operator's CRDs exist: declare ServiceMonitor / PodMonitor and PrometheusRule. false: prometheus.io scrape annotations, no rules.",
+    },
+    monitoringNamespace: {
+        type: "string",
+        default: "monitoring",
+        description: "Namespace of Prometheus (allowed to scrape the central PgBouncer) and of the Grafana dashboard ConfigMap.",
+    },
+    monitoringAlerts: {
+        type: "object",
+        default: DEFAULT_MONITORING_ALERTS,
+        description: "Alert thresholds: clientWaitSeconds, serverConnectionsPercent (of the budget's available connections), saturatedMinutes.",
+    },
+    monitoringDashboard: {
+        type: "boolean",
+        default: true,
+        description: "Declare the Grafana dashboard ConfigMap (label grafana_dashboard=1) in monitoringNamespace.",
     },
     awsTags: {
         type: "object",

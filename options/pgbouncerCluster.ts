@@ -9,6 +9,7 @@ import {
 } from "../components/pgbouncerCluster";
 import { VelureConfig } from "../config";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
+import { declareMonitoring } from "./pgbouncerMonitoring";
 import { PoolerOption } from "./types";
 
 export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs {
@@ -27,6 +28,7 @@ export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs
         databasePort: database.port,
         resources: pgbouncer.resources,
         drainSeconds: pgbouncer.drainSeconds,
+        monitoring: config.monitoring,
     };
 }
 
@@ -46,6 +48,7 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
     );
     return ({ provider }) => {
         const cluster = new PgBouncerCluster("velure-pgbouncer", args, { providers: [provider] });
+        declareMonitoring(config, "velure PgBouncer", `namespace="${args.namespace}"`, budget, provider);
         return {
             host: cluster.host,
             port: cluster.port,

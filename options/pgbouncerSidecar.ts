@@ -11,6 +11,7 @@ import {
 } from "../components/pgbouncerSidecar";
 import { ServiceSpec, VelureConfig } from "../config";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
+import { declareMonitoring } from "./pgbouncerMonitoring";
 import { PoolerOption, ServiceConnection } from "./types";
 
 export function pgbouncerSidecarArgs(config: VelureConfig, service: ServiceSpec, namespace: pulumi.Input<string>): PgBouncerSidecarArgs {
@@ -28,6 +29,9 @@ export function pgbouncerSidecarArgs(config: VelureConfig, service: ServiceSpec,
         resources: sidecar.resources,
         native: sidecar.native,
         appDrainSeconds: sidecar.appDrainSeconds,
+        // The shipped chart's selector label; a chart of your own must set it too (see the README).
+        podLabels: { "app.kubernetes.io/instance": service.releaseName },
+        monitoring: config.monitoring,
     };
 }
 
@@ -60,6 +64,9 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
                 values: sidecar.chartValues,
             });
         }
+        const namespaces = [...new Set(config.services.map((s) => s.namespace))].join("|");
+        const pods = config.services.map((s) => s.releaseName).join("|");
+        declareMonitoring(config, "velure PgBouncer sidecars", `namespace=~"${namespaces}", pod=~"(${pods})-.*"`, budget, provider);
         return {
             host: pulumi.output(SIDECAR_HOST),
             port: pulumi.output(config.sidecar.port),

@@ -95,9 +95,11 @@ function resolved<T>(value: T): Promise<any> {
     return new Promise((resolve) => pulumi.output(value).apply((v) => resolve(v)));
 }
 
-/** What AWS would compute for the resources the program reads back (ARNs, endpoints). */
-function awsMockState(type: string, name: string, inputs: any): Record<string, unknown> {
+/** What the providers would compute for the resources the program reads back (ARNs, endpoints, passwords). */
+function computedState(type: string, name: string, inputs: any): Record<string, unknown> {
     switch (type) {
+        case "random:index/randomPassword:RandomPassword":
+            return { result: `generated${name.replace(/[^A-Za-z0-9]/g, "")}`.slice(0, inputs.length ?? 32) };
         case "aws:secretsmanager/secret:Secret":
             return { arn: `arn:aws:secretsmanager:${MOCK_REGION}:${MOCK_ACCOUNT}:secret:${inputs.namePrefix}AbCdEf` };
         case "aws:iam/role:Role":
@@ -134,7 +136,7 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
                 if (args.type.startsWith("kubernetes:")) {
                     state.metadata = { ...metadata, name: metadata.name ?? `${args.name}${suffix}` };
                 }
-                Object.assign(state, awsMockState(args.type, args.name, inputs));
+                Object.assign(state, computedState(args.type, args.name, inputs));
                 return { id: `${args.name}-id`, state };
             },
             call(args) {

@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { execFileSync } from "child_process";
 import { renderUserlist } from "../../components/pgbouncerIni";
-import { renderPoolerIni } from "../../components/pgbouncerPod";
+import { STATS_USER, renderPoolerIni } from "../../components/pgbouncerPod";
 import { VelureConfig, loadConfig } from "../../config";
 import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
 import { stackConfig } from "../unit/harness";
@@ -30,7 +30,12 @@ export function renderIni(config: VelureConfig, bouncer: PgBouncerProcess): (por
     return (port) => renderPoolerIni(pgbouncerClusterArgs(config), { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile: "" });
 }
 
-export const USERLIST = renderUserlist([{ name: USER, password: PASSWORD }]);
+export const STATS_PASSWORD = "stats-integration-pw";
+/** The userlist as the components render it: the app's user and the exporter's stats user. */
+export const USERLIST = renderUserlist([
+    { name: USER, password: PASSWORD },
+    { name: STATS_USER, password: STATS_PASSWORD },
+]);
 
 export async function startPgBouncer(config: VelureConfig, port?: number): Promise<PgBouncerProcess> {
     const bouncer = new PgBouncerProcess();

@@ -5,7 +5,8 @@ import { Client } from "pg";
 import { promisify } from "util";
 import { clusterBudgetLines, preStopCommand, shutdownSequence } from "../../components/pgbouncerCluster";
 import { sidecarBudgetLine } from "../../components/pgbouncerSidecar";
-import { LOCAL_PGBOUNCER_VERSION, loopbackConfig, renderIni, startPgBouncer } from "./pooler";
+import { exporterDsn } from "../../components/pgbouncerPod";
+import { LOCAL_PGBOUNCER_VERSION, STATS_PASSWORD, loopbackConfig, renderIni, startPgBouncer } from "./pooler";
 import { PgBouncerProcess, PostgresServer, clientConfig, freePort, sampleMax, sleep, withClient } from "./servers";
 
 const DATABASES = ["velure_auth", "velure_orders"];
@@ -84,6 +85,26 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
             await assert.rejects(withClient(clientConfig(bouncer.port, "nope"), async () => undefined), /no such database: nope/);
             assert.deepStrictEqual((await connected.query("SELECT 1 AS ok")).rows, [{ ok: 1 }]);
             await connected.end();
+        });
+
+        it("lets the exporter's stats user, through its rendered connection string, run SHOW POOLS and SHOW STATS", async () => {
+            const client = new Client({ connectionString: exporterDsn(STATS_PASSWORD, bouncer.port) });
+            await client.connect();
+            try {
+                const pools = (await client.query("SHOW POOLS")).rows.map((r) => r.database);
+                assert.ok(pools.includes("velure_auth"), `pools: ${pools}`);
+                const stats = (await client.query("SHOW STATS")).rows.map((r) => r.database);
+                assert.ok(stats.includes("velure_orders"), `stats: ${stats}`);
+            } finally {
+                await client.end();
+            }
+        });
+
+        it("keeps the app's user out of the admin console", async () => {
+            await assert.rejects(
+                withClient(clientConfig(bouncer.port, "pgbouncer"), (c) => c.query("SHOW POOLS")),
+                /not allowed|admin console/,
+            );
         });
 
         it("ignores extra_float_digits in the startup packet, as the exporter and JDBC send it", async () => {

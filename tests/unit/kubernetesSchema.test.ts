@@ -8,9 +8,10 @@ import { runProgram, stackConfig } from "./harness";
 
 function modelFor(manifest: Manifest): { validate(): void } {
     const { apiVersion, kind } = manifest.object;
-    const group = apiVersion.includes("/") ? apiVersion : `v1`;
-    // kubernetes-models lays its classes out as <group>/<version>/<Kind> (the core group as v1/<Kind>).
-    const module = require(`kubernetes-models/${group}/${kind}`);
+    // kubernetes-models lays its classes out as <group>/<version>/<Kind> (the core group as v1/<Kind>);
+    // the Prometheus Operator's CRDs come from its own package of the same family.
+    const library = apiVersion.startsWith("monitoring.coreos.com/") ? "@kubernetes-models/prometheus-operator" : "kubernetes-models";
+    const module = require(`${library}/${apiVersion}/${kind}`);
     return new module[kind](manifest.object);
 }
 
@@ -36,20 +37,21 @@ function podFromValues(values: any): Pod {
 }
 
 describe("Kubernetes objects validate against the OpenAPI schema", () => {
-    for (const stack of ["dev", "prod"]) {
-        for (const mode of MODES) {
-            it(`${stack} × ${mode}`, async () => {
-                const run = await runProgram(stackConfig(stack, { mode }));
-                const objects = manifests(run.resources, "-x");
-                assert.ok(objects.length >= 3, "too few objects to be a real check");
-                for (const manifest of objects) {
-                    assert.doesNotThrow(() => modelFor(manifest).validate(), `${manifest.id} is invalid`);
-                }
-                for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
-                    assert.doesNotThrow(() => podFromValues(release.inputs.values).validate(), `the pod of ${release.name} is invalid`);
-                }
-            });
-        }
+    const variants = ["dev", "prod"].flatMap((stack) => MODES.map((mode) => ({ stack, mode, operator: false })));
+    // The Prometheus Operator's objects, in both PgBouncer modes.
+    variants.push({ stack: "prod", mode: "pgbouncer-cluster", operator: true }, { stack: "prod", mode: "pgbouncer-sidecar", operator: true });
+    for (const { stack, mode, operator } of variants) {
+        it(`${stack} × ${mode}${operator ? " with the Prometheus Operator" : ""}`, async () => {
+            const run = await runProgram(stackConfig(stack, { mode, monitoringPrometheusOperator: operator }));
+            const objects = manifests(run.resources, "-x");
+            assert.ok(objects.length >= 3, "too few objects to be a real check");
+            for (const manifest of objects) {
+                assert.doesNotThrow(() => modelFor(manifest).validate(), `${manifest.id} is invalid`);
+            }
+            for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
+                assert.doesNotThrow(() => podFromValues(release.inputs.values).validate(), `the pod of ${release.name} is invalid`);
+            }
+        });
     }
 
     it("catches an invalid object (the check can fail)", () => {

@@ -2,6 +2,7 @@ import * as assert from "assert";
 import { K8S, PASSWORD, ProgramRun, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
 
 const CLUSTER = { mode: "pgbouncer-cluster" };
+const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";
 
 describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     let run: ProgramRun;
@@ -20,15 +21,16 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         const component = run.one("velure:pooling:PgBouncerCluster");
         const children = run.resources.filter((r) => r.name.startsWith(`${component.name}-`));
         assert.deepStrictEqual(children.map((r) => r.type).sort(), [
-            K8S.namespace, K8S.configMap, K8S.secret, K8S.service, K8S.deployment, K8S.pdb, K8S.networkPolicy,
+            K8S.namespace, K8S.configMap, K8S.secret, K8S.service, K8S.deployment, K8S.pdb, K8S.networkPolicy, RANDOM_PASSWORD,
         ].sort());
     });
 
     it("creates the velure-db namespace and puts everything in it", () => {
         assert.strictEqual(run.one(K8S.namespace, "velure-pgbouncer-namespace").inputs.metadata.name, "velure-db");
-        for (const type of [K8S.configMap, K8S.deployment, K8S.service, K8S.pdb, K8S.networkPolicy]) {
+        for (const type of [K8S.deployment, K8S.service, K8S.pdb, K8S.networkPolicy]) {
             assert.strictEqual(run.one(type).inputs.metadata.namespace, "velure-db", type);
         }
+        assert.strictEqual(run.one(K8S.configMap, "velure-pgbouncer-config").inputs.metadata.namespace, "velure-db");
         assert.strictEqual(run.one(K8S.secret, "velure-pgbouncer-auth").inputs.metadata.namespace, "velure-db");
     });
 
@@ -43,21 +45,23 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     });
 
     it("keeps pgbouncer.ini in a ConfigMap with one entry per service database, and the credentials in a Secret", () => {
-        const ini: string = run.one(K8S.configMap).inputs.data["pgbouncer.ini"];
+        const ini: string = run.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"];
         assert.match(ini, /^velure_auth = host=velure-dev\.\S+ port=5432 dbname=velure_auth$/m);
         assert.match(ini, /^velure_orders = host=velure-dev\.\S+ port=5432 dbname=velure_orders$/m);
         assert.match(ini, /^auth_file = \/etc\/pgbouncer-auth\/userlist.txt$/m);
         assert.match(ini, /^max_prepared_statements = 200$/m);
         assert.match(ini, /^server_tls_sslmode = verify-full$/m);
-        assert.match(run.one(K8S.configMap).inputs.data["server-ca.pem"], /BEGIN CERTIFICATE/);
+        assert.match(run.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["server-ca.pem"], /BEGIN CERTIFICATE/);
         const secret = run.one(K8S.secret, "velure-pgbouncer-auth");
         assert.ok(isWrappedSecret(secret.raw.stringData), "the userlist reaches the engine as a secret");
-        assert.strictEqual(secret.inputs.stringData["userlist.txt"], `"velure" "${PASSWORD.replace(/"/g, '""')}"\n`);
+        const [app, stats] = secret.inputs.stringData["userlist.txt"].split("\n");
+        assert.strictEqual(app, `"velure" "${PASSWORD.replace(/"/g, '""')}"`);
+        assert.match(stats, /^"pgbouncer_stats" "[A-Za-z0-9]{20,}"$/, "the exporter's own stats user");
     });
 
     it("adds a read-only entry per database when a replica host is configured", async () => {
         const withReplica = await runProgram(stackConfig("dev", { ...CLUSTER, databaseReplicaHost: "replica.example.com" }));
-        const ini: string = withReplica.one(K8S.configMap).inputs.data["pgbouncer.ini"];
+        const ini: string = withReplica.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"];
         assert.match(ini, /^velure_auth_ro = host=replica\.example\.com port=5432 dbname=velure_auth$/m);
         assert.match(ini, /^velure_orders_ro = host=replica\.example\.com port=5432 dbname=velure_orders$/m);
         const env = withReplica.one(K8S.release, "velure-auth-service").inputs.values.env;
@@ -139,8 +143,10 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         const policy = run.one(K8S.networkPolicy).inputs.spec;
         assert.deepStrictEqual(policy.policyTypes, ["Ingress", "Egress"]);
         assert.deepStrictEqual(policy.podSelector.matchLabels, deployment.spec.selector.matchLabels);
-        assert.strictEqual(policy.ingress.length, 1);
+        assert.strictEqual(policy.ingress.length, 2);
         assert.deepStrictEqual(policy.ingress[0].ports, [{ protocol: "TCP", port: 5432 }]);
+        assert.deepStrictEqual(policy.ingress[1].ports, [{ protocol: "TCP", port: 9127 }], "metrics, for Prometheus only");
+        assert.deepStrictEqual(policy.ingress[1].from[0].namespaceSelector.matchExpressions[0].values, ["monitoring"]);
         assert.deepStrictEqual(policy.ingress[0].from, [
             { namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["velure"] } ] } },
         ]);
@@ -167,18 +173,18 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     it("honours pgbouncerMaxDbConnections as the per-pod cap", async () => {
         const capped = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4, pgbouncerMaxDbConnections: 6 }));
         assert.strictEqual(capped.outputs.connectionBudget.used, 2 * 5 * 6);
-        assert.match(capped.one(K8S.configMap).inputs.data["pgbouncer.ini"], /^max_db_connections = 6$/m);
+        assert.match(capped.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /^max_db_connections = 6$/m);
     });
 
     it("renders a 1.18 config when the image is 1.18", async () => {
         const old = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.18.0" }));
-        assert.doesNotMatch(old.one(K8S.configMap).inputs.data["pgbouncer.ini"], /max_prepared_statements/);
+        assert.doesNotMatch(old.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /max_prepared_statements/);
         assert.strictEqual(old.outputs.pgbouncerVersion, "1.18.0");
     });
 
     it("drops the CA bundle when TLS is not verified", async () => {
         const plain = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerServerTlsSslmode: "require" }));
-        const data = plain.one(K8S.configMap).inputs.data;
+        const data = plain.one(K8S.configMap, "velure-pgbouncer-config").inputs.data;
         assert.deepStrictEqual(Object.keys(data), ["pgbouncer.ini"]);
         assert.doesNotMatch(data["pgbouncer.ini"], /server_tls_ca_file/);
     });

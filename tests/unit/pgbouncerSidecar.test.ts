@@ -51,7 +51,7 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
 
     it("is a native sidecar by default: an init container with restartPolicy Always and a TCP startup probe", () => {
         const v = values(run, "auth-service");
-        assert.strictEqual(v.extraContainers, undefined);
+        assert.deepStrictEqual(v.extraContainers.map((c: any) => c.name), ["pgbouncer-exporter"], "only the exporter is a regular container");
         assert.strictEqual(v.initContainers.length, 1);
         const sidecar = v.initContainers[0];
         assert.strictEqual(sidecar.name, "pgbouncer");
