@@ -56,6 +56,20 @@ async function timed(work: () => Promise<unknown>, latencies: number[]): Promise
 
 const TRANSACTION = "SELECT id, at FROM acked WHERE id = $1";
 
+function summarize(clients: number, connected: number, latencies: number[], failures: number, elapsed: number, peak: number): Run {
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return {
+        clients,
+        connected,
+        transactions: latencies.length,
+        failures,
+        tps: round(latencies.length / elapsed, 0),
+        p50Ms: round(percentile(sorted, 50), 3),
+        p99Ms: round(percentile(sorted, 99), 3),
+        peakServerConnections: peak,
+    };
+}
+
 /** `clients` persistent connections, each running transactions back to back for SECONDS. */
 async function persistentLoad(pg: PostgresServer, port: number, clients: number): Promise<Run> {
     const sampler = sampleMax(() => pg.backends(DATABASE), 100);
@@ -78,17 +92,7 @@ async function persistentLoad(pg: PostgresServer, port: number, clients: number)
     );
     const elapsed = (Date.now() - started) / 1000;
     await Promise.all(connections.map((c) => c?.end().catch(() => undefined)));
-    const sorted = latencies.sort((a, b) => a - b);
-    return {
-        clients,
-        connected: connections.filter(Boolean).length,
-        transactions: latencies.length,
-        failures,
-        tps: round(latencies.length / elapsed, 0),
-        p50Ms: round(percentile(sorted, 50), 3),
-        p99Ms: round(percentile(sorted, 99), 3),
-        peakServerConnections: await sampler.stop(),
-    };
+    return summarize(clients, connections.filter(Boolean).length, latencies, failures, elapsed, await sampler.stop());
 }
 
 /** `workers` loops of connect, one transaction, disconnect. */
@@ -116,17 +120,7 @@ async function connectPerTransaction(pg: PostgresServer, port: number, workers: 
         }),
     );
     const elapsed = (Date.now() - started) / 1000;
-    const sorted = latencies.sort((a, b) => a - b);
-    return {
-        clients: workers,
-        connected: workers,
-        transactions: latencies.length,
-        failures,
-        tps: round(latencies.length / elapsed, 0),
-        p50Ms: round(percentile(sorted, 50), 3),
-        p99Ms: round(percentile(sorted, 99), 3),
-        peakServerConnections: await sampler.stop(),
-    };
+    return summarize(workers, workers, latencies, failures, elapsed, await sampler.stop());
 }
 
 /** One client, simple queries one after another: the latency the pooler adds. */

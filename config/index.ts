@@ -22,7 +22,7 @@ import { ResourceSpec } from "../components/pgbouncerPod";
 import { RdsProxySpec, readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
-import { AlertThresholds } from "../components/pgbouncerMonitoring";
+import type { AlertThresholds } from "../components/pgbouncerMonitoring";
 
 export { AlarmThresholds, RdsProxySpec, RdsTarget } from "./rds";
 export { ConfigError } from "./reader";

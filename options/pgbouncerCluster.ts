@@ -10,7 +10,7 @@ import {
 import { VelureConfig } from "../config";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
-import { PoolerOption } from "./types";
+import { PoolerOption, sharedEndpoint } from "./types";
 
 export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs {
     const { database, pgbouncer, services } = config;
@@ -49,16 +49,8 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
     return ({ provider }) => {
         const cluster = new PgBouncerCluster("velure-pgbouncer", args, { providers: [provider] });
         declareMonitoring(config, "velure PgBouncer", `namespace="${args.namespace}"`, budget, provider);
-        return {
-            host: cluster.host,
-            port: cluster.port,
-            budget,
-            connectionFor: (service) => ({
-                host: cluster.host,
-                port: cluster.port,
-                env: pgbouncerServiceEnv(config.database, service, cluster.host, cluster.port),
-                values: {},
-            }),
-        };
+        return sharedEndpoint(cluster.host, cluster.port, budget, (service) =>
+            pgbouncerServiceEnv(config.database, service, cluster.host, cluster.port),
+        );
     };
 };

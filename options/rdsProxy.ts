@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
 import { RdsProxy, RdsProxyArgs, rdsProxyBudgetLine, validateRdsProxyArgs } from "../components/rdsProxy";
 import { RdsProxySpec, VelureConfig } from "../config";
-import { PoolerOption } from "./types";
+import { PoolerOption, sharedEndpoint } from "./types";
 
 export function rdsProxyArgs(config: VelureConfig, rds: RdsProxySpec): RdsProxyArgs {
     return {
@@ -38,16 +38,6 @@ export const rdsProxyOption: PoolerOption = (config) => {
     );
     return () => {
         const proxy = new RdsProxy("velure-rds-proxy", args);
-        return {
-            host: proxy.host,
-            port: proxy.port,
-            budget,
-            connectionFor: (service) => ({
-                host: proxy.host,
-                port: proxy.port,
-                env: proxyEnv(proxy, args.requireTls, service.database),
-                values: {},
-            }),
-        };
+        return sharedEndpoint(proxy.host, proxy.port, budget, (service) => proxyEnv(proxy, args.requireTls, service.database));
     };
 };

@@ -31,3 +31,13 @@ export type DeclarePooler = (context: DeployContext) => PoolerOutputs;
 
 /** An option checks the config for its mode (pure, throws) and returns how to declare the pooler. */
 export type PoolerOption = (config: VelureConfig) => DeclarePooler;
+
+/** The outputs of a pooler that every service reaches at the same host and port (central PgBouncer, RDS Proxy). */
+export function sharedEndpoint(
+    host: pulumi.Output<string>,
+    port: pulumi.Output<number>,
+    budget: ConnectionBudget,
+    envFor: (service: ServiceSpec) => Record<string, pulumi.Input<string>>,
+): PoolerOutputs {
+    return { host, port, budget, connectionFor: (service) => ({ host, port, env: envFor(service), values: {} }) };
+}
