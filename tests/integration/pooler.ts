@@ -3,11 +3,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { execFileSync } from "child_process";
 import { renderUserlist } from "../../components/pgbouncerIni";
-import { STATS_USER, renderPoolerIni } from "../../components/pgbouncerPod";
+import * as path from "path";
+import { CA_KEY, STATS_USER, renderPoolerIni } from "../../components/pgbouncerPod";
 import { VelureConfig, loadConfig } from "../../config";
 import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
 import { stackConfig } from "../unit/harness";
-import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER } from "./servers";
+import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER, writeOwned } from "./servers";
 
 /** The version of the PgBouncer binary on this machine (Debian 12: 1.18.0). */
 export const LOCAL_PGBOUNCER_VERSION = /PgBouncer (\d+\.\d+\.\d+)/.exec(execFileSync(PGBOUNCER_BIN, ["--version"]).toString())?.[1] ?? "1.18.0";
@@ -26,8 +27,13 @@ export function loopbackConfig(primary: PostgresServer, overrides: Record<string
     return loadConfig();
 }
 
+/** pgbouncer.ini for a local PgBouncer; the CA bundle from the config goes where the ConfigMap would put it. */
 export function renderIni(config: VelureConfig, bouncer: PgBouncerProcess): (port: number) => string {
-    return (port) => renderPoolerIni(pgbouncerClusterArgs(config), { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile: "" });
+    const serverCaFile = path.join(bouncer.dir, CA_KEY);
+    if (config.pgbouncer.serverCaBundle) {
+        writeOwned(serverCaFile, config.pgbouncer.serverCaBundle, 0o644);
+    }
+    return (port) => renderPoolerIni(pgbouncerClusterArgs(config), { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile });
 }
 
 export const STATS_PASSWORD = "stats-integration-pw";

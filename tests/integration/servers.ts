@@ -95,6 +95,8 @@ export interface PostgresOptions {
     /** A loopback address (127.0.0.0/8); a second server on 127.0.0.2 plays the read replica. */
     host?: string;
     port?: number;
+    /** Serve TLS with this certificate and key (PEM). */
+    tls?: { cert: string; key: string };
 }
 
 /** A throwaway PostgreSQL cluster with SCRAM auth, the velure role and the services' databases. */
@@ -125,6 +127,7 @@ export class PostgresServer {
                 "password_encryption = 'scram-sha-256'",
                 "shared_buffers = '32MB'",
                 "log_min_messages = warning",
+                ...this.tlsSettings(data),
                 "",
             ].join("\n"),
         );
@@ -139,6 +142,15 @@ export class PostgresServer {
             await this.superuser((c) => c.query(`CREATE TABLE acked (id text PRIMARY KEY, at timestamptz DEFAULT now()); ALTER TABLE acked OWNER TO ${USER}`), db);
         }
         return this;
+    }
+
+    private tlsSettings(data: string): string[] {
+        if (!this.options.tls) {
+            return [];
+        }
+        writeOwned(path.join(data, "server.crt"), this.options.tls.cert);
+        writeOwned(path.join(data, "server.key"), this.options.tls.key);
+        return ["ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'"];
     }
 
     private pgctl(args: string[]): void {
@@ -296,5 +308,27 @@ export async function withClient<T>(config: ClientConfig, work: (c: Client) => P
         return await work(client);
     } finally {
         await client.end().catch(() => undefined);
+    }
+}
+
+export interface TestCertificates {
+    caCert: string;
+    serverCert: string;
+    serverKey: string;
+}
+
+/** A throwaway CA and a server certificate for 127.0.0.1 and localhost, made with openssl. */
+export function makeCertificates(): TestCertificates {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "velure-tls-"));
+    const file = (name: string) => path.join(dir, name);
+    const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", file("ca.key"), "-out", file("ca.crt"), "-days", "2", "-subj", "/CN=velure test CA");
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", file("server.key"), "-out", file("server.csr"), "-subj", "/CN=127.0.0.1");
+        fs.writeFileSync(file("san.ext"), "subjectAltName = IP:127.0.0.1, DNS:localhost\n");
+        openssl("x509", "-req", "-in", file("server.csr"), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-CAcreateserial", "-out", file("server.crt"), "-days", "2", "-extfile", file("san.ext"));
+        return { caCert: fs.readFileSync(file("ca.crt"), "utf8"), serverCert: fs.readFileSync(file("server.crt"), "utf8"), serverKey: fs.readFileSync(file("server.key"), "utf8") };
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
     }
 }
