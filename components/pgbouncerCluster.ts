@@ -98,7 +98,8 @@ export function validatePgBouncerClusterArgs(args: PgBouncerClusterArgs): void {
 
 /** The rendered pgbouncer.ini of the central PgBouncer (pure: used by the component and by tests). */
 export function renderClusterIni(args: PgBouncerClusterArgs): string {
-    return renderPoolerIni(args, { addr: "0.0.0.0", port: CLUSTER_PORT });
+    // "*": every address of the pod, IPv4 and IPv6 (dual-stack and IPv6-only clusters).
+    return renderPoolerIni(args, { addr: "*", port: CLUSTER_PORT });
 }
 
 function namespaceIn(namespaces: string[]) {

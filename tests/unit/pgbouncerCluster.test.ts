@@ -50,6 +50,8 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.match(ini, /^velure_orders = host=velure-dev\.\S+ port=5432 dbname=velure_orders$/m);
         assert.match(ini, /^auth_file = \/etc\/pgbouncer-auth\/userlist.txt$/m);
         assert.match(ini, /^max_prepared_statements = 200$/m);
+        assert.match(ini, /^listen_addr = \*$/m, "every pod address, IPv4 and IPv6");
+        assert.match(ini, /^listen_port = 5432$/m);
         assert.match(ini, /^server_tls_sslmode = verify-full$/m);
         assert.match(run.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["server-ca.pem"], /BEGIN CERTIFICATE/);
         const secret = run.one(K8S.secret, "velure-pgbouncer-auth");
