@@ -168,3 +168,20 @@ describe("config", () => {
         });
     });
 });
+
+describe("CI runs the README's commands", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const ci = fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8");
+
+    for (const command of ["npm test", "npm run test:integration"]) {
+        it(`README and .ci/run both run \`${command}\``, () => {
+            assert.ok(readme.includes(command), `README does not give ${command}`);
+            assert.match(ci, new RegExp(`^${command}$`, "m"), `.ci/run does not run ${command}`);
+        });
+    }
+
+    it(".ci/run installs PostgreSQL and PgBouncer and installs from the lockfile", () => {
+        assert.match(ci, /apt-get install -y[^\n]*postgresql pgbouncer/);
+        assert.match(ci, /^npm ci\b/m);
+    });
+});
