@@ -1,4 +1,6 @@
 import * as assert from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { loadConfig } from "../../config";
 import { mergeValues } from "../../services/releases";
 import { K8S, PASSWORD, PASSWORD_TOKEN, ProgramRun, isWrappedSecret, runProgram, stackConfig } from "./harness";
 
@@ -90,6 +92,17 @@ describe("Helm releases of the services", () => {
 });
 
 describe("secrets stay secret", () => {
+    it("the config hands the password on as a Pulumi secret (pulumi.isSecret)", async () => {
+        pulumi.runtime.setAllConfig(stackConfig("dev"), ["velure-pooling:databasePassword"]);
+        const config = loadConfig();
+        assert.strictEqual(await pulumi.isSecret(config.database.password), true);
+    });
+
+    it("even when it was set without --secret", async () => {
+        pulumi.runtime.setAllConfig(stackConfig("dev"), []);
+        assert.strictEqual(await pulumi.isSecret(loadConfig().database.password), true);
+    });
+
     for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar"]) {
         it(`${mode}: the password is in no ConfigMap, no release value and no non-Secret resource`, async () => {
             const run = await runProgram(stackConfig("dev", { mode }));
