@@ -24,7 +24,7 @@ import { ConfigError, Reader, defaultOf, isRecord } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
 import type { AlertThresholds } from "../components/pgbouncerMonitoring";
 
-export { AlarmThresholds, RdsProxySpec, RdsTarget } from "./rds";
+export { AlarmThresholds, RdsProxySpec } from "./rds";
 export { ConfigError } from "./reader";
 export { MODES, Mode, PROJECT } from "./schema";
 
