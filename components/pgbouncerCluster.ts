@@ -3,9 +3,10 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { BudgetLine } from "./connectionBudget";
-import { PoolTuning, verifiesServerCertificate } from "./pgbouncerIni";
+import { PoolTuning } from "./pgbouncerIni";
 import {
     PgBouncerConfigArgs,
+    assertServerCaBundle,
     EXPORTER_PORT,
     PgBouncerConfigObjects,
     ResourceSpec,
@@ -88,9 +89,7 @@ export function validatePgBouncerClusterArgs(args: PgBouncerClusterArgs): void {
     if (args.clientNamespaces.length === 0) {
         throw new Error("PgBouncerCluster: clientNamespaces must name at least one namespace");
     }
-    if (verifiesServerCertificate(args.tuning.serverTlsSslmode) && !args.serverCaBundle) {
-        throw new Error(`PgBouncerCluster: server_tls_sslmode ${args.tuning.serverTlsSslmode} needs serverCaBundle`);
-    }
+    assertServerCaBundle("PgBouncerCluster", args);
     if (!Number.isInteger(args.drainSeconds) || args.drainSeconds < 1) {
         throw new Error(`PgBouncerCluster: drainSeconds must be an integer >= 1, got ${args.drainSeconds}`);
     }

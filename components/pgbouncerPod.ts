@@ -14,6 +14,7 @@ import {
     UserlistEntry,
     renderPgBouncerIni,
     renderUserlist,
+    verifiesServerCertificate,
 } from "./pgbouncerIni";
 
 type Container = k8s.types.input.core.v1.Container;
@@ -164,6 +165,13 @@ export interface PgBouncerConfigArgs {
     serverCaBundle?: string;
     /** When present, pgbouncer_exporter runs beside PgBouncer and logs in as the stats user. */
     monitoring?: MonitoringSpec;
+}
+
+/** Both PgBouncer components refuse a verifying TLS mode without the CA bundle to verify with. */
+export function assertServerCaBundle(component: string, args: PgBouncerConfigArgs): void {
+    if (verifiesServerCertificate(args.tuning.serverTlsSslmode) && !args.serverCaBundle) {
+        throw new Error(`${component}: server_tls_sslmode ${args.tuning.serverTlsSslmode} needs serverCaBundle`);
+    }
 }
 
 /** Where the pod mounts the userlist and the CA bundle. */

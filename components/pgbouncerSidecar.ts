@@ -7,6 +7,7 @@ import { BudgetLine } from "./connectionBudget";
 import {
     PGBOUNCER_UID,
     PgBouncerConfigArgs,
+    assertServerCaBundle,
     ResourceSpec,
     exporterContainer,
     pgbouncerConfigObjects,
@@ -16,7 +17,6 @@ import {
     renderPoolerIni,
     tcpProbe,
 } from "./pgbouncerPod";
-import { verifiesServerCertificate } from "./pgbouncerIni";
 
 export const SIDECAR_HOST = "127.0.0.1";
 export const SIDECAR_CONTAINER = "pgbouncer";
@@ -42,9 +42,7 @@ export function validatePgBouncerSidecarArgs(args: PgBouncerSidecarArgs): void {
     if (!Number.isInteger(args.port) || args.port < 1024 || args.port > 65535) {
         throw new Error(`PgBouncerSidecar: port must be an unprivileged TCP port (1024..65535), got ${args.port}`);
     }
-    if (verifiesServerCertificate(args.tuning.serverTlsSslmode) && !args.serverCaBundle) {
-        throw new Error(`PgBouncerSidecar: server_tls_sslmode ${args.tuning.serverTlsSslmode} needs serverCaBundle`);
-    }
+    assertServerCaBundle("PgBouncerSidecar", args);
 }
 
 export function renderSidecarIni(args: PgBouncerSidecarArgs): string {

@@ -20,7 +20,7 @@ import {
 } from "../components/pgbouncerIni";
 import { ResourceSpec } from "../components/pgbouncerPod";
 import { RdsProxySpec, readRdsProxy } from "./rds";
-import { ConfigError, Reader, defaultOf, isRecord } from "./reader";
+import { ConfigError, Reader, defaultOf, isRecord, readThresholds, requiredMatch } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
 import type { AlertThresholds } from "../components/pgbouncerMonitoring";
 
@@ -98,6 +98,7 @@ export interface VelureConfig {
 export const DEFAULT_CHART: ChartSource = { path: "charts/velure-service" };
 
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const NAMESPACE_ALLOWED = "expected a Kubernetes namespace name";
 const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
@@ -173,7 +174,7 @@ function readService(r: Reader, index: number, raw: unknown): ServiceSpec | unde
         r.problem(`${at}.name`, name, "expected at most 46 characters (the release velure-<name> must fit Helm's 53)");
     }
     const database = field("database", SQL_IDENTIFIER, "expected a lower-case database name (a-z, 0-9, _)");
-    const namespace = field("namespace", DNS_LABEL, "expected a Kubernetes namespace name");
+    const namespace = field("namespace", DNS_LABEL, NAMESPACE_ALLOWED);
     const replicas = raw.replicas;
     if (!Number.isInteger(replicas) || (replicas as number) < 1) {
         r.problem(`${at}.replicas`, replicas, "expected an integer >= 1");
@@ -328,34 +329,11 @@ function readPgBouncer(r: Reader, mode: Mode): PgBouncerSpec {
             extra: readSettings(r, version),
         },
         serverCaBundle: readCaBundle(r, mode, serverTlsSslmode),
-        namespace: (() => {
-            const ns = r.string("pgbouncerNamespace");
-            if (!DNS_LABEL.test(ns)) {
-                r.problem("pgbouncerNamespace", ns, "expected a Kubernetes namespace name");
-            }
-            return ns;
-        })(),
+        namespace: requiredMatch(r, "pgbouncerNamespace", DNS_LABEL, NAMESPACE_ALLOWED),
         replicas: r.integer("pgbouncerReplicas", 1),
         resources: readResources(r, "pgbouncerResources"),
         drainSeconds: r.integer("pgbouncerDrainSeconds", 1, 3600),
     };
-}
-
-function readAlertThresholds(r: Reader): AlertThresholds {
-    const raw = r.object<unknown>("monitoringAlerts");
-    const merged: Record<string, unknown> = { ...DEFAULT_MONITORING_ALERTS, ...(isRecord(raw) ? raw : {}) };
-    const allowed = Object.keys(DEFAULT_MONITORING_ALERTS).join(", ");
-    if (!isRecord(raw)) {
-        r.problem("monitoringAlerts", raw, `expected a map with ${allowed}`);
-    }
-    for (const [key, value] of Object.entries(merged)) {
-        if (!(key in DEFAULT_MONITORING_ALERTS)) {
-            r.problem(`monitoringAlerts.${key}`, value, `expected one of ${allowed}`);
-        } else if (typeof value !== "number" || !(value > 0) || (key.endsWith("Percent") && value > 100)) {
-            r.problem(`monitoringAlerts.${key}`, value, key.endsWith("Percent") ? "expected a number above 0, at most 100" : "expected a number above 0");
-        }
-    }
-    return merged as unknown as AlertThresholds;
 }
 
 function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
@@ -363,17 +341,19 @@ function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
     if (mode === "rds-proxy" || !exporter) {
         return undefined;
     }
-    const namespace = r.string("monitoringNamespace");
-    if (!DNS_LABEL.test(namespace)) {
-        r.problem("monitoringNamespace", namespace, "expected a Kubernetes namespace name");
-    }
+    const namespace = requiredMatch(r, "monitoringNamespace", DNS_LABEL, NAMESPACE_ALLOWED);
     return {
         exporterImage: r.string("monitoringExporterImage"),
         prometheusOperator: r.boolean("monitoringPrometheusOperator"),
         namespace,
-        alerts: readAlertThresholds(r),
+        alerts: readThresholds(r, "monitoringAlerts", DEFAULT_MONITORING_ALERTS, true) as AlertThresholds,
         dashboard: r.boolean("monitoringDashboard"),
     };
+}
+
+/** The services' namespaces, each once, in the order the services name them. */
+export function serviceNamespaceNames(config: VelureConfig): string[] {
+    return [...new Set(config.services.map((s) => s.namespace))];
 }
 
 /** Reads the whole config; throws one ConfigError listing every problem. */

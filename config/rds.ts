@@ -1,7 +1,7 @@
 // The config of the rds-proxy option, read only when that mode is chosen (its keys name AWS resources that
 // the other modes never touch).
 import * as pulumi from "@pulumi/pulumi";
-import { Reader, isRecord, readStringList } from "./reader";
+import { Reader, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
 import { DEFAULT_RDS_ALARMS } from "./schema";
 
 export type RdsTarget = { kind: "instance"; identifier: string } | { kind: "cluster"; identifier: string };
@@ -56,14 +56,6 @@ function optionalMatch(r: Reader, key: Parameters<Reader["string"]>[0], pattern:
     return value || undefined;
 }
 
-function requiredMatch(r: Reader, key: Parameters<Reader["string"]>[0], pattern: RegExp, allowed: string): string {
-    const value = r.string(key);
-    if (!pattern.test(value)) {
-        r.problem(key, value, allowed);
-    }
-    return value;
-}
-
 function readTarget(r: Reader): RdsTarget {
     const instance = optionalMatch(r, "rdsInstanceIdentifier", RDS_IDENTIFIER, "expected an RDS DB instance identifier");
     const cluster = optionalMatch(r, "rdsClusterIdentifier", RDS_IDENTIFIER, "expected an Aurora DB cluster identifier");
@@ -114,22 +106,6 @@ function readPool(r: Reader): RdsProxySpec["pool"] {
     };
 }
 
-function readAlarms(r: Reader): AlarmThresholds {
-    const raw = r.object<unknown>("rdsAlarms");
-    const merged = { ...DEFAULT_RDS_ALARMS, ...(isRecord(raw) ? raw : {}) } as Record<string, unknown>;
-    if (!isRecord(raw)) {
-        r.problem("rdsAlarms", raw, `expected a map with ${Object.keys(DEFAULT_RDS_ALARMS).join(", ")}`);
-    }
-    for (const [key, value] of Object.entries(merged)) {
-        if (!(key in DEFAULT_RDS_ALARMS)) {
-            r.problem(`rdsAlarms.${key}`, value, `expected one of ${Object.keys(DEFAULT_RDS_ALARMS).join(", ")}`);
-        } else if (typeof value !== "number" || !(value >= 0) || (key.endsWith("Percent") && value > 100)) {
-            r.problem(`rdsAlarms.${key}`, value, key.endsWith("Percent") ? "expected a number from 0 to 100" : "expected a number >= 0");
-        }
-    }
-    return merged as AlarmThresholds;
-}
-
 function readTags(r: Reader): Record<string, string> {
     const raw = r.object<unknown>("awsTags");
     if (!isRecord(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
@@ -167,7 +143,7 @@ export function readRdsProxy(r: Reader): RdsProxySpec {
         readOnlyEndpoint,
         logRetentionDays,
         alarmTopicArn: optionalMatch(r, "rdsAlarmTopicArn", SNS_TOPIC_ARN, "expected an SNS topic ARN"),
-        alarms: readAlarms(r),
+        alarms: readThresholds(r, "rdsAlarms", DEFAULT_RDS_ALARMS, false),
         tags: readTags(r),
     };
 }

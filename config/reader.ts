@@ -100,3 +100,36 @@ export function readStringList(r: Reader, key: ConfigKey, pattern: RegExp, allow
     }
     return raw.filter((item): item is string => typeof item === "string");
 }
+
+/** A string that must match `pattern`. */
+export function requiredMatch(r: Reader, key: ConfigKey, pattern: RegExp, allowed: string): string {
+    const value = r.string(key);
+    if (!pattern.test(value)) {
+        r.problem(key, value, allowed);
+    }
+    return value;
+}
+
+/**
+ * A map of numeric thresholds over `defaults`: only its keys, each a number at or above 0 (above 0 when
+ * `positive`), and at most 100 for keys ending in Percent.
+ */
+export function readThresholds<T extends Record<string, number>>(r: Reader, key: ConfigKey, defaults: T, positive: boolean): T {
+    const raw = r.object<unknown>(key);
+    const merged: Record<string, unknown> = { ...defaults, ...(isRecord(raw) ? raw : {}) };
+    const allowed = Object.keys(defaults).join(", ");
+    if (!isRecord(raw)) {
+        r.problem(key, raw, `expected a map with ${allowed}`);
+    }
+    const floor = positive ? "above 0" : ">= 0";
+    for (const [name, value] of Object.entries(merged)) {
+        const percent = name.endsWith("Percent");
+        if (!(name in defaults)) {
+            r.problem(`${key}.${name}`, value, `expected one of ${allowed}`);
+        } else if (typeof value !== "number" || !(positive ? value > 0 : value >= 0) || (percent && value > 100)) {
+            const range = positive ? "above 0, at most 100" : "from 0 to 100";
+            r.problem(`${key}.${name}`, value, percent ? `expected a number ${range}` : `expected a number ${floor}`);
+        }
+    }
+    return merged as T;
+}

@@ -7,7 +7,7 @@ import {
     renderClusterIni,
     validatePgBouncerClusterArgs,
 } from "../components/pgbouncerCluster";
-import { VelureConfig } from "../config";
+import { VelureConfig, serviceNamespaceNames } from "../config";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { PoolerOption, sharedEndpoint } from "./types";
@@ -24,7 +24,7 @@ export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs
         user: database.user,
         password: database.password,
         serverCaBundle: pgbouncer.serverCaBundle,
-        clientNamespaces: [...new Set(services.map((s) => s.namespace))],
+        clientNamespaces: serviceNamespaceNames(config),
         databasePort: database.port,
         resources: pgbouncer.resources,
         drainSeconds: pgbouncer.drainSeconds,

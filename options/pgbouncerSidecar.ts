@@ -9,7 +9,7 @@ import {
     sidecarBudgetLine,
     validatePgBouncerSidecarArgs,
 } from "../components/pgbouncerSidecar";
-import { ServiceSpec, VelureConfig } from "../config";
+import { ServiceSpec, VelureConfig, serviceNamespaceNames } from "../config";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { PoolerOption, ServiceConnection } from "./types";
@@ -64,7 +64,7 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
                 values: sidecar.chartValues,
             });
         }
-        const namespaces = [...new Set(config.services.map((s) => s.namespace))].join("|");
+        const namespaces = serviceNamespaceNames(config).join("|");
         const pods = config.services.map((s) => s.releaseName).join("|");
         declareMonitoring(config, "velure PgBouncer sidecars", `namespace=~"${namespaces}", pod=~"(${pods})-.*"`, budget, provider);
         return {

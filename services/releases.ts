@@ -1,16 +1,15 @@
 // The velure services' Helm releases, wired to whichever pooler the stack chose.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ChartSource, ServiceSpec, VelureConfig } from "../config";
+import { ChartSource, ServiceSpec, VelureConfig, serviceNamespaceNames } from "../config";
 import { PoolerOutputs } from "../options/types";
 
 export const CREDENTIALS_PASSWORD_KEY = "POSTGRES_PASSWORD";
 
 /** One Namespace per distinct service namespace, unless they already exist. */
 export function serviceNamespaces(config: VelureConfig, provider: k8s.Provider): Record<string, pulumi.Input<string>> {
-    const names = [...new Set(config.services.map((s) => s.namespace))];
     return Object.fromEntries(
-        names.map((name) => {
+        serviceNamespaceNames(config).map((name) => {
             if (!config.kubernetes.createServiceNamespaces) {
                 return [name, name];
             }
