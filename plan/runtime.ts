@@ -95,11 +95,9 @@ function resolved<T>(value: T): Promise<any> {
     return new Promise((resolve) => pulumi.output(value).apply((v) => resolve(v)));
 }
 
-/** What the providers would compute for the resources the program reads back (ARNs, endpoints, passwords). */
+/** What the providers would compute for the resources the program reads back (ARNs, endpoints). */
 function computedState(type: string, name: string, inputs: any): Record<string, unknown> {
     switch (type) {
-        case "random:index/randomPassword:RandomPassword":
-            return { result: `generated${name.replace(/[^A-Za-z0-9]/g, "")}`.slice(0, inputs.length ?? 32) };
         case "aws:secretsmanager/secret:Secret":
             return { arn: `arn:aws:secretsmanager:${MOCK_REGION}:${MOCK_ACCOUNT}:secret:${inputs.namePrefix}AbCdEf` };
         case "aws:iam/role:Role":

@@ -1,8 +1,9 @@
 import * as assert from "assert";
 import { parser } from "@prometheus-io/lezer-promql";
 import { EXPORTER_METRICS, alertRules, dashboardQueries } from "../../components/pgbouncerMonitoring";
+import { statsPasswordFor } from "../../components/pgbouncerPod";
 import { DEFAULT_MONITORING_ALERTS } from "../../config/schema";
-import { K8S, PASSWORD_TOKEN, ProgramRun, programError, runProgram, stackConfig } from "./harness";
+import { K8S, PASSWORD, PASSWORD_TOKEN, ProgramRun, programError, runProgram, stackConfig } from "./harness";
 
 const CR_PREFIX = "kubernetes:monitoring.coreos.com/v1:";
 const SCOPE = { selector: 'namespace="velure-db"', availableConnections: 70 };
@@ -52,15 +53,16 @@ describe("monitoring of the PgBouncer options", () => {
             assert.ok(exporter.resources.limits.memory);
         });
 
-        it("logs the exporter in as the dedicated stats user, with a generated password kept in the Secret", () => {
+        it("logs the exporter in as the dedicated stats user, with a password derived from the database password and kept in the Secret", () => {
             const pod = run.one(K8S.deployment).inputs.spec.template.spec;
             const env = exporterOf(pod.containers).env;
             assert.deepStrictEqual(env, [{ name: "PGBOUNCER_DSN", valueFrom: { secretKeyRef: { name: "velure-pgbouncer-auth-generated", key: "exporter-dsn" } } }]);
             const secret = run.one(K8S.secret, "velure-pgbouncer-auth").inputs.stringData;
-            assert.match(secret["exporter-dsn"], /^postgres:\/\/pgbouncer_stats:[A-Za-z0-9]+@127\.0\.0\.1:5432\/pgbouncer\?sslmode=disable$/);
+            const statsPassword = statsPasswordFor(PASSWORD, "velure-pgbouncer");
+            assert.match(statsPassword, /^[A-Za-z0-9_-]{43}$/);
+            assert.strictEqual(secret["exporter-dsn"], `postgres://pgbouncer_stats:${statsPassword}@127.0.0.1:5432/pgbouncer?sslmode=disable`);
             assert.ok(!secret["exporter-dsn"].includes(PASSWORD_TOKEN), "the exporter never uses the database user");
-            const password = run.one("random:index/randomPassword:RandomPassword").inputs;
-            assert.deepStrictEqual([password.length, password.special], [32, false]);
+            assert.match(secret["userlist.txt"], new RegExp(`^"pgbouncer_stats" "${statsPassword}"$`, "m"));
             assert.match(run.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /^stats_users = pgbouncer_stats$/m);
         });
 

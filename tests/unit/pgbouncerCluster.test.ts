@@ -1,8 +1,8 @@
 import * as assert from "assert";
+import { statsPasswordFor } from "../../components/pgbouncerPod";
 import { K8S, PASSWORD, ProgramRun, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
 
 const CLUSTER = { mode: "pgbouncer-cluster" };
-const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";
 
 describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     let run: ProgramRun;
@@ -21,12 +21,14 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         const component = run.one("velure:pooling:PgBouncerCluster");
         const children = run.resources.filter((r) => r.name.startsWith(`${component.name}-`));
         assert.deepStrictEqual(children.map((r) => r.type).sort(), [
-            K8S.namespace, K8S.configMap, K8S.secret, K8S.service, K8S.deployment, K8S.pdb, K8S.networkPolicy, RANDOM_PASSWORD,
+            K8S.namespace, K8S.configMap, K8S.secret, K8S.service, K8S.deployment, K8S.pdb, K8S.networkPolicy,
         ].sort());
     });
 
     it("creates the velure-db namespace and puts everything in it", () => {
-        assert.strictEqual(run.one(K8S.namespace, "velure-pgbouncer-namespace").inputs.metadata.name, "velure-db");
+        const namespace = run.one(K8S.namespace, "velure-pgbouncer-namespace").inputs.metadata;
+        assert.strictEqual(namespace.name, "velure-db");
+        assert.strictEqual(namespace.labels["pod-security.kubernetes.io/enforce"], "restricted", "the API server admits only restricted pods");
         for (const type of [K8S.deployment, K8S.service, K8S.pdb, K8S.networkPolicy]) {
             assert.strictEqual(run.one(type).inputs.metadata.namespace, "velure-db", type);
         }
@@ -58,7 +60,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.ok(isWrappedSecret(secret.raw.stringData), "the userlist reaches the engine as a secret");
         const [app, stats] = secret.inputs.stringData["userlist.txt"].split("\n");
         assert.strictEqual(app, `"velure" "${PASSWORD.replace(/"/g, '""')}"`);
-        assert.match(stats, /^"pgbouncer_stats" "[A-Za-z0-9]{20,}"$/, "the exporter's own stats user");
+        assert.strictEqual(stats, `"pgbouncer_stats" "${statsPasswordFor(PASSWORD, "velure-pgbouncer")}"`, "the exporter's own stats user");
     });
 
     it("adds a read-only entry per database when a replica host is configured", async () => {
