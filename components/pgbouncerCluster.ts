@@ -4,6 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { BudgetLine } from "./connectionBudget";
 import { PoolTuning } from "./pgbouncerIni";
+import { RESTRICTED_POD_SECURITY } from "./podSecurity";
 import {
     PgBouncerConfigArgs,
     assertServerCaBundle,
@@ -118,7 +119,11 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
         const labels = { "app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "velure" };
         const child = { parent: this };
 
-        const namespace = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: args.namespace, labels } }, child);
+        const namespace = new k8s.core.v1.Namespace(
+            `${name}-namespace`,
+            { metadata: { name: args.namespace, labels: { ...labels, ...RESTRICTED_POD_SECURITY } } },
+            child,
+        );
         const ns = namespace.metadata.name;
         const files = pgbouncerConfigObjects(name, ns, labels, this.ini, args, CLUSTER_PORT, child);
         const deployment = this.deployment(name, args, ns, labels, files);

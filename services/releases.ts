@@ -1,6 +1,7 @@
 // The velure services' Helm releases, wired to whichever pooler the stack chose.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { RESTRICTED_POD_SECURITY } from "../components/podSecurity";
 import { ChartSource, ServiceSpec, VelureConfig, serviceNamespaceNames } from "../config";
 import { PoolerOutputs } from "../options/types";
 
@@ -13,7 +14,11 @@ export function serviceNamespaces(config: VelureConfig, provider: k8s.Provider):
             if (!config.kubernetes.createServiceNamespaces) {
                 return [name, name];
             }
-            const ns = new k8s.core.v1.Namespace(`velure-namespace-${name}`, { metadata: { name } }, { provider });
+            const ns = new k8s.core.v1.Namespace(
+                `velure-namespace-${name}`,
+                { metadata: { name, labels: { ...RESTRICTED_POD_SECURITY } } },
+                { provider },
+            );
             return [name, ns.metadata.name];
         }),
     );

@@ -76,6 +76,12 @@ describe("Helm releases of the services", () => {
 
     it("creates the services' namespaces only when asked", async () => {
         assert.strictEqual(run.one(K8S.namespace, "velure-namespace-velure").inputs.metadata.name, "velure");
+        assert.deepStrictEqual(run.one(K8S.namespace, "velure-namespace-velure").inputs.metadata.labels, {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+        });
         const existing = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", createServiceNamespaces: false }));
         assert.strictEqual(existing.ofType(K8S.namespace).filter((n) => n.name.startsWith("velure-namespace-")).length, 0);
         assert.strictEqual(existing.one(K8S.release, "velure-auth-service").inputs.namespace, "velure");
