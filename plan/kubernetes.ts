@@ -48,3 +48,13 @@ export function manifestOf(resource: Declared, autoNameSuffix: string): Manifest
 export function manifests(resources: Declared[], autoNameSuffix: string): Manifest[] {
     return resources.map((r) => manifestOf(r, autoNameSuffix)).filter((m): m is Manifest => m !== undefined);
 }
+
+/** The kubernetes-models class of an object, to validate it against the Kubernetes OpenAPI schema. */
+export function modelFor(manifest: Manifest): { validate(): void } {
+    const { apiVersion, kind } = manifest.object;
+    // kubernetes-models lays its classes out as <group>/<version>/<Kind> (the core group as v1/<Kind>);
+    // the Prometheus Operator's CRDs come from its own package of the same family.
+    const library = apiVersion.startsWith("monitoring.coreos.com/") ? "@kubernetes-models/prometheus-operator" : "kubernetes-models";
+    const module = require(`${library}/${apiVersion}/${kind}`);
+    return new module[kind](manifest.object);
+}

@@ -173,7 +173,7 @@ describe("CI runs the README's commands", () => {
     const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
     const ci = fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8");
 
-    for (const command of ["npm test", "npm run test:integration"]) {
+    for (const command of ["npm test", "npm run test:integration", "npm run toolchain", "npm run test:e2e"]) {
         it(`README and .ci/run both run \`${command}\``, () => {
             assert.ok(readme.includes(command), `README does not give ${command}`);
             assert.match(ci, new RegExp(`^${command}$`, "m"), `.ci/run does not run ${command}`);

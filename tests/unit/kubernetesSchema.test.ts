@@ -3,17 +3,8 @@
 import * as assert from "assert";
 import { Pod } from "kubernetes-models/v1/Pod";
 import { MODES } from "../../config/schema";
-import { Manifest, manifests } from "../../plan/kubernetes";
+import { Manifest, manifests, modelFor } from "../../plan/kubernetes";
 import { runProgram, stackConfig } from "./harness";
-
-function modelFor(manifest: Manifest): { validate(): void } {
-    const { apiVersion, kind } = manifest.object;
-    // kubernetes-models lays its classes out as <group>/<version>/<Kind> (the core group as v1/<Kind>);
-    // the Prometheus Operator's CRDs come from its own package of the same family.
-    const library = apiVersion.startsWith("monitoring.coreos.com/") ? "@kubernetes-models/prometheus-operator" : "kubernetes-models";
-    const module = require(`${library}/${apiVersion}/${kind}`);
-    return new module[kind](manifest.object);
-}
 
 /** The pod the shipped chart renders from a release's values: the app container plus the hooks. */
 function podFromValues(values: any): Pod {

@@ -1,0 +1,79 @@
+// The shipped chart under the real Helm: lint, then template it with the values that the program gives each
+// release in every stack × mode (written by `npm run plan -- --out`), and check what Helm renders.
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { MODES } from "../../config/schema";
+import { SIDECAR_CONTAINER } from "../../components/pgbouncerSidecar";
+import { modelFor } from "../../plan/kubernetes";
+import { BIN, ROOT, assertToolchainBuilt, toolchainVersions } from "./toolchain";
+import { scratch } from "./pulumi";
+
+const CHART = path.join(ROOT, "charts", "velure-service");
+
+function helm(args: string[]): string {
+    return execFileSync(BIN.helm, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HELM_CACHE_HOME: scratchHelm, HELM_CONFIG_HOME: scratchHelm, HELM_DATA_HOME: scratchHelm } }).toString();
+}
+let scratchHelm = "";
+
+function planOut(stack: string, mode: string, dir: string): any {
+    execFileSync("node_modules/.bin/ts-node", ["--transpile-only", "plan/cli.ts", "--stack", stack, "--mode", mode, "--out", dir], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    return JSON.parse(fs.readFileSync(path.join(dir, "summary.json"), "utf8"));
+}
+
+describe("Helm: the shipped chart", function () {
+    this.timeout(120000);
+    before(() => {
+        assertToolchainBuilt();
+        scratchHelm = scratch("helm");
+    });
+    after(() => fs.rmSync(scratchHelm, { recursive: true, force: true }));
+
+    it(`is Helm ${toolchainVersions().HELM} and the chart lints clean`, () => {
+        assert.match(helm(["version", "--short"]), new RegExp(`^v${toolchainVersions().HELM.replace(/\./g, "\\.")}`));
+        const lint = helm(["lint", "--strict", CHART]);
+        assert.match(lint, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    });
+
+    for (const stack of ["dev", "prod"]) {
+        for (const mode of MODES) {
+            it(`${stack} × ${mode}: renders every release's values into objects that pass the Kubernetes schema`, () => {
+                const out = path.join(scratchHelm, `${stack}-${mode}`);
+                const summary = planOut(stack, mode, out);
+                assert.ok(summary.releases.length >= 2, "both services have a release");
+                for (const release of summary.releases) {
+                    const values = path.join(out, "helm", `${release.name}.values.yaml`);
+                    const rendered = helm(["template", release.name, CHART, "-f", values, "--kube-version", toolchainVersions().KUBE, "--namespace", "velure"]);
+                    const objects = YAML.parseAllDocuments(rendered).map((d) => d.toJSON()).filter(Boolean);
+                    assert.deepStrictEqual(objects.map((o: any) => o.kind).sort(), renderedKinds(values), `${release.name}: the chart's objects`);
+                    for (const object of objects) {
+                        assert.doesNotThrow(() => modelFor({ id: `${object.kind}/${object.metadata.name}`, object }).validate(), `${release.name}: ${object.kind} is invalid`);
+                    }
+                    const deployment = objects.find((o: any) => o.kind === "Deployment");
+                    const app = deployment.spec.template.spec.containers.find((c: any) => c.name === "app");
+                    const env = Object.fromEntries(app.env.filter((e: any) => "value" in e).map((e: any) => [e.name, e.value]));
+                    assert.strictEqual(env.POSTGRES_HOST, release.env.POSTGRES_HOST, `${release.name}: POSTGRES_HOST as the program wired it`);
+                    assert.strictEqual(env.POSTGRES_PORT, String(release.env.POSTGRES_PORT), `${release.name}: POSTGRES_PORT as the program wired it`);
+                    assertSidecarAsDeclared(mode, deployment.spec.template.spec, release.name);
+                }
+            });
+        }
+    }
+});
+
+/** Deployment and Service always; the HPA when the values turn autoscaling on. */
+function renderedKinds(valuesFile: string): string[] {
+    const values = YAML.parse(fs.readFileSync(valuesFile, "utf8"));
+    return ["Deployment", "Service", ...(values.autoscaling?.enabled ? ["HorizontalPodAutoscaler"] : [])].sort();
+}
+
+function assertSidecarAsDeclared(mode: string, pod: any, release: string): void {
+    const names = [...(pod.initContainers ?? []), ...pod.containers].map((c: any) => c.name);
+    if (mode === "pgbouncer-sidecar") {
+        assert.ok(names.includes(SIDECAR_CONTAINER), `${release}: the sidecar is in the rendered pod (${names.join(", ")})`);
+    } else {
+        assert.ok(!names.includes(SIDECAR_CONTAINER), `${release}: no sidecar outside sidecar mode`);
+    }
+}

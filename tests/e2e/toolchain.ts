@@ -1,0 +1,34 @@
+// Where scripts/toolchain.sh puts the real tools, and the versions it builds them at.
+import * as fs from "fs";
+import * as path from "path";
+
+export const ROOT = path.resolve(__dirname, "../..");
+const TOOLCHAIN = path.join(ROOT, ".toolchain");
+const bin = (name: string) => path.join(TOOLCHAIN, "bin", name);
+
+export const BIN = {
+    pulumi: bin("pulumi"),
+    languageHost: bin("pulumi-language-nodejs"),
+    kubernetesProvider: bin("pulumi-resource-kubernetes"),
+    helm: bin("helm"),
+    etcd: bin("etcd"),
+    kubeApiserver: bin("kube-apiserver"),
+    kubeControllerManager: bin("kube-controller-manager"),
+    kubeScheduler: bin("kube-scheduler"),
+    kwok: bin("kwok"),
+};
+export const KWOK_STAGES = path.join(TOOLCHAIN, "share", "kwok-stages.yaml");
+
+/** The X_VERSION=vN.N.N lines of scripts/toolchain.sh, without their "v". */
+export function toolchainVersions(): Record<string, string> {
+    const script = fs.readFileSync(path.join(ROOT, "scripts", "toolchain.sh"), "utf8");
+    return Object.fromEntries([...script.matchAll(/^([A-Z_]+)_VERSION=v(\S+)$/gm)].map((m) => [m[1], m[2]]));
+}
+
+/** Fails with the command to run when a tool is missing, instead of a spawn error deep in a test. */
+export function assertToolchainBuilt(): void {
+    const missing = [...Object.values(BIN), KWOK_STAGES].filter((file) => !fs.existsSync(file));
+    if (missing.length > 0) {
+        throw new Error(`the real tools are not built (${missing.map((f) => path.relative(ROOT, f)).join(", ")}): run npm run toolchain`);
+    }
+}

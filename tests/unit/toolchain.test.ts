@@ -1,0 +1,63 @@
+// The real tools are pinned in three places that must agree: package-lock.json (what the program runs
+// against), scripts/toolchain.sh (what it builds and stamps) and the go.mod files under tools/.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { ROOT, toolchainVersions } from "../e2e/toolchain";
+
+const lock = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8"));
+const goMod = (dir: string) => fs.readFileSync(path.join(ROOT, "tools", dir, "go.mod"), "utf8");
+const npmVersion = (name: string) => lock.packages[`node_modules/${name}`]?.version;
+
+/** The version that a go.mod requires a module at, or undefined. */
+function required(mod: string, module: string): string | undefined {
+    const escaped = module.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    return mod.match(new RegExp(`^\\s*(?:require\\s+)?${escaped} (v\\S+)`, "m"))?.[1];
+}
+
+/**
+ * The Kubernetes provider module has no release tags; the module proxy serves it only as the pseudo-version
+ * of the release commit. Each entry: npm version → that pseudo-version.
+ */
+const KUBERNETES_PROVIDER_COMMITS: Record<string, string> = {
+    "4.25.0": "v4.0.0-20260115033456-f47bc2d6f199",
+};
+
+describe("the real tools' versions", () => {
+    const versions = toolchainVersions();
+
+    it("builds the Pulumi CLI at the version of @pulumi/pulumi, with pkg and sdk at that same version", () => {
+        assert.strictEqual(versions.PULUMI, npmVersion("@pulumi/pulumi"));
+        assert.strictEqual(required(goMod("pulumi"), "github.com/pulumi/pulumi/pkg/v3"), `v${versions.PULUMI}`);
+        assert.strictEqual(required(goMod("pulumi"), "github.com/pulumi/pulumi/sdk/v3"), `v${versions.PULUMI}`);
+    });
+
+    it("builds the Kubernetes provider from the release commit of @pulumi/kubernetes", () => {
+        assert.strictEqual(versions.KUBERNETES_PROVIDER, npmVersion("@pulumi/kubernetes"));
+        assert.strictEqual(
+            required(goMod("pulumi-kubernetes"), "github.com/pulumi/pulumi-kubernetes/provider/v4"),
+            KUBERNETES_PROVIDER_COMMITS[versions.KUBERNETES_PROVIDER],
+        );
+    });
+
+    it("needs no random provider: the program declares no random resources", () => {
+        assert.strictEqual(npmVersion("@pulumi/random"), undefined);
+    });
+
+    it("pins Helm, etcd and kwok in their go.mod files", () => {
+        assert.strictEqual(required(goMod("helm"), "helm.sh/helm/v3"), `v${versions.HELM}`);
+        assert.strictEqual(required(goMod("etcd"), "go.etcd.io/etcd/server/v3"), `v${versions.ETCD}`);
+        assert.strictEqual(required(goMod("kwok"), "sigs.k8s.io/kwok"), `v${versions.KWOK}`);
+    });
+
+    it("builds the control plane from k8s.io/kubernetes with every staging module at the same release", () => {
+        const mod = goMod("kube-control-plane");
+        assert.strictEqual(required(mod, "k8s.io/kubernetes"), `v${versions.KUBE}`);
+        const staging = `v0.${versions.KUBE.split(".").slice(1).join(".")}`;
+        const replaces = [...mod.matchAll(/^\s*(k8s\.io\/\S+) v0\.0\.0 => (\S+) (v\S+)$/gm)];
+        assert.ok(replaces.length >= 30, `every staging module is replaced (${replaces.length})`);
+        for (const [, from, to, version] of replaces) {
+            assert.deepStrictEqual([to, version], [from, staging], from);
+        }
+    });
+});
