@@ -13,7 +13,8 @@ out="$root/.toolchain/bin"
 stamps="$root/.toolchain/stamps"
 mkdir -p "$out" "$stamps"
 export PATH="/usr/local/go/bin:$PATH"
-export GOFLAGS="-mod=mod"
+# go.mod and go.sum are complete: a build never rewrites them (readonly); VCS stamping is off, as on these machines.
+export GOFLAGS="-mod=readonly -buildvcs=false"
 
 # The versions below are the ones each module's go.mod pins; tests/e2e/versions.test.ts checks that they
 # agree with package-lock.json and with the go.mod files.

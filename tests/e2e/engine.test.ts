@@ -88,6 +88,10 @@ describe("the real engine, provider, Helm and API server", function () {
         assertWiring(cluster, outputs.postgresHost, outputs.postgresPort);
     });
 
+    it("has nothing left to change after up (no perpetual diff in the releases or the auto-named objects)", async () => {
+        await project.ok(["preview", "--expect-no-changes"]);
+    });
+
     it("labels the namespaces for Pod Security, the API server enforces them, and every pod of ours was admitted", () => {
         for (const namespace of [SERVICE_NAMESPACE, PGBOUNCER_NAMESPACE]) {
             const labels = cluster.get("namespace", namespace).metadata.labels;
