@@ -97,7 +97,7 @@ done < <(tools_table)
 kwok_stages="$root/.toolchain/share/kwok-stages.yaml"
 if is_wanted kwok && ! $check_only && [ ! -s "$kwok_stages" -o "$out/kwok" -nt "$kwok_stages" ]; then
   mkdir -p "$(dirname "$kwok_stages")"
-  kwok_dir=$(cd tools/kwok && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  kwok_dir=$(cd tools/kwok && go mod download sigs.k8s.io/kwok && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
            pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
     echo "---"

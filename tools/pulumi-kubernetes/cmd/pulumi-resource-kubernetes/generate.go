@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 )
 
 func main() {
@@ -18,11 +17,16 @@ func main() {
 	if version == "" {
 		log.Fatal("generate.go: set VERSION")
 	}
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/pulumi/pulumi-kubernetes/provider/v4").Output()
+	// `go mod download` (unlike `go list -m`) fetches the module into a cold module cache and says where it is.
+	out, err := exec.Command("go", "mod", "download", "-json", "github.com/pulumi/pulumi-kubernetes/provider/v4").Output()
 	if err != nil {
-		log.Fatalf("generate.go: locating the provider module: %v", err)
+		log.Fatalf("generate.go: downloading the provider module: %v", err)
 	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "cmd", "pulumi-resource-kubernetes")
+	var module struct{ Dir string }
+	if err := json.Unmarshal(out, &module); err != nil || module.Dir == "" {
+		log.Fatalf("generate.go: no module directory in %q (%v)", out, err)
+	}
+	dir := filepath.Join(module.Dir, "cmd", "pulumi-resource-kubernetes")
 	var schema map[string]any
 	raw, err := os.ReadFile(filepath.Join(dir, "schema.json"))
 	if err != nil {
