@@ -153,12 +153,15 @@ export class LocalCluster {
         return fs.readFileSync(managed.log, "utf8").split("\n").slice(-lines).join("\n");
     }
 
-    async stop(): Promise<void> {
+    /** Stops every process by its PID; `keepLogs` leaves the scratch folder (logs, etcd data) for a post-mortem. */
+    async stop(keepLogs = false): Promise<void> {
         this.stopping = true;
         for (const managed of [...this.processes].reverse()) {
             await this.stopProcess(managed);
         }
-        fs.rmSync(this.dir, { recursive: true, force: true });
+        if (!keepLogs) {
+            fs.rmSync(this.dir, { recursive: true, force: true });
+        }
     }
 
     private async stopProcess({ child }: Managed): Promise<void> {

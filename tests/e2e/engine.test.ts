@@ -52,10 +52,7 @@ describe("the real engine, provider, Helm and API server", function () {
     });
 
     after(async function () {
-        if (this.currentTest?.state === "failed" || process.env.E2E_KEEP) {
-            console.log(`e2e: logs kept in ${dir} (pulumi.log) and ${cluster?.dir}`);
-        }
-        await cluster?.stop();
+        await cleanUp(this, cluster, dir);
     });
 
     it("refuses a bad mode at preview with the program's message, and creates nothing", async () => {
@@ -167,16 +164,20 @@ describe("the CLI reads Pulumi.yaml's config block", function () {
     this.timeout(10 * 60 * 1000);
     let cluster: LocalCluster;
     let project: PulumiProject;
+    let dir: string;
 
     before(async () => {
         assertToolchainBuilt();
+        dir = scratch("minimal");
         cluster = await new LocalCluster().start();
-        project = new PulumiProject("minimal", scratch("minimal"));
+        project = new PulumiProject("minimal", dir);
         // The required keys only (and the harness's); everything else comes from Pulumi.yaml's defaults.
         await project.init({ "velure-pooling:databaseHost": "velure.example.internal", ...harnessConfig(cluster) }, { [PASSWORD_KEY]: PASSWORD });
     });
 
-    after(async () => cluster?.stop());
+    after(async function () {
+        await cleanUp(this, cluster, dir);
+    });
 
     it("accepts every key's declaration, and the defaults reach the program", async () => {
         const result = await project.ok(["preview", "--diff"]);
@@ -188,6 +189,18 @@ describe("the CLI reads Pulumi.yaml's config block", function () {
         assert.match(result.stdout, /limit\s*:\s*100/, "databaseMaxConnections' default");
     });
 });
+
+/** Stops the cluster and removes the scratch folders, unless a test failed or did not run, or E2E_KEEP is set: then says where they are. */
+async function cleanUp(context: Mocha.Context, cluster: LocalCluster | undefined, dir: string | undefined): Promise<void> {
+    const failed = context.test?.parent?.tests.some((t) => t.state !== "passed") ?? true;
+    const keep = failed || Boolean(process.env.E2E_KEEP);
+    await cluster?.stop(keep);
+    if (keep) {
+        console.log(`e2e: kept ${dir}/pulumi.log and the control plane's logs in ${cluster?.dir}`);
+    } else if (dir) {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
 
 function centralDeploymentName(cluster: LocalCluster): string {
     const deployments = cluster.list("deployments", PGBOUNCER_NAMESPACE);

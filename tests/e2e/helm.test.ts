@@ -13,10 +13,13 @@ import { scratch } from "./pulumi";
 
 const CHART = path.join(ROOT, "charts", "velure-service");
 
-function helm(args: string[]): string {
-    return execFileSync(BIN.helm, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HELM_CACHE_HOME: scratchHelm, HELM_CONFIG_HOME: scratchHelm, HELM_DATA_HOME: scratchHelm } }).toString();
-}
+/** Helm's own cache and config, and the plan's output, live here for the run. */
 let scratchHelm = "";
+
+function helm(args: string[]): string {
+    const home = { HELM_CACHE_HOME: scratchHelm, HELM_CONFIG_HOME: scratchHelm, HELM_DATA_HOME: scratchHelm };
+    return execFileSync(BIN.helm, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...home } }).toString();
+}
 
 function planOut(stack: string, mode: string, dir: string): any {
     execFileSync("node_modules/.bin/ts-node", ["--transpile-only", "plan/cli.ts", "--stack", stack, "--mode", mode, "--out", dir], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });

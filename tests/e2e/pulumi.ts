@@ -104,10 +104,6 @@ export class PulumiProject {
         return JSON.parse((await this.ok(["stack", "output", "--json", "--show-secrets"])).stdout);
     }
 
-    /** The engine's event log of one operation: `pulumi up --event-log`. */
-    static events(file: string): any[] {
-        return fs.readFileSync(file, "utf8").split("\n").filter((line) => line.trim()).map((line) => JSON.parse(line));
-    }
 }
 
 export function scratch(prefix: string): string {
