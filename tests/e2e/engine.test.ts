@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { LocalCluster } from "./cluster";
+import { appEnv, hasSidecar } from "./pods";
 import { PulumiProject, scratch } from "./pulumi";
 import { BIN, ROOT, assertToolchainBuilt } from "./toolchain";
 
@@ -122,9 +123,7 @@ describe("the real engine, provider, Helm and API server", function () {
         assertReleasesDeployed(cluster);
         assertWiring(cluster, "127.0.0.1", 6432);
         for (const deployment of serviceDeployments(cluster)) {
-            const pod = deployment.spec.template.spec;
-            const sidecar = [...(pod.initContainers ?? []), ...pod.containers].find((c: any) => c.name === "pgbouncer");
-            assert.ok(sidecar, `${deployment.metadata.name} carries the PgBouncer sidecar`);
+            assert.ok(hasSidecar(deployment.spec.template.spec), `${deployment.metadata.name} carries the PgBouncer sidecar`);
         }
         assertPodsAdmittedAndReady(cluster, SERVICE_NAMESPACE, SERVICES.length);
         await waitUntilGone(cluster, "namespace", PGBOUNCER_NAMESPACE);
@@ -137,8 +136,7 @@ describe("the real engine, provider, Helm and API server", function () {
         assert.strictEqual(outputs.postgresHost, `pgbouncer.${PGBOUNCER_NAMESPACE}.svc.cluster.local`);
         assertWiring(cluster, outputs.postgresHost, 5432);
         for (const deployment of serviceDeployments(cluster)) {
-            const pod = deployment.spec.template.spec;
-            assert.ok(![...(pod.initContainers ?? []), ...pod.containers].some((c: any) => c.name === "pgbouncer"), "no sidecar left");
+            assert.ok(!hasSidecar(deployment.spec.template.spec), `${deployment.metadata.name}: no sidecar left`);
         }
         assertPodsAdmittedAndReady(cluster, PGBOUNCER_NAMESPACE, 2);
     });
@@ -228,8 +226,7 @@ function assertReleasesDeployed(cluster: LocalCluster): void {
 
 function assertWiring(cluster: LocalCluster, host: string, port: number): void {
     for (const deployment of serviceDeployments(cluster)) {
-        const app = deployment.spec.template.spec.containers.find((c: any) => c.name === "app");
-        const env = Object.fromEntries(app.env.filter((e: any) => "value" in e).map((e: any) => [e.name, e.value]));
+        const env = appEnv(deployment.spec.template.spec);
         assert.deepStrictEqual([env.POSTGRES_HOST, env.POSTGRES_PORT], [host, String(port)], deployment.metadata.name);
         assert.strictEqual(deployment.status.readyReplicas, deployment.spec.replicas, `${deployment.metadata.name} rolled out`);
     }

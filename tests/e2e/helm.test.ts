@@ -6,9 +6,9 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { MODES } from "../../config/schema";
-import { SIDECAR_CONTAINER } from "../../components/pgbouncerSidecar";
 import { modelFor } from "../../plan/kubernetes";
 import { BIN, ROOT, assertToolchainBuilt, toolchainVersions } from "./toolchain";
+import { appEnv, hasSidecar } from "./pods";
 import { scratch } from "./pulumi";
 
 const CHART = path.join(ROOT, "charts", "velure-service");
@@ -55,8 +55,7 @@ describe("Helm: the shipped chart", function () {
                         assert.doesNotThrow(() => modelFor({ id: `${object.kind}/${object.metadata.name}`, object }).validate(), `${release.name}: ${object.kind} is invalid`);
                     }
                     const deployment = objects.find((o: any) => o.kind === "Deployment");
-                    const app = deployment.spec.template.spec.containers.find((c: any) => c.name === "app");
-                    const env = Object.fromEntries(app.env.filter((e: any) => "value" in e).map((e: any) => [e.name, e.value]));
+                    const env = appEnv(deployment.spec.template.spec);
                     assert.strictEqual(env.POSTGRES_HOST, release.env.POSTGRES_HOST, `${release.name}: POSTGRES_HOST as the program wired it`);
                     assert.strictEqual(env.POSTGRES_PORT, String(release.env.POSTGRES_PORT), `${release.name}: POSTGRES_PORT as the program wired it`);
                     assertSidecarAsDeclared(mode, deployment.spec.template.spec, release.name);
@@ -73,10 +72,5 @@ function renderedKinds(valuesFile: string): string[] {
 }
 
 function assertSidecarAsDeclared(mode: string, pod: any, release: string): void {
-    const names = [...(pod.initContainers ?? []), ...pod.containers].map((c: any) => c.name);
-    if (mode === "pgbouncer-sidecar") {
-        assert.ok(names.includes(SIDECAR_CONTAINER), `${release}: the sidecar is in the rendered pod (${names.join(", ")})`);
-    } else {
-        assert.ok(!names.includes(SIDECAR_CONTAINER), `${release}: no sidecar outside sidecar mode`);
-    }
+    assert.strictEqual(hasSidecar(pod), mode === "pgbouncer-sidecar", `${release}: the sidecar is in the rendered pod exactly in sidecar mode`);
 }
