@@ -8,9 +8,7 @@ import { RESTRICTED_POD_SECURITY } from "./podSecurity";
 import {
     PgBouncerConfigArgs,
     assertServerCaBundle,
-    EXPORTER_PORT,
     PgBouncerConfigObjects,
-    ResourceSpec,
     exporterContainer,
     podScrapeAnnotations,
     pgbouncerConfigObjects,
@@ -18,8 +16,10 @@ import {
     pgbouncerVolumes,
     renderPoolerIni,
     restrictedPodSecurityContext,
+    sleepCommand,
     tcpProbe,
 } from "./pgbouncerPod";
+import { EXPORTER_PORT, ResourceSpec } from "./specs";
 
 export const CLUSTER_PORT = 5432;
 export const SERVICE_NAME = "pgbouncer";
@@ -41,36 +41,30 @@ export interface PgBouncerClusterArgs extends PgBouncerConfigArgs {
 }
 
 /**
- * How a pod stops, in order: it waits to leave the Service's endpoints, then asks PgBouncer for a safe
- * shutdown (SIGINT: stop accepting, let in-flight transactions finish, close server connections), and
- * waits for it to exit. The preStop hook must not return earlier: the SIGTERM that follows it makes
- * PgBouncer exit at once while it is shutting down, which would cut the in-flight transactions.
+ * How a pod stops, in order: the preStop hook waits for the pod to leave the Service's endpoints (PgBouncer
+ * still serves whatever arrives meanwhile) and ends; the kubelet then sends SIGTERM, which the entrypoint turns
+ * into PgBouncer's safe shutdown (in-flight transactions finish, server connections close), bounded by the
+ * drain time; the grace period covers both, with a margin before the kubelet's SIGKILL.
  */
 export interface ShutdownSequence {
     endpointRemovalSeconds: number;
-    signal: "SIGINT";
     drainSeconds: number;
     terminationGracePeriodSeconds: number;
 }
 
+export const SHUTDOWN_MARGIN_SECONDS = 5;
+
 export function shutdownSequence(drainSeconds: number): ShutdownSequence {
     return {
         endpointRemovalSeconds: ENDPOINT_REMOVAL_SECONDS,
-        signal: "SIGINT",
         drainSeconds,
-        terminationGracePeriodSeconds: ENDPOINT_REMOVAL_SECONDS + drainSeconds + 5,
+        terminationGracePeriodSeconds: ENDPOINT_REMOVAL_SECONDS + drainSeconds + SHUTDOWN_MARGIN_SECONDS,
     };
 }
 
-/** The preStop hook. PgBouncer is PID 1 in its container; `pid` is the seam for running it elsewhere. */
-export function preStopCommand(sequence: ShutdownSequence, pid = 1): string[] {
-    const signal = sequence.signal.replace(/^SIG/, "");
-    return [
-        "/bin/sh",
-        "-c",
-        `sleep ${sequence.endpointRemovalSeconds}; kill -${signal} ${pid}; ` +
-            `i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt ${sequence.drainSeconds} ]; do sleep 1; i=$((i+1)); done`,
-    ];
+/** The preStop hook: only the wait to leave the endpoints, so that it always ends, with status 0, before SIGTERM. */
+export function preStopCommand(sequence: ShutdownSequence): string[] {
+    return sleepCommand(sequence.endpointRemovalSeconds);
 }
 
 /** Worst-case server connections: every pod at its max_db_connections for every primary database. */

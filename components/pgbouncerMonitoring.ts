@@ -2,8 +2,8 @@
 // built by pure functions that the tests parse. The exporter container itself is in pgbouncerPod.ts.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { MonitoringSpec } from "../config";
-import { EXPORTER_CONTAINER, EXPORTER_PORT } from "./pgbouncerPod";
+import { AlertThresholds, EXPORTER_PORT, MonitoringSpec } from "./specs";
+import { EXPORTER_CONTAINER } from "./pgbouncerPod";
 
 /**
  * The metrics pgbouncer_exporter exports (collector.go). Newer releases renamed the SHOW STATS counters
@@ -37,12 +37,6 @@ export const EXPORTER_METRICS: readonly string[] = [
         ].map((m) => `pgbouncer_${prefix}_${m}`),
     ),
 ];
-
-export interface AlertThresholds {
-    clientWaitSeconds: number;
-    serverConnectionsPercent: number;
-    saturatedMinutes: number;
-}
 
 export interface AlertScope {
     /** PromQL label matchers that select this pooler's series, e.g. namespace="velure-db". */

@@ -3,7 +3,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash, createHmac } from "crypto";
-import type { MonitoringSpec } from "../config";
+import { EXPORTER_PORT, MonitoringSpec, ResourceSpec } from "./specs";
 import {
     DatabaseEntry,
     ListenAddress,
@@ -35,17 +35,15 @@ const AUTH_VOLUME = "pgbouncer-auth";
 
 /** The account the exporter logs in with: a stats user of PgBouncer's admin console, never the app's. */
 export const STATS_USER = "pgbouncer_stats";
-export const EXPORTER_PORT = 9127;
 export const EXPORTER_CONTAINER = "pgbouncer-exporter";
 /** The key of the auth Secret that holds the exporter's connection string. */
 export const EXPORTER_DSN_KEY = "exporter-dsn";
+/** The variable pgbouncer_exporter (v0.12) reads its connection string from; an argument would show it in `ps`. */
+export const EXPORTER_DSN_ENV = "PGBOUNCER_EXPORTER_CONNECTION_STRING";
+/** The user name of the exec probes' login attempt; it is in no userlist, so it can never log in. */
+export const PROBE_USER = "pgbouncer_probe";
 
 const EXPORTER_RESOURCES: ResourceSpec = { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "100m", memory: "32Mi" } };
-
-export interface ResourceSpec {
-    requests: { cpu: string; memory: string };
-    limits: { cpu: string; memory: string };
-}
 
 export function configChecksum(...parts: string[]): string {
     const hash = createHash("sha256");
@@ -98,17 +96,53 @@ export interface PgBouncerContainerArgs {
     overrides?: Partial<Container>;
 }
 
-export function tcpProbe(port: number, periodSeconds: number, failureThreshold: number): k8s.types.input.core.v1.Probe {
+type Probe = k8s.types.input.core.v1.Probe;
+
+/** A preStop command that waits and ends with status 0 (busybox's sleep, in every image we run). */
+export function sleepCommand(seconds: number): string[] {
+    return ["/bin/sh", "-c", `sleep ${seconds}`];
+}
+
+/** A TCP connect to the pod's IP: only for a process that listens on the pod's addresses. */
+export function tcpProbe(port: number, periodSeconds: number, failureThreshold: number): Probe {
     return { tcpSocket: { port }, periodSeconds, failureThreshold, timeoutSeconds: 2 };
 }
+
+/**
+ * Run inside the container, so it reaches a PgBouncer that listens on loopback only (the kubelet sends tcpSocket
+ * probes to the pod's IP). pg_isready ships in the PgBouncer images (postgresql-client); it succeeds once PgBouncer
+ * answers the startup packet (it asks for a password), so the probe needs no credentials and never touches the
+ * database: a database failover must not fail it.
+ */
+export function pgIsReadyProbe(host: string, port: number, periodSeconds: number, failureThreshold: number): Probe {
+    const command = ["pg_isready", "--quiet", "--host", host, "--port", String(port), "--dbname", "pgbouncer", "--username", PROBE_USER, "--timeout", "2"];
+    return { exec: { command }, periodSeconds, failureThreshold, timeoutSeconds: 3 };
+}
+
+/**
+ * The container's process: a shell that runs PgBouncer and turns the kubelet's SIGTERM into SIGINT, PgBouncer's
+ * safe shutdown (in-flight transactions finish, then it exits) on every version: SIGTERM itself means "exit at once"
+ * before 1.23 and "wait until every client has left" from 1.23, which pgx pools never do. HUP (reload) and QUIT
+ * (immediate) pass through. So no preStop hook has to signal PgBouncer and outlive it (a hook still running when
+ * the container's first process exits is killed, and the kubelet records FailedPreStopHook). `pgbouncer` and the
+ * ini file are arguments, found on PATH and at the mounted path, which the integration tests point elsewhere.
+ */
+export const PGBOUNCER_ENTRYPOINT_SCRIPT = [
+    'pgbouncer "$1" & pid=$!',
+    "trap 'kill -INT $pid' TERM INT",
+    "trap 'kill -HUP $pid' HUP",
+    "trap 'kill -QUIT $pid' QUIT",
+    // `wait` returns early whenever a trapped signal arrives; keep waiting until PgBouncer has exited.
+    'status=0; while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done',
+    'exit "$status"',
+].join("\n");
 
 export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
     return {
         name: args.name,
         image: args.image,
         imagePullPolicy: "IfNotPresent",
-        // PgBouncer itself is the process, so that it receives the stop signals directly.
-        command: ["/usr/bin/pgbouncer", `${CONFIG_DIR}/${INI_KEY}`],
+        command: ["/bin/sh", "-c", PGBOUNCER_ENTRYPOINT_SCRIPT, "pgbouncer-entrypoint", `${CONFIG_DIR}/${INI_KEY}`],
         ports: [{ name: "postgres", containerPort: args.port, protocol: "TCP" }],
         resources: args.resources,
         securityContext: restrictedContainerSecurityContext(),
@@ -120,7 +154,6 @@ export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
     };
 }
 
-/** The exporter's connection string: the stats user on PgBouncer's admin database, over loopback. */
 /**
  * The stats user's password, derived from the database password with HMAC-SHA256 and the component's name: as
  * secret as that password (which cannot be recovered from it), unique per component, the same on every run (no
@@ -132,18 +165,20 @@ export function statsPasswordFor(databasePassword: string, component: string): s
     return createHmac("sha256", databasePassword).update(`velure-pooling/pgbouncer-stats/${component}`).digest("base64url");
 }
 
+/** The exporter's connection string: the stats user on PgBouncer's admin database, over loopback. */
 export function exporterDsn(password: string, pgbouncerPort: number): string {
     return `postgres://${STATS_USER}:${encodeURIComponent(password)}@127.0.0.1:${pgbouncerPort}/pgbouncer?sslmode=disable`;
 }
 
-/** The exporter sidecar. Its connection string comes from the Secret, expanded by the kubelet into the args. */
+/** The exporter sidecar. It reads its connection string (with the stats password) from the Secret, through env. */
 export function exporterContainer(image: string, secretName: pulumi.Input<string>): k8s.types.input.core.v1.Container {
     return {
         name: EXPORTER_CONTAINER,
         image,
         imagePullPolicy: "IfNotPresent",
-        args: ["--pgBouncer.connectionString=$(PGBOUNCER_DSN)", `--web.listen-address=:${EXPORTER_PORT}`],
-        env: [{ name: "PGBOUNCER_DSN", valueFrom: { secretKeyRef: { name: secretName, key: EXPORTER_DSN_KEY } } }],
+        // Every address of the pod: Prometheus scrapes the pod's IP, and so does the liveness probe.
+        args: [`--web.listen-address=:${EXPORTER_PORT}`],
+        env: [{ name: EXPORTER_DSN_ENV, valueFrom: { secretKeyRef: { name: secretName, key: EXPORTER_DSN_KEY } } }],
         ports: [{ name: "metrics", containerPort: EXPORTER_PORT, protocol: "TCP" }],
         resources: EXPORTER_RESOURCES,
         securityContext: { ...restrictedContainerSecurityContext(), runAsUser: 65534, runAsGroup: 65534 },

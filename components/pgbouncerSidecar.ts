@@ -8,15 +8,16 @@ import {
     PGBOUNCER_UID,
     PgBouncerConfigArgs,
     assertServerCaBundle,
-    ResourceSpec,
     exporterContainer,
     pgbouncerConfigObjects,
     podScrapeAnnotations,
     pgbouncerContainer,
     pgbouncerVolumes,
     renderPoolerIni,
-    tcpProbe,
+    pgIsReadyProbe,
+    sleepCommand,
 } from "./pgbouncerPod";
+import { ResourceSpec } from "./specs";
 
 export const SIDECAR_HOST = "127.0.0.1";
 export const SIDECAR_CONTAINER = "pgbouncer";
@@ -63,6 +64,25 @@ export function sidecarBudgetLine(service: string, maxReplicas: number, maxDbCon
     };
 }
 
+/**
+ * Probes and stop of the sidecar. PgBouncer listens on 127.0.0.1 only, so every probe runs inside the container
+ * (a tcpSocket probe would go to the pod's IP, where nothing listens).
+ */
+export function sidecarLifecycle(args: Pick<PgBouncerSidecarArgs, "native" | "port" | "appDrainSeconds">): Partial<k8s.types.input.core.v1.Container> {
+    const probe = (period: number, failures: number) => pgIsReadyProbe(SIDECAR_HOST, args.port, period, failures);
+    if (args.native) {
+        // A native sidecar starts before the app (once its startup probe passes) and stops after it.
+        return { restartPolicy: "Always", startupProbe: probe(1, 30), livenessProbe: probe(10, 6) };
+    }
+    return {
+        // A classic sidecar starts together with the app: the pod is not Ready until PgBouncer answers.
+        readinessProbe: probe(5, 2),
+        livenessProbe: probe(10, 6),
+        // It gets SIGTERM together with the app, so it waits out the app's drain first.
+        lifecycle: { preStop: { exec: { command: sleepCommand(args.appDrainSeconds + SIDECAR_MARGIN_SECONDS) } } },
+    };
+}
+
 export class PgBouncerSidecar extends pulumi.ComponentResource {
     public readonly host: pulumi.Output<string>;
     public readonly port: pulumi.Output<number>;
@@ -105,17 +125,12 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
     }
 
     private container(args: PgBouncerSidecarArgs): k8s.types.input.core.v1.Container {
-        const lifecycle = args.native
-            ? // A native sidecar starts before the app (once its startup probe passes) and stops after it.
-              { restartPolicy: "Always", startupProbe: tcpProbe(args.port, 1, 30) }
-            : // A classic sidecar gets SIGTERM together with the app, so it waits out the app's drain first.
-              { lifecycle: { preStop: { exec: { command: ["/bin/sh", "-c", `sleep ${args.appDrainSeconds + SIDECAR_MARGIN_SECONDS}`] } } } };
         return pgbouncerContainer({
             name: SIDECAR_CONTAINER,
             image: args.image,
             port: args.port,
             resources: args.resources,
-            overrides: { ...lifecycle, livenessProbe: tcpProbe(args.port, 10, 6) },
+            overrides: sidecarLifecycle(args),
         });
     }
 }

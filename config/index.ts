@@ -18,11 +18,10 @@ import {
     parsePgBouncerVersion,
     verifiesServerCertificate,
 } from "../components/pgbouncerIni";
-import { ResourceSpec } from "../components/pgbouncerPod";
 import { RdsProxySpec, readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord, readThresholds, requiredMatch } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
-import type { AlertThresholds } from "../components/pgbouncerMonitoring";
+import { APP_CONTAINER_PORT, AlertThresholds, AppResources, EXPORTER_PORT, MonitoringSpec, ResourceSpec } from "../components/specs";
 
 export { AlarmThresholds, RdsProxySpec } from "./rds";
 export { ConfigError } from "./reader";
@@ -40,6 +39,10 @@ export interface ServiceSpec {
     /** The HPA's maximum; equals replicas when autoscaling is off. */
     maxReplicas: number;
     image: { repository: string; tag: string };
+    /** The app container's port (the chart's `containerPort` value). */
+    containerPort: number;
+    /** The app container's requests (and limits); required when the HPA is on. */
+    resources?: AppResources;
     chart: ChartSource;
     /** Extra chart values, merged under the program's own. */
     values: Record<string, unknown>;
@@ -71,15 +74,6 @@ export interface SidecarSpec {
     port: number;
     resources: ResourceSpec;
     appDrainSeconds: number;
-}
-
-export interface MonitoringSpec {
-    exporterImage: string;
-    prometheusOperator: boolean;
-    /** Prometheus's namespace, which also holds the dashboard. */
-    namespace: string;
-    alerts: AlertThresholds;
-    dashboard: boolean;
 }
 
 export interface VelureConfig {
@@ -190,6 +184,15 @@ function readService(r: Reader, index: number, raw: unknown): ServiceSpec | unde
     if (raw.values !== undefined && !isRecord(raw.values)) {
         r.problem(`${at}.values`, raw.values, "expected an object of chart values");
     }
+    const values = isRecord(raw.values) ? raw.values : {};
+    if ("resources" in values) {
+        r.problem(`${at}.values.resources`, values.resources, `expected no resources here: set ${at}.resources, which the program checks`);
+    }
+    const containerPort = values.containerPort ?? APP_CONTAINER_PORT;
+    if (!Number.isInteger(containerPort) || (containerPort as number) < 1 || (containerPort as number) > 65535) {
+        r.problem(`${at}.values.containerPort`, containerPort, "expected a TCP port (1..65535)");
+    }
+    const autoscaling = Number.isInteger(maxReplicas) && (maxReplicas as number) > (replicas as number);
     return {
         name,
         releaseName: `velure-${name}`,
@@ -198,9 +201,36 @@ function readService(r: Reader, index: number, raw: unknown): ServiceSpec | unde
         replicas: replicas as number,
         maxReplicas: maxReplicas as number,
         image: image as ServiceSpec["image"],
+        containerPort: containerPort as number,
+        resources: readAppResources(r, `${at}.resources`, raw.resources, autoscaling ? `${maxReplicas} > replicas ${replicas}` : undefined),
         chart: readChart(r, at, raw.chart),
-        values: (raw.values as Record<string, unknown>) ?? {},
+        values,
     };
+}
+
+const isQuantity = (value: unknown) => typeof value === "string" && QUANTITY.test(value);
+
+/** `autoscaling` says why requests are required (the HPA is on), or is undefined when they are optional. */
+function readAppResources(r: Reader, at: string, raw: unknown, autoscaling: string | undefined): AppResources | undefined {
+    const allowed = "expected {requests: {cpu, memory}, limits?: {cpu?, memory?}} with Kubernetes quantities";
+    if (raw === undefined) {
+        if (autoscaling) {
+            r.problem(at, raw, `the HPA (maxReplicas ${autoscaling}) scales on CPU utilisation of the requests: ${allowed}`);
+        }
+        return undefined;
+    }
+    const requests = isRecord(raw) ? raw.requests : undefined;
+    const limits = isRecord(raw) ? raw.limits : undefined;
+    const ok =
+        isRecord(requests) &&
+        isQuantity(requests.cpu) &&
+        isQuantity(requests.memory) &&
+        (limits === undefined || (isRecord(limits) && Object.values(limits).every(isQuantity)));
+    if (!ok) {
+        r.problem(at, raw, allowed);
+        return undefined;
+    }
+    return raw as unknown as AppResources;
 }
 
 function findDuplicate(values: string[]): string | undefined {
@@ -356,6 +386,29 @@ export function serviceNamespaceNames(config: VelureConfig): string[] {
     return [...new Set(config.services.map((s) => s.namespace))];
 }
 
+/**
+ * A sidecar and its exporter share the app's pod, so its network: two containers on one port cannot both start.
+ */
+function checkSidecarPorts(r: Reader, mode: Mode, sidecarPort: number, services: ServiceSpec[], monitoring: MonitoringSpec | undefined): void {
+    if (mode !== "pgbouncer-sidecar") {
+        return;
+    }
+    const exporter = monitoring ? [{ port: EXPORTER_PORT, what: "the exporter's port" }] : [];
+    if (monitoring && sidecarPort === EXPORTER_PORT) {
+        r.problem("sidecarPort", sidecarPort, `expected a port other than ${EXPORTER_PORT}, the exporter's port in the same pod`);
+    }
+    services.forEach((service, i) => {
+        const taken = [{ port: sidecarPort, what: "sidecarPort" }, ...exporter].find((t) => t.port === service.containerPort);
+        if (taken) {
+            r.problem(
+                `services[${i}].values.containerPort`,
+                service.containerPort,
+                `expected a port other than ${taken.port} (${taken.what}), which the PgBouncer sidecar's pod already uses`,
+            );
+        }
+    });
+}
+
 /** Reads the whole config; throws one ConfigError listing every problem. */
 export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
     const r = new Reader(config);
@@ -385,6 +438,7 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
         rds: mode === "rds-proxy" ? readRdsProxy(r) : undefined,
         monitoring: readMonitoring(r, mode),
     };
+    checkSidecarPorts(r, mode, result.sidecar.port, result.services, result.monitoring);
     if (r.problems.length > 0) {
         throw new ConfigError(r.problems);
     }

@@ -97,8 +97,9 @@ export const CONFIG_KEYS = {
         type: "object",
         default: DEFAULT_SERVICES,
         description:
-            "The services: a list of {name, database, namespace, replicas, maxReplicas?, image{repository,tag}, " +
-            "chart?{path} | chart?{repo,name,version}, values?}. Each becomes the Helm release velure-<name>.",
+            "The services: a list of {name, database, namespace, replicas, maxReplicas?, resources?{requests{cpu,memory},limits?}, image{repository,tag}, " +
+            "chart?{path} | chart?{repo,name,version}, values?}. Each becomes the Helm release velure-<name>. " +
+            "resources are the app container's; required when maxReplicas > replicas (the HPA scales on CPU requests).",
     },
     createServiceNamespaces: {
         type: "boolean",
@@ -196,7 +197,7 @@ export const CONFIG_KEYS = {
     sidecarPort: {
         type: "integer",
         default: 6432,
-        description: "pgbouncer-sidecar: the port PgBouncer listens on, on 127.0.0.1 inside each application pod.",
+        description: "pgbouncer-sidecar: the port PgBouncer listens on, on 127.0.0.1 inside each application pod. Not 9127 (the exporter) nor a service's containerPort.",
     },
     sidecarResources: {
         type: "object",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real tools that `npm run test:e2e` runs (Pulumi CLI and its Node language host, the Kubernetes
-# provider, Helm, etcd, the Kubernetes control plane and kwok) from our own small Go modules under tools/,
+# provider, Helm, etcd, the Kubernetes control plane and kwok), and the pgbouncer_exporter that
+# `npm run test:integration` runs, from our own small Go modules under tools/,
 # into .toolchain/bin (git-ignored). A binary is rebuilt only when its module's files or its version changed.
 #
 #   bash scripts/toolchain.sh            build what is missing or stale
@@ -16,7 +17,7 @@ export PATH="/usr/local/go/bin:$PATH"
 # go.mod and go.sum are complete: a build never rewrites them (readonly); VCS stamping is off, as on these machines.
 export GOFLAGS="-mod=readonly -buildvcs=false"
 
-# The versions below are the ones each module's go.mod pins; tests/e2e/versions.test.ts checks that they
+# The versions below are the ones each module's go.mod pins; tests/unit/toolchain.test.ts checks that they
 # agree with package-lock.json and with the go.mod files.
 PULUMI_VERSION=v3.248.0
 KUBERNETES_PROVIDER_VERSION=v4.25.0
@@ -24,6 +25,8 @@ HELM_VERSION=v3.18.6
 KUBE_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
+# The exporter that monitoringExporterImage's default tag names; the integration tests run it beside PgBouncer.
+PGBOUNCER_EXPORTER_VERSION=v0.12.1
 
 kube_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
 
@@ -39,6 +42,7 @@ pulumi|pulumi|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|$PULUMI_VERSION|-X gith
 pulumi-language-nodejs|pulumi|./cmd/pulumi-language-nodejs|$PULUMI_VERSION|-X main.version=$PULUMI_VERSION
 pulumi-resource-kubernetes|pulumi-kubernetes|./cmd/pulumi-resource-kubernetes|$KUBERNETES_PROVIDER_VERSION|-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$KUBERNETES_PROVIDER_VERSION
 kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|$KWOK_VERSION|
+pgbouncer_exporter|pgbouncer-exporter|github.com/prometheus-community/pgbouncer_exporter|$PGBOUNCER_EXPORTER_VERSION|-X github.com/prometheus/common/version.Version=${PGBOUNCER_EXPORTER_VERSION#v}
 EOF
 }
 

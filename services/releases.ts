@@ -56,6 +56,8 @@ function releaseValues(
         fullnameOverride: service.releaseName,
         image: service.image,
         replicaCount: service.replicas,
+        containerPort: service.containerPort,
+        ...(service.resources ? { resources: service.resources } : {}),
         autoscaling: {
             enabled: service.maxReplicas > service.replicas,
             minReplicas: service.replicas,

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { BIN, KWOK_STAGES } from "./toolchain";
+import { BIN, KWOK_STAGES } from "../toolchain";
 
 export const LOOPBACK = "127.0.0.1";
 const ADMIN_TOKEN_USER = "e2e-admin";

@@ -9,7 +9,7 @@ import * as YAML from "yaml";
 import { LocalCluster } from "./cluster";
 import { appEnv, hasSidecar } from "./pods";
 import { PulumiProject, scratch } from "./pulumi";
-import { BIN, ROOT, assertToolchainBuilt } from "./toolchain";
+import { BIN, ROOT, assertToolchainBuilt } from "../toolchain";
 
 const PASSWORD = 'e2e-S3cr3t "quoted" p@ss';
 const PASSWORD_KEY = "velure-pooling:databasePassword";

@@ -7,7 +7,8 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { MODES } from "../../config/schema";
 import { modelFor } from "../../plan/kubernetes";
-import { BIN, ROOT, assertToolchainBuilt, toolchainVersions } from "./toolchain";
+import { BIN, ROOT, assertToolchainBuilt, toolchainVersions } from "../toolchain";
+import { PROBE_KINDS, allContainers, chartPod } from "../integration/kubelet";
 import { appEnv, hasSidecar } from "./pods";
 import { scratch } from "./pulumi";
 
@@ -40,6 +41,14 @@ describe("Helm: the shipped chart", function () {
         assert.match(lint, /1 chart\(s\) linted, 0 chart\(s\) failed/);
     });
 
+    it("refuses autoscaling without the CPU request that the HPA scales on", () => {
+        assert.throws(
+            () => helm(["template", "x", CHART, "--set", "autoscaling.enabled=true"]),
+            (e: any) => /autoscaling.enabled needs resources.requests.cpu/.test(String(e.stderr)),
+        );
+        assert.match(helm(["template", "x", CHART, "--set", "autoscaling.enabled=true", "--set", "resources.requests.cpu=100m"]), /kind: HorizontalPodAutoscaler/);
+    });
+
     for (const stack of ["dev", "prod"]) {
         for (const mode of MODES) {
             it(`${stack} × ${mode}: renders every release's values into objects that pass the Kubernetes schema`, () => {
@@ -59,11 +68,28 @@ describe("Helm: the shipped chart", function () {
                     assert.strictEqual(env.POSTGRES_HOST, release.env.POSTGRES_HOST, `${release.name}: POSTGRES_HOST as the program wired it`);
                     assert.strictEqual(env.POSTGRES_PORT, String(release.env.POSTGRES_PORT), `${release.name}: POSTGRES_PORT as the program wired it`);
                     assertSidecarAsDeclared(mode, deployment.spec.template.spec, release.name);
+                    const model = chartPod(YAML.parse(fs.readFileSync(values, "utf8")));
+                    assert.deepStrictEqual(
+                        runtimeView(deployment.spec.template.spec),
+                        runtimeView(model),
+                        `${release.name}: the integration tests' model of the chart's pod (tests/integration/kubelet.ts) is what Helm renders`,
+                    );
                 }
             });
         }
     }
 });
+
+/** What the kubelet acts on, per container: processes, ports, probes, hooks; and the grace period. */
+function runtimeView(pod: any): Record<string, unknown> {
+    const fields = ["image", "command", "args", "restartPolicy", ...PROBE_KINDS, "lifecycle"];
+    const containers = allContainers(pod).map((c: any) => ({
+        name: c.name,
+        ports: (c.ports ?? []).map((p: any) => `${p.name}:${p.containerPort}`),
+        ...Object.fromEntries(fields.filter((f) => c[f] !== undefined).map((f) => [f, c[f]])),
+    }));
+    return { terminationGracePeriodSeconds: pod.terminationGracePeriodSeconds, containers };
+}
 
 /** Deployment and Service always; the HPA when the values turn autoscaling on. */
 function renderedKinds(valuesFile: string): string[] {

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
-import { BIN, ROOT, toolchainVersions } from "./toolchain";
+import { BIN, ROOT, toolchainVersions } from "../toolchain";
 
 export interface CliResult {
     code: number;

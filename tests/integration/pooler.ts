@@ -8,7 +8,8 @@ import { CA_KEY, STATS_USER, renderPoolerIni } from "../../components/pgbouncerP
 import { VelureConfig, loadConfig } from "../../config";
 import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
 import { stackConfig } from "../unit/harness";
-import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER, writeOwned } from "./servers";
+import { Client } from "pg";
+import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER, clientConfig, writeOwned } from "./servers";
 
 /** The version of the PgBouncer binary on this machine (Debian 12: 1.18.0). */
 export const LOCAL_PGBOUNCER_VERSION = /PgBouncer (\d+\.\d+\.\d+)/.exec(execFileSync(PGBOUNCER_BIN, ["--version"]).toString())?.[1] ?? "1.18.0";
@@ -46,4 +47,25 @@ export const USERLIST = renderUserlist([
 export async function startPgBouncer(config: VelureConfig, port?: number): Promise<PgBouncerProcess> {
     const bouncer = new PgBouncerProcess();
     return bouncer.start(renderIni(config, bouncer), USERLIST, port);
+}
+
+export async function connect(port: number, database = "velure_auth", host = HOST): Promise<Client> {
+    const client = new Client(clientConfig(port, database, { host }));
+    client.on("error", () => undefined);
+    await client.connect();
+    return client;
+}
+
+export async function ackedIds(pg: PostgresServer, database = "velure_auth"): Promise<Set<string>> {
+    return pg.superuser(async (c) => new Set((await c.query("SELECT id FROM acked")).rows.map((r) => r.id as string)), database);
+}
+
+/** One transaction that inserts `id`; resolves when the commit is acknowledged. */
+export async function insertAcked(client: Client, id: string, holdSeconds = 0): Promise<void> {
+    await client.query("BEGIN");
+    await client.query("INSERT INTO acked (id) VALUES ($1)", [id]);
+    if (holdSeconds > 0) {
+        await client.query("SELECT pg_sleep($1)", [holdSeconds]);
+    }
+    await client.query("COMMIT");
 }

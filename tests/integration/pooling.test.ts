@@ -1,38 +1,15 @@
 // What PgBouncer does with the config the program renders: real PostgreSQL 15 and PgBouncer on loopback.
 import * as assert from "assert";
-import { execFile } from "child_process";
 import { Client } from "pg";
-import { promisify } from "util";
-import { clusterBudgetLines, preStopCommand, shutdownSequence } from "../../components/pgbouncerCluster";
+import { clusterBudgetLines } from "../../components/pgbouncerCluster";
 import { sidecarBudgetLine } from "../../components/pgbouncerSidecar";
 import { exporterDsn } from "../../components/pgbouncerPod";
-import { LOCAL_PGBOUNCER_VERSION, STATS_PASSWORD, loopbackConfig, renderIni, startPgBouncer } from "./pooler";
+import { LOCAL_PGBOUNCER_VERSION, STATS_PASSWORD, ackedIds, connect, insertAcked, loopbackConfig, renderIni, startPgBouncer } from "./pooler";
 import { PgBouncerProcess, PostgresServer, clientConfig, freePort, sampleMax, sleep, withClient } from "./servers";
 
 const DATABASES = ["velure_auth", "velure_orders"];
 /** Like a small RDS instance (db.t4g.micro allows about 80; the tests squeeze harder). */
 const MAX_CONNECTIONS = 40;
-
-async function connect(port: number, database = "velure_auth"): Promise<Client> {
-    const client = new Client(clientConfig(port, database));
-    client.on("error", () => undefined);
-    await client.connect();
-    return client;
-}
-
-async function ackedIds(pg: PostgresServer, database = "velure_auth"): Promise<Set<string>> {
-    return pg.superuser(async (c) => new Set((await c.query("SELECT id FROM acked")).rows.map((r) => r.id as string)), database);
-}
-
-/** One transaction that inserts `id`; resolves when the commit is acknowledged. */
-async function insertAcked(client: Client, id: string, holdSeconds = 0): Promise<void> {
-    await client.query("BEGIN");
-    await client.query("INSERT INTO acked (id) VALUES ($1)", [id]);
-    if (holdSeconds > 0) {
-        await client.query("SELECT pg_sleep($1)", [holdSeconds]);
-    }
-    await client.query("COMMIT");
-}
 
 describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_connections ${MAX_CONNECTIONS})`, function () {
     this.timeout(120000);
@@ -216,41 +193,6 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
             const peak = await burst();
             assert.ok(peak > 2 && peak <= 5, `after the reload the pool peaked at ${peak}, expected 3..5`);
             await held.end();
-        } finally {
-            await bouncer.stop();
-        }
-    });
-
-    it("stops like the Deployment's preStop: in-flight transactions finish, nothing is half applied, then PgBouncer exits", async () => {
-        const config = loopbackConfig(primary);
-        const bouncer = await startPgBouncer(config);
-        try {
-            // As many transactions as the pool has server connections are in flight; two more wait in the queue.
-            const pool = config.pgbouncer.tuning.defaultPoolSize;
-            const clients = await Promise.all(Array.from({ length: pool + 2 }, () => connect(bouncer.port)));
-            const inFlight = clients.map((c, i) => insertAcked(c, `shutdown-${i}`, 1.5).then(() => `shutdown-${i}`));
-            await sleep(300);
-            // The same script as the pod's preStop hook, pointed at this process instead of PID 1 and
-            // without the wait for endpoint removal.
-            const sequence = { ...shutdownSequence(config.pgbouncer.drainSeconds), endpointRemovalSeconds: 0 };
-            const [shell, flag, script] = preStopCommand(sequence, bouncer.pid);
-            const hook = promisify(execFile)(shell, [flag, script]);
-            await sleep(300);
-            // PgBouncer 1.23+ closes its listening socket at once; older ones accept the client but pause it.
-            // Either way a client that arrives during the drain gets no transaction.
-            const late = withClient(clientConfig(bouncer.port, "velure_auth"), (c) => c.query("SELECT 1")).then(
-                () => "served",
-                (e: Error) => e,
-            );
-            const settled = await Promise.allSettled(inFlight);
-            const committed = settled.filter((s) => s.status === "fulfilled").map((s) => (s as PromiseFulfilledResult<string>).value);
-            await hook;
-            assert.strictEqual(committed.length, pool, "every transaction that held a server connection committed");
-            assert.strictEqual(settled.length - committed.length, 2, "the queued transactions failed without starting");
-            assert.notStrictEqual(await bouncer.waitExit(1000).catch(() => "running"), "running", "the hook returned before PgBouncer exited");
-            assert.ok((await late) instanceof Error, "a client that arrived during the drain was served");
-            const stored = await ackedIds(primary);
-            assert.deepStrictEqual([...stored].sort(), committed.sort(), "exactly the acknowledged rows are stored");
         } finally {
             await bouncer.stop();
         }

@@ -24,7 +24,8 @@ function postgresBinDir(): string {
 export const PG_BIN = postgresBinDir();
 export const PGBOUNCER_BIN = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((p) => fs.existsSync(p)) ?? "pgbouncer";
 
-const runAs = (() => {
+/** The user that the servers run as: the postgres user when this process is root. */
+export const runAs = (() => {
     if (process.getuid?.() !== 0) {
         return {};
     }

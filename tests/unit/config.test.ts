@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { CONFIG_KEYS, MODES } from "../../config/schema";
-import { ROOT, programError, stackConfig } from "./harness";
+import { ROOT, programError, runProgram, stackConfig } from "./harness";
 
 describe("config", () => {
     describe("Pulumi.yaml declares exactly the program's keys", () => {
@@ -151,6 +151,29 @@ describe("config", () => {
                 /expected each database once/,
                 /services\[1\].maxReplicas: 1 is not allowed; expected an integer >= replicas \(2\)/,
             );
+        });
+
+        it("rejects autoscaling without the CPU request it scales on, and resources given as chart values", async () => {
+            const base = { name: "a", database: "db", namespace: "velure", replicas: 2, image: { repository: "r", tag: "t" } };
+            await failsWith(
+                { services: [{ ...base, maxReplicas: 4 }] },
+                /services\[0\].resources: undefined is not allowed; the HPA \(maxReplicas 4 > replicas 2\) scales on CPU utilisation of the requests: expected \{requests: \{cpu, memory\}/,
+            );
+            await failsWith({ services: [{ ...base, maxReplicas: 4, resources: { requests: { memory: "1Gi" } } }] }, /services\[0\].resources: \{"requests":\{"memory":"1Gi"\}\} is not allowed/);
+            await failsWith({ services: [{ ...base, values: { resources: { requests: { cpu: "1" } } } }] }, /services\[0\].values.resources: .* set services\[0\].resources, which the program checks/);
+        });
+
+        it("rejects a sidecar port that another container of the app's pod already uses", async () => {
+            const sidecar = { mode: "pgbouncer-sidecar" };
+            await failsWith({ ...sidecar, sidecarPort: 9127 }, /velure-pooling:sidecarPort: 9127 is not allowed; expected a port other than 9127, the exporter's port in the same pod/);
+            const service = (containerPort: number) => ({
+                name: "a", database: "db", namespace: "velure", replicas: 1, image: { repository: "r", tag: "t" }, values: { containerPort },
+            });
+            await failsWith({ ...sidecar, sidecarPort: 7000, services: [service(7000)] }, /services\[0\].values.containerPort: 7000 is not allowed; expected a port other than 7000 \(sidecarPort\)/);
+            await failsWith({ ...sidecar, services: [service(9127)] }, /services\[0\].values.containerPort: 9127 is not allowed; expected a port other than 9127 \(the exporter's port\)/);
+            // Without the exporter, or in the cluster option, 9127 is free.
+            await runProgram(stackConfig("dev", { ...sidecar, monitoringExporter: false, services: [service(9127)] }));
+            await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", services: [service(6432)] }));
         });
 
         it("rejects a chart path without a chart", async () => {

@@ -47,7 +47,8 @@ describe("monitoring of the PgBouncer options", () => {
             const exporter = exporterOf(pod.containers);
             assert.strictEqual(exporter.image, "quay.io/prometheuscommunity/pgbouncer-exporter:v0.12.1");
             assert.deepStrictEqual(exporter.ports, [{ name: "metrics", containerPort: 9127, protocol: "TCP" }]);
-            assert.deepStrictEqual(exporter.args, ["--pgBouncer.connectionString=$(PGBOUNCER_DSN)", "--web.listen-address=:9127"]);
+            assert.deepStrictEqual(exporter.args, ["--web.listen-address=:9127"], "no connection string (with its password) in the arguments, where ps shows it");
+            assert.deepStrictEqual(exporter.livenessProbe.tcpSocket, { port: 9127 }, "it listens on every address of the pod, so a tcpSocket probe reaches it");
             assert.strictEqual(exporter.securityContext.readOnlyRootFilesystem, true);
             assert.deepStrictEqual(exporter.securityContext.capabilities.drop, ["ALL"]);
             assert.ok(exporter.resources.limits.memory);
@@ -56,7 +57,7 @@ describe("monitoring of the PgBouncer options", () => {
         it("logs the exporter in as the dedicated stats user, with a password derived from the database password and kept in the Secret", () => {
             const pod = run.one(K8S.deployment).inputs.spec.template.spec;
             const env = exporterOf(pod.containers).env;
-            assert.deepStrictEqual(env, [{ name: "PGBOUNCER_DSN", valueFrom: { secretKeyRef: { name: "velure-pgbouncer-auth-generated", key: "exporter-dsn" } } }]);
+            assert.deepStrictEqual(env, [{ name: "PGBOUNCER_EXPORTER_CONNECTION_STRING", valueFrom: { secretKeyRef: { name: "velure-pgbouncer-auth-generated", key: "exporter-dsn" } } }]);
             const secret = run.one(K8S.secret, "velure-pgbouncer-auth").inputs.stringData;
             const statsPassword = statsPasswordFor(PASSWORD, "velure-pgbouncer");
             assert.match(statsPassword, /^[A-Za-z0-9_-]{43}$/);

@@ -99,15 +99,16 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.strictEqual(container.readinessProbe.exec, undefined);
     });
 
-    it("drains on stop: leaves the endpoints, sends SIGINT, waits for PgBouncer to exit, within the grace period", () => {
-        const script: string = container.lifecycle.preStop.exec.command[2];
-        assert.match(script, /^sleep 10; kill -INT 1; /);
-        assert.match(script, /while kill -0 1 .* -lt 30 \]; do sleep 1;/);
+    it("drains on stop: the preStop hook only waits to leave the endpoints, then SIGTERM drains, within the grace period", () => {
+        assert.deepStrictEqual(container.lifecycle.preStop.exec.command, ["/bin/sh", "-c", "sleep 10"]);
         assert.strictEqual(pod.terminationGracePeriodSeconds, 10 + 30 + 5);
     });
 
-    it("runs PgBouncer as PID 1 with the mounted config, as a restricted non-root pod without a token", () => {
-        assert.deepStrictEqual(container.command, ["/usr/bin/pgbouncer", "/etc/pgbouncer/pgbouncer.ini"]);
+    it("runs PgBouncer under an entrypoint that turns SIGTERM into its safe shutdown (SIGINT), as a restricted non-root pod without a token", () => {
+        const [shell, flag, script, name, ini] = container.command;
+        assert.deepStrictEqual([shell, flag, name, ini], ["/bin/sh", "-c", "pgbouncer-entrypoint", "/etc/pgbouncer/pgbouncer.ini"]);
+        assert.match(script, /^pgbouncer "\$1" & pid=\$!$/m);
+        assert.match(script, /^trap 'kill -INT \$pid' TERM INT$/m);
         assert.strictEqual(container.image, "ghcr.io/icoretech/pgbouncer-docker:1.26.1");
         assert.strictEqual(pod.automountServiceAccountToken, false);
         assert.strictEqual(pod.securityContext.runAsNonRoot, true);

@@ -49,15 +49,17 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
         }
     });
 
-    it("is a native sidecar by default: an init container with restartPolicy Always and a TCP startup probe", () => {
+    it("is a native sidecar by default: an init container with restartPolicy Always, probed from inside (it listens on 127.0.0.1 only)", () => {
         const v = values(run, "auth-service");
         assert.deepStrictEqual(v.extraContainers.map((c: any) => c.name), ["pgbouncer-exporter"], "only the exporter is a regular container");
         assert.strictEqual(v.initContainers.length, 1);
         const sidecar = v.initContainers[0];
         assert.strictEqual(sidecar.name, "pgbouncer");
         assert.strictEqual(sidecar.restartPolicy, "Always");
-        assert.deepStrictEqual(sidecar.startupProbe.tcpSocket, { port: 6432 });
-        assert.deepStrictEqual(sidecar.livenessProbe.tcpSocket, { port: 6432 });
+        const pgIsReady = ["pg_isready", "--quiet", "--host", "127.0.0.1", "--port", "6432", "--dbname", "pgbouncer", "--username", "pgbouncer_probe", "--timeout", "2"];
+        assert.deepStrictEqual(sidecar.startupProbe, { exec: { command: pgIsReady }, periodSeconds: 1, failureThreshold: 30, timeoutSeconds: 3 });
+        assert.deepStrictEqual(sidecar.livenessProbe, { exec: { command: pgIsReady }, periodSeconds: 10, failureThreshold: 6, timeoutSeconds: 3 });
+        assert.strictEqual(sidecar.readinessProbe, undefined);
         assert.strictEqual(sidecar.lifecycle, undefined, "a native sidecar needs no preStop: it stops after the app");
         assert.strictEqual(v.terminationGracePeriodSeconds, 20 + 10);
     });
@@ -69,6 +71,8 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
         const sidecar = v.extraContainers[0];
         assert.strictEqual(sidecar.restartPolicy, undefined);
         assert.strictEqual(sidecar.startupProbe, undefined);
+        assert.deepStrictEqual(sidecar.readinessProbe.exec.command.slice(0, 6), ["pg_isready", "--quiet", "--host", "127.0.0.1", "--port", "6432"]);
+        assert.deepStrictEqual(sidecar.livenessProbe.exec.command.slice(0, 6), ["pg_isready", "--quiet", "--host", "127.0.0.1", "--port", "6432"]);
         assert.deepStrictEqual(sidecar.lifecycle.preStop.exec.command, ["/bin/sh", "-c", "sleep 45"]);
         assert.ok(v.terminationGracePeriodSeconds > 45, "the grace period outlasts the preStop sleep");
         assert.strictEqual(v.terminationGracePeriodSeconds, 50);

@@ -45,8 +45,10 @@ describe("Helm releases of the services", () => {
         assert.strictEqual(secret.inputs.stringData.POSTGRES_PASSWORD, PASSWORD);
     });
 
-    it("sets image, replicas and autoscaling from the service config", () => {
+    it("sets image, replicas and autoscaling from the service config, with the CPU request the HPA scales on", () => {
         const values = run.one(K8S.release, "velure-auth-service").inputs.values;
+        assert.deepStrictEqual(values.resources, { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "128Mi" } });
+        assert.strictEqual(values.containerPort, 8080, "the shipped chart's port");
         assert.deepStrictEqual(values.image, { repository: "ghcr.io/velure/auth-service", tag: "latest" });
         assert.strictEqual(values.replicaCount, 1);
         assert.deepStrictEqual(values.autoscaling, { enabled: true, minReplicas: 1, maxReplicas: 2 });
@@ -56,7 +58,8 @@ describe("Helm releases of the services", () => {
         const services = [
             { name: "billing", database: "velure_billing", namespace: "billing", replicas: 2, image: { repository: "r/billing", tag: "1.0.0" },
               chart: { repo: "https://charts.example.com", name: "go-service", version: "3.1.0" },
-              values: { env: { POSTGRES_HOST: "ignored", LOG_LEVEL: "debug" }, resources: { limits: { memory: "256Mi" } } } },
+              resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+              values: { env: { POSTGRES_HOST: "ignored", LOG_LEVEL: "debug" }, containerPort: 9000 } },
         ];
         const custom = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", services }));
         const release = custom.one(K8S.release).inputs;
@@ -67,7 +70,8 @@ describe("Helm releases of the services", () => {
         assert.deepStrictEqual(release.repositoryOpts, { repo: "https://charts.example.com" });
         assert.strictEqual(release.values.env.LOG_LEVEL, "debug", "user values are kept");
         assert.strictEqual(release.values.env.POSTGRES_HOST, "pgbouncer.velure-db.svc.cluster.local", "the pooler's wiring wins");
-        assert.deepStrictEqual(release.values.resources, { limits: { memory: "256Mi" } });
+        assert.deepStrictEqual(release.values.resources, { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } });
+        assert.strictEqual(release.values.containerPort, 9000);
         assert.strictEqual(release.values.autoscaling.enabled, false);
         assert.deepStrictEqual(custom.one(K8S.namespace, "velure-namespace-billing").inputs.metadata.name, "billing");
         const policy = custom.one(K8S.networkPolicy).inputs.spec;

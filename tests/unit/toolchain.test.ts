@@ -3,7 +3,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { ROOT, toolchainVersions } from "../e2e/toolchain";
+import { CONFIG_KEYS } from "../../config/schema";
+import { ROOT, toolchainVersions } from "../toolchain";
 
 const lock = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8"));
 const goMod = (dir: string) => fs.readFileSync(path.join(ROOT, "tools", dir, "go.mod"), "utf8");
@@ -48,6 +49,12 @@ describe("the real tools' versions", () => {
         assert.strictEqual(required(goMod("helm"), "helm.sh/helm/v3"), `v${versions.HELM}`);
         assert.strictEqual(required(goMod("etcd"), "go.etcd.io/etcd/server/v3"), `v${versions.ETCD}`);
         assert.strictEqual(required(goMod("kwok"), "sigs.k8s.io/kwok"), `v${versions.KWOK}`);
+    });
+
+    it("builds the pgbouncer_exporter that the default monitoringExporterImage runs", () => {
+        const tag = /:v(\d+\.\d+\.\d+)$/.exec(CONFIG_KEYS.monitoringExporterImage.default)?.[1];
+        assert.strictEqual(versions.PGBOUNCER_EXPORTER, tag);
+        assert.strictEqual(required(goMod("pgbouncer-exporter"), "github.com/prometheus-community/pgbouncer_exporter"), `v${tag}`);
     });
 
     it("builds the control plane from k8s.io/kubernetes with every staging module at the same release", () => {

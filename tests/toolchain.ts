@@ -2,7 +2,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
-export const ROOT = path.resolve(__dirname, "../..");
+export const ROOT = path.resolve(__dirname, "..");
 const TOOLCHAIN = path.join(ROOT, ".toolchain");
 const bin = (name: string) => path.join(TOOLCHAIN, "bin", name);
 
@@ -16,6 +16,7 @@ export const BIN = {
     kubeControllerManager: bin("kube-controller-manager"),
     kubeScheduler: bin("kube-scheduler"),
     kwok: bin("kwok"),
+    pgbouncer_exporter: bin("pgbouncer_exporter"),
 };
 export const KWOK_STAGES = path.join(TOOLCHAIN, "share", "kwok-stages.yaml");
 

@@ -1,0 +1,33 @@
+// Plain types that config/ reads into and the components consume. They live here, below both layers, so
+// that config/ never imports a component and no component imports config/.
+
+export interface ResourceSpec {
+    requests: { cpu: string; memory: string };
+    limits: { cpu: string; memory: string };
+}
+
+export interface AlertThresholds {
+    clientWaitSeconds: number;
+    serverConnectionsPercent: number;
+    saturatedMinutes: number;
+}
+
+export interface MonitoringSpec {
+    exporterImage: string;
+    prometheusOperator: boolean;
+    /** Prometheus's namespace, which also holds the dashboard. */
+    namespace: string;
+    alerts: AlertThresholds;
+    dashboard: boolean;
+}
+
+/** The port pgbouncer_exporter serves /metrics on, beside PgBouncer (and, with sidecars, in the app's pod). */
+export const EXPORTER_PORT = 9127;
+/** The app container's port in the shipped chart (values.yaml `containerPort`), unless a service's values set it. */
+export const APP_CONTAINER_PORT = 8080;
+
+/** An app container's resources: requests are required (the HPA scales on CPU utilisation of the requests). */
+export interface AppResources {
+    requests: { cpu: string; memory: string };
+    limits?: { cpu?: string; memory?: string };
+}
