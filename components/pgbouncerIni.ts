@@ -161,18 +161,55 @@ export const PGBOUNCER_SETTINGS: Readonly<Record<string, SettingSpec>> = {
 export type SettingValue = string | number | boolean;
 export type Settings = Record<string, SettingValue>;
 
-/** Keys whose value must come from the program, never from user overrides (they would break the pod). */
-export const MANAGED_SETTINGS = [
-    "admin_users",
-    "auth_file",
-    "listen_addr",
-    "listen_port",
-    "logfile",
-    "pidfile",
-    "stats_users",
-    "unix_socket_dir",
-    "user",
-];
+const configKey = (name: string) => `the config key ${name}: set that instead`;
+const PROGRAM_AUTH = "the program: scram-sha-256 against the userlist from the auth Secret (RDS hides pg_shadow)";
+const PROGRAM_FILES = "the program: the pod's mounted files, read-only root filesystem";
+const NO_CLIENT_TLS = "nowhere: PgBouncer takes no client TLS here (pod network or loopback; see Known limits)";
+
+/**
+ * Keys the program owns, each with where it is set instead. A stack's pgbouncerSettings may not set them: they
+ * would weaken auth or TLS, open more server connections than the budget counts, or break the pod.
+ */
+export const MANAGED_SETTINGS: Readonly<Record<string, string>> = {
+    admin_users: "the program: no admin users (the exporter's stats user only reads)",
+    stats_users: "the program: the exporter's stats user, with monitoringExporter",
+    auth_type: PROGRAM_AUTH,
+    auth_file: PROGRAM_AUTH,
+    auth_user: PROGRAM_AUTH,
+    auth_query: PROGRAM_AUTH,
+    auth_dbname: PROGRAM_AUTH,
+    auth_hba_file: PROGRAM_AUTH,
+    auth_ident_file: PROGRAM_AUTH,
+    auth_ldap_options: PROGRAM_AUTH,
+    default_pool_size: configKey("pgbouncerDefaultPoolSize"),
+    reserve_pool_size: configKey("pgbouncerReservePoolSize"),
+    reserve_pool_timeout: configKey("pgbouncerReservePoolTimeout"),
+    max_db_connections: configKey("pgbouncerMaxDbConnections"),
+    max_client_conn: configKey("pgbouncerMaxClientConn"),
+    pool_mode: configKey("pgbouncerPoolMode"),
+    server_tls_sslmode: configKey("pgbouncerServerTlsSslmode"),
+    server_tls_ca_file: configKey("pgbouncerServerTlsCaFile"),
+    server_tls_cert_file: PROGRAM_FILES,
+    server_tls_key_file: PROGRAM_FILES,
+    server_tls_protocols: "the program: PgBouncer's default (TLS 1.2 and 1.3)",
+    server_tls_ciphers: "the program: PgBouncer's default (secure) ciphers",
+    client_tls_sslmode: NO_CLIENT_TLS,
+    client_tls_ca_file: NO_CLIENT_TLS,
+    client_tls_cert_file: NO_CLIENT_TLS,
+    client_tls_key_file: NO_CLIENT_TLS,
+    listen_addr: "the program: * in pgbouncer-cluster, 127.0.0.1 in pgbouncer-sidecar",
+    listen_port: "the program: 5432 in pgbouncer-cluster, sidecarPort in pgbouncer-sidecar",
+    logfile: PROGRAM_FILES,
+    pidfile: PROGRAM_FILES,
+    resolv_conf: PROGRAM_FILES,
+    unix_socket_dir: PROGRAM_FILES,
+    user: "the program: the image's non-root user",
+};
+
+/** Whether the program owns a key (see MANAGED_SETTINGS). */
+export function isManagedSetting(key: string): boolean {
+    return Object.prototype.hasOwnProperty.call(MANAGED_SETTINGS, key);
+}
 
 // PgBouncer's ini parser has no escape for line breaks: a value holding one would start a new setting.
 const LINE_BREAK = /[\r\n\u0085\u2028\u2029\0]/;
@@ -340,8 +377,8 @@ function ignoredStartupParameters(version: PgBouncerVersion): string {
 /** The [pgbouncer] settings that the cluster and sidecar options share, for one PgBouncer version. */
 export function pgbouncerSettings(version: PgBouncerVersion, tuning: PoolTuning, listen: ListenAddress, paths: FilePaths): Settings {
     for (const key of Object.keys(tuning.extra)) {
-        if (MANAGED_SETTINGS.includes(key)) {
-            throw new Error(`pgbouncer.ini setting "${key}" is managed by the program and cannot be overridden`);
+        if (isManagedSetting(key)) {
+            throw new Error(`pgbouncer.ini setting "${key}" is owned by ${MANAGED_SETTINGS[key]}; it cannot be overridden`);
         }
     }
     const settings: Settings = {

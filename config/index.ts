@@ -5,6 +5,8 @@ import * as fs from "fs";
 import * as path from "path";
 import {
     MANAGED_SETTINGS,
+    OLDEST_SUPPORTED_VERSION,
+    isManagedSetting,
     POOL_MODES,
     PgBouncerVersion,
     PoolMode,
@@ -17,6 +19,7 @@ import {
     formatVersion,
     parsePgBouncerVersion,
     verifiesServerCertificate,
+    versionAtLeast,
 } from "../components/pgbouncerIni";
 import { RdsProxySpec, readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord, readThresholds, requiredMatch } from "./reader";
@@ -268,10 +271,13 @@ function readPgBouncerVersion(r: Reader, image: string): PgBouncerVersion {
         const version = parsePgBouncerVersion(given || (fromTag as string));
         if (given && fromTag && formatVersion(parsePgBouncerVersion(fromTag)) !== formatVersion(version)) {
             r.problem("pgbouncerVersion", given, `expected the version of the image tag (${fromTag})`);
+        } else if (!versionAtLeast(version, OLDEST_SUPPORTED_VERSION)) {
+            r.problem(given ? "pgbouncerVersion" : "pgbouncerImage", given || image, `PgBouncer ${formatVersion(version)} is not supported; expected ${OLDEST_SUPPORTED_VERSION} or newer`);
         }
         return version;
     } catch (e) {
-        r.problem("pgbouncerVersion", given, (e as Error).message);
+        // Name the key that carried the version: pgbouncerVersion, or the image's tag.
+        r.problem(given ? "pgbouncerVersion" : "pgbouncerImage", given || image, (e as Error).message);
         return parsePgBouncerVersion("1.18.0");
     }
 }
@@ -287,8 +293,8 @@ function readSettings(r: Reader, version: PgBouncerVersion): Settings {
     for (const [key, value] of Object.entries(raw)) {
         if (!["string", "number", "boolean"].includes(typeof value)) {
             r.problem(`pgbouncerSettings.${key}`, value, "expected a string, number or boolean");
-        } else if (MANAGED_SETTINGS.includes(key)) {
-            r.problem(`pgbouncerSettings.${key}`, value, "this key is managed by the program and cannot be overridden");
+        } else if (isManagedSetting(key)) {
+            r.problem(`pgbouncerSettings.${key}`, value, `this key is owned by ${MANAGED_SETTINGS[key]}`);
         } else {
             try {
                 checkSetting(version, key, value as SettingValue);
@@ -331,8 +337,11 @@ function readCaBundle(r: Reader, mode: Mode, sslmode: SslMode): string | undefin
         return undefined;
     }
     const pem = fs.readFileSync(full, "utf8");
-    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
-        r.problem("pgbouncerServerTlsCaFile", file, "expected a PEM file with at least one certificate");
+    const blocks = [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1]);
+    if (blocks.length === 0 || blocks.some((b) => b !== "CERTIFICATE")) {
+        // The bundle goes into a ConfigMap and the plan's files: a private key there would be readable by anyone.
+        const others = [...new Set(blocks.filter((b) => b !== "CERTIFICATE"))].join(", ");
+        r.problem("pgbouncerServerTlsCaFile", file, `expected a PEM file of certificates only${others ? `; it also holds ${others}` : ""}`);
         return undefined;
     }
     return pem;
@@ -384,6 +393,35 @@ function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
 /** The services' namespaces, each once, in the order the services name them. */
 export function serviceNamespaceNames(config: VelureConfig): string[] {
     return [...new Set(config.services.map((s) => s.namespace))];
+}
+
+/** Namespaces that the cluster itself owns: the program must never create (or, on destroy, delete) them. */
+const SYSTEM_NAMESPACE = /^(default|kube-[-a-z0-9]*)$/;
+
+/**
+ * The namespaces the program creates, and so `pulumi destroy` deletes: the central PgBouncer's (pgbouncer-cluster)
+ * and the services' (createServiceNamespaces). None may be a system namespace or Prometheus's, and PgBouncer's may
+ * not be a service's (two Namespace objects with one name).
+ */
+function checkOwnedNamespaces(r: Reader, config: VelureConfig): void {
+    const owned: { key: string; name: string }[] = [];
+    if (config.mode === "pgbouncer-cluster") {
+        owned.push({ key: "pgbouncerNamespace", name: config.pgbouncer.namespace });
+    }
+    if (config.kubernetes.createServiceNamespaces) {
+        config.services.forEach((s, i) => owned.push({ key: `services[${i}].namespace`, name: s.namespace }));
+    }
+    for (const { key, name } of owned) {
+        if (SYSTEM_NAMESPACE.test(name)) {
+            r.problem(key, name, "expected a namespace of the program's own (it creates it, and pulumi destroy deletes it), not default or kube-*");
+        } else if (config.monitoring && name === config.monitoring.namespace) {
+            r.problem(key, name, `expected a namespace of the program's own, not monitoringNamespace, which Prometheus owns (pulumi destroy would delete it)`);
+        }
+    }
+    const shared = config.mode === "pgbouncer-cluster" && config.services.find((s) => s.namespace === config.pgbouncer.namespace);
+    if (shared) {
+        r.problem("pgbouncerNamespace", config.pgbouncer.namespace, `expected a namespace of its own, not the namespace of service ${shared.name}`);
+    }
 }
 
 /**
@@ -439,6 +477,7 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
         monitoring: readMonitoring(r, mode),
     };
     checkSidecarPorts(r, mode, result.sidecar.port, result.services, result.monitoring);
+    checkOwnedNamespaces(r, result);
     if (r.problems.length > 0) {
         throw new ConfigError(r.problems);
     }

@@ -129,6 +129,9 @@ export function readThresholds<T extends Record<string, number>>(r: Reader, key:
         } else if (typeof value !== "number" || !(positive ? value > 0 : value >= 0) || (percent && value > 100)) {
             const range = positive ? "above 0, at most 100" : "from 0 to 100";
             r.problem(`${key}.${name}`, value, percent ? `expected a number ${range}` : `expected a number ${floor}`);
+        } else if (name.endsWith("Minutes") && !Number.isInteger(value)) {
+            // A Prometheus rule's `for` of "0.5m" is refused by the PrometheusRule CRD.
+            r.problem(`${key}.${name}`, value, "expected a whole number of minutes");
         }
     }
     return merged as T;

@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { CONFIG_KEYS, MODES } from "../../config/schema";
@@ -107,8 +108,18 @@ describe("config", () => {
             );
         });
 
-        it("rejects overriding a setting the program manages", async () => {
-            await failsWith({ pgbouncerSettings: { listen_port: 7000 } }, /pgbouncerSettings.listen_port: 7000 is not allowed; this key is managed by the program/);
+        it("rejects overriding a setting the program owns, naming where it is set instead", async () => {
+            await failsWith({ pgbouncerSettings: { listen_port: 7000 } }, /pgbouncerSettings.listen_port: 7000 is not allowed; this key is owned by the program: 5432 in pgbouncer-cluster, sidecarPort/);
+            // Each of these got through before, and weakened auth or TLS or opened more than the budget counts.
+            await failsWith(
+                { pgbouncerSettings: { auth_type: "trust", server_tls_sslmode: "disable", default_pool_size: 6, reserve_pool_size: 4, max_db_connections: 0 } },
+                /pgbouncerSettings.auth_type: "trust" is not allowed; this key is owned by the program: scram-sha-256/,
+                /pgbouncerSettings.server_tls_sslmode: "disable" is not allowed; this key is owned by the config key pgbouncerServerTlsSslmode: set that instead/,
+                /pgbouncerSettings.default_pool_size: 6 is not allowed; this key is owned by the config key pgbouncerDefaultPoolSize/,
+                /pgbouncerSettings.reserve_pool_size: 4 is not allowed; this key is owned by the config key pgbouncerReservePoolSize/,
+                /pgbouncerSettings.max_db_connections: 0 is not allowed; this key is owned by the config key pgbouncerMaxDbConnections/,
+            );
+            await failsWith({ pgbouncerSettings: { server_tls_ciphers: "NULL", auth_query: "SELECT 1" } }, /server_tls_ciphers: "NULL" is not allowed/, /auth_query: "SELECT 1" is not allowed/);
         });
 
         it("rejects a bad value of a known setting", async () => {
@@ -174,6 +185,42 @@ describe("config", () => {
             // Without the exporter, or in the cluster option, 9127 is free.
             await runProgram(stackConfig("dev", { ...sidecar, monitoringExporter: false, services: [service(9127)] }));
             await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", services: [service(6432)] }));
+        });
+
+        it("names pgbouncerImage when the version its tag gives is not supported", async () => {
+            await failsWith(
+                { pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.17.0" },
+                /velure-pooling:pgbouncerImage: "ghcr.io\/icoretech\/pgbouncer-docker:1.17.0" is not allowed; .*not supported/,
+            );
+            await failsWith({ pgbouncerVersion: "1.17.0", pgbouncerImage: "example.com/pgbouncer:stable" }, /velure-pooling:pgbouncerVersion: "1.17.0" is not allowed; .*not supported/);
+        });
+
+        it("accepts only certificates in the CA file: a private key would land in a ConfigMap", async () => {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "velure-ca-"));
+            const file = path.join(dir, "bundle.pem");
+            const cert = fs.readFileSync(path.join(ROOT, "tests/fixtures/test-ca.pem"), "utf8");
+            try {
+                fs.writeFileSync(file, `${cert}-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n`);
+                await failsWith({ pgbouncerServerTlsCaFile: file }, /pgbouncerServerTlsCaFile: ".*bundle.pem" is not allowed; expected a PEM file of certificates only; it also holds PRIVATE KEY/);
+                fs.writeFileSync(file, "not a pem");
+                await failsWith({ pgbouncerServerTlsCaFile: file }, /expected a PEM file of certificates only"?$/m);
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        });
+
+        it("refuses to create (and so, on destroy, delete) a namespace it does not own", async () => {
+            await failsWith({ mode: "pgbouncer-cluster", pgbouncerNamespace: "kube-system" }, /pgbouncerNamespace: "kube-system" is not allowed; expected a namespace of the program's own .* not default or kube-\*/);
+            await failsWith({ mode: "pgbouncer-cluster", pgbouncerNamespace: "monitoring" }, /pgbouncerNamespace: "monitoring" is not allowed; .* not monitoringNamespace/);
+            await failsWith({ mode: "pgbouncer-cluster", pgbouncerNamespace: "velure" }, /pgbouncerNamespace: "velure" is not allowed; expected a namespace of its own, not the namespace of service auth-service/);
+            const service = { name: "a", database: "db", namespace: "default", replicas: 1, image: { repository: "r", tag: "t" } };
+            await failsWith({ services: [service] }, /services\[0\].namespace: "default" is not allowed/);
+            // An existing namespace that the program only uses is fine.
+            await runProgram(stackConfig("dev", { services: [service], createServiceNamespaces: false }));
+        });
+
+        it("rejects alert durations that are not whole minutes (the PrometheusRule CRD refuses 0.5m)", async () => {
+            await failsWith({ monitoringAlerts: { saturatedMinutes: 0.5 } }, /monitoringAlerts.saturatedMinutes: 0.5 is not allowed; expected a whole number of minutes/);
         });
 
         it("rejects a chart path without a chart", async () => {

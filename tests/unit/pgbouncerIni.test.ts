@@ -109,7 +109,8 @@ describe("pgbouncer.ini renderer", () => {
         assert.strictEqual(iniValue(ini, "server_lifetime"), "600");
         assert.strictEqual(iniValue(ini, "transaction_timeout"), "30");
         assert.throws(() => render(V118, { ...TUNING, extra: { transaction_timeout: 30 } }), /needs PgBouncer 1.25.0 or newer; the target is 1.18.0/);
-        assert.throws(() => render(V125, { ...TUNING, extra: { listen_addr: "*" } }), /managed by the program/);
+        assert.throws(() => render(V125, { ...TUNING, extra: { listen_addr: "*" } }), /"listen_addr" is owned by the program/);
+        assert.throws(() => render(V125, { ...TUNING, extra: { auth_type: "any" } }), /"auth_type" is owned by the program: scram-sha-256/);
     });
 
     it("checks values: unknown keys, enums, integers, flags", () => {
