@@ -329,6 +329,28 @@ function quoteUserlistField(what: string, value: string): string {
     return `"${value.replace(/"/g, '""')}"`;
 }
 
+/**
+ * The longest plaintext userlist password that PgBouncer 1.18 logs a SCRAM client in with, measured on the real
+ * binary (tests/integration/renderer.test.ts): 1024 bytes log in, 1025 fail authentication, and from 2048 it
+ * logs "password too long in auth file".
+ */
+export const MAX_USERLIST_PASSWORD_BYTES = 1024;
+
+/** What makes a password unusable in userlist.txt, or undefined when it is fine. */
+export function userlistPasswordProblem(password: string): string | undefined {
+    if (password.length === 0) {
+        return "expected a non-empty password";
+    }
+    if (LINE_BREAK.test(password)) {
+        return "expected no line break or NUL: userlist.txt has one user per line";
+    }
+    const bytes = Buffer.byteLength(password, "utf8");
+    if (bytes > MAX_USERLIST_PASSWORD_BYTES) {
+        return `expected at most ${MAX_USERLIST_PASSWORD_BYTES} bytes, the longest PgBouncer logs in with (it has ${bytes})`;
+    }
+    return undefined;
+}
+
 /** Renders userlist.txt: one `"user" "password"` line per user, with `"` doubled inside a field. */
 export function renderUserlist(users: UserlistEntry[]): string {
     return users.map((u) => `${quoteUserlistField("user name", u.name)} ${quoteUserlistField(`password of ${u.name}`, u.password)}\n`).join("");

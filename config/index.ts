@@ -18,6 +18,7 @@ import {
     checkSetting,
     formatVersion,
     parsePgBouncerVersion,
+    userlistPasswordProblem,
     verifiesServerCertificate,
     versionAtLeast,
 } from "../components/pgbouncerIni";
@@ -118,6 +119,12 @@ function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
         r.problems.push(
             `${PROJECT}:databasePassword is required: set it with \`pulumi config set --secret ${PROJECT}:databasePassword <password>\``,
         );
+    } else {
+        // The plaintext is read only to check it (getSecret's value is this same string, wrapped); it is never shown.
+        const problem = userlistPasswordProblem(config.get("databasePassword") ?? "");
+        if (problem) {
+            r.problems.push(`${PROJECT}:databasePassword: the value (not shown: a secret) is not allowed; ${problem}`);
+        }
     }
     const maxConnections = r.integer("databaseMaxConnections", 1);
     const reservedConnections = r.integer("databaseReservedConnections", 0);

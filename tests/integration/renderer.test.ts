@@ -1,11 +1,11 @@
 // The renderer's knowledge of PgBouncer versions, checked against the real binary.
 import * as assert from "assert";
-import { PGBOUNCER_SETTINGS, parsePgBouncerVersion, versionAtLeast } from "../../components/pgbouncerIni";
-import { renderPoolerIni } from "../../components/pgbouncerPod";
+import { MAX_USERLIST_PASSWORD_BYTES, PGBOUNCER_SETTINGS, parsePgBouncerVersion, renderUserlist, userlistPasswordProblem, versionAtLeast } from "../../components/pgbouncerIni";
+import { STATS_USER, renderPoolerIni } from "../../components/pgbouncerPod";
 import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
 import { pgbouncerSidecarArgs } from "../../options/pgbouncerSidecar";
-import { LOCAL_PGBOUNCER_VERSION, USERLIST, loopbackConfig } from "./pooler";
-import { HOST, PostgresServer, pgbouncerConfigCheck } from "./servers";
+import { LOCAL_PGBOUNCER_VERSION, USERLIST, loopbackConfig, renderIni } from "./pooler";
+import { HOST, PgBouncerProcess, PostgresServer, clientConfig, pgbouncerConfigCheck, withClient } from "./servers";
 
 const LOCAL = parsePgBouncerVersion(LOCAL_PGBOUNCER_VERSION);
 const MINIMAL = "[databases]\nvelure_auth = host=127.0.0.1 port=5432 dbname=velure_auth\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = 1\nauth_file = /dev/null\n";
@@ -44,4 +44,30 @@ describe(`the stacks' rendered configs load in PgBouncer ${LOCAL_PGBOUNCER_VERSI
             }
         });
     }
+});
+
+describe(`the longest userlist password PgBouncer ${LOCAL_PGBOUNCER_VERSION} logs in with`, function () {
+    this.timeout(60000);
+
+    async function logsIn(length: number): Promise<boolean> {
+        const password = "p".repeat(length);
+        const config = loopbackConfig({ port: 5432, host: HOST } as PostgresServer);
+        const bouncer = new PgBouncerProcess();
+        await bouncer.start(renderIni(config, bouncer), renderUserlist([{ name: STATS_USER, password }]));
+        try {
+            return await withClient(clientConfig(bouncer.port, "pgbouncer", { user: STATS_USER, password }), (c) => c.query("SHOW VERSION")).then(
+                () => true,
+                () => false,
+            );
+        } finally {
+            await bouncer.stop();
+        }
+    }
+
+    it(`is MAX_USERLIST_PASSWORD_BYTES (${MAX_USERLIST_PASSWORD_BYTES}), which the config check enforces`, async () => {
+        assert.strictEqual(await logsIn(MAX_USERLIST_PASSWORD_BYTES), true, `${MAX_USERLIST_PASSWORD_BYTES} bytes log in`);
+        assert.strictEqual(await logsIn(MAX_USERLIST_PASSWORD_BYTES + 1), false, `${MAX_USERLIST_PASSWORD_BYTES + 1} bytes do not`);
+        assert.strictEqual(userlistPasswordProblem("p".repeat(MAX_USERLIST_PASSWORD_BYTES)), undefined);
+        assert.match(userlistPasswordProblem("p".repeat(MAX_USERLIST_PASSWORD_BYTES + 1)) ?? "", /at most 1024 bytes/);
+    });
 });

@@ -219,6 +219,20 @@ describe("config", () => {
             await runProgram(stackConfig("dev", { services: [service], createServiceNamespaces: false }));
         });
 
+        it("checks the password up front, before any resource, without showing it", async () => {
+            for (const [password, why] of [
+                ["", /expected a non-empty password/],
+                ["line\nbreak-S3cr3t", /expected no line break or NUL/],
+                ["x".repeat(1025), /expected at most 1024 bytes, the longest PgBouncer logs in with \(it has 1025\)/],
+            ] as const) {
+                const error = await programError(stackConfig("dev", { databasePassword: password }));
+                assert.match(error.message, /velure-pooling:databasePassword: the value \(not shown: a secret\) is not allowed; /);
+                assert.match(error.message, why);
+                assert.ok(!error.message.includes("S3cr3t") && !error.message.includes("xxxx"), "the message does not show the password");
+                assert.deepStrictEqual((error as any).declaredResources, [], "nothing was declared");
+            }
+        });
+
         it("rejects alert durations that are not whole minutes (the PrometheusRule CRD refuses 0.5m)", async () => {
             await failsWith({ monitoringAlerts: { saturatedMinutes: 0.5 } }, /monitoringAlerts.saturatedMinutes: 0.5 is not allowed; expected a whole number of minutes/);
         });
