@@ -21,6 +21,9 @@ export interface MonitoringSpec {
     dashboard: boolean;
 }
 
+/** Clients reach the read replica through a second pooler entry, <database>_ro. */
+export const READ_ONLY_SUFFIX = "_ro";
+
 /** The port pgbouncer_exporter serves /metrics on, beside PgBouncer (and, with sidecars, in the app's pod). */
 export const EXPORTER_PORT = 9127;
 /** The app container's port in the shipped chart (values.yaml `containerPort`), unless a service's values set it. */

@@ -22,10 +22,11 @@ import {
     verifiesServerCertificate,
     versionAtLeast,
 } from "../components/pgbouncerIni";
+import { IMAGE_ALLOWED, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
 import { RdsProxySpec, readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord, readThresholds, requiredMatch } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
-import { APP_CONTAINER_PORT, AlertThresholds, AppResources, EXPORTER_PORT, MonitoringSpec, ResourceSpec } from "../components/specs";
+import { APP_CONTAINER_PORT, READ_ONLY_SUFFIX, AlertThresholds, AppResources, EXPORTER_PORT, MonitoringSpec, ResourceSpec } from "../components/specs";
 
 export { AlarmThresholds, RdsProxySpec } from "./rds";
 export { ConfigError } from "./reader";
@@ -99,7 +100,6 @@ const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const NAMESPACE_ALLOWED = "expected a Kubernetes namespace name";
 const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
 
 function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
     const host = r.string("databaseHost");
@@ -159,7 +159,11 @@ function readChart(r: Reader, at: string, chart: unknown): ChartSource {
     return DEFAULT_CHART;
 }
 
-function readService(r: Reader, index: number, raw: unknown): ServiceSpec | undefined {
+const SERVICE_KEYS = ["name", "database", "namespace", "replicas", "maxReplicas", "resources", "image", "chart", "values"] as const;
+/** PostgreSQL and PgBouncer take names of at most 63 bytes; the read replica's pool adds "_ro". */
+const DATABASE_NAME_LIMIT = "PostgreSQL's and PgBouncer's limit is 63, and with databaseReplicaHost the pool <database>_ro must fit it too";
+
+function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: number): ServiceSpec | undefined {
     const at = `services[${index}]`;
     if (!isRecord(raw)) {
         r.problem(at, raw, "expected an object with name, database, namespace, replicas, image");
@@ -173,12 +177,19 @@ function readService(r: Reader, index: number, raw: unknown): ServiceSpec | unde
         }
         return value;
     };
+    refuseUnknownKeys(r, at, raw, SERVICE_KEYS);
     const name = field("name", DNS_LABEL, "expected a DNS label (a-z, 0-9, -) of at most 46 characters");
     if (name.length > 46) {
         r.problem(`${at}.name`, name, "expected at most 46 characters (the release velure-<name> must fit Helm's 53)");
     }
     const database = field("database", SQL_IDENTIFIER, "expected a lower-case database name (a-z, 0-9, _)");
+    if (database.length > maxDatabaseName) {
+        r.problem(`${at}.database`, database, `expected at most ${maxDatabaseName} characters (${DATABASE_NAME_LIMIT})`);
+    }
     const namespace = field("namespace", DNS_LABEL, NAMESPACE_ALLOWED);
+    if (namespace.length > 63) {
+        r.problem(`${at}.namespace`, namespace, "expected at most 63 characters (a Kubernetes namespace name)");
+    }
     const replicas = raw.replicas;
     if (!Number.isInteger(replicas) || (replicas as number) < 1) {
         r.problem(`${at}.replicas`, replicas, "expected an integer >= 1");
@@ -188,9 +199,10 @@ function readService(r: Reader, index: number, raw: unknown): ServiceSpec | unde
         r.problem(`${at}.maxReplicas`, maxReplicas, `expected an integer >= replicas (${replicas})`);
     }
     const image = raw.image;
-    if (!isRecord(image) || typeof image.repository !== "string" || typeof image.tag !== "string" || !image.repository || !image.tag) {
-        r.problem(`${at}.image`, image, "expected {repository, tag}");
+    if (!isRecord(image) || !isRepository(image.repository) || !isTag(image.tag)) {
+        r.problem(`${at}.image`, image, "expected {repository, tag}: a registry path (lower-case, no spaces or quotes) and a tag ([A-Za-z0-9_.-], at most 128)");
     }
+    refuseUnknownKeys(r, `${at}.image`, image, ["repository", "tag"]);
     if (raw.values !== undefined && !isRecord(raw.values)) {
         r.problem(`${at}.values`, raw.values, "expected an object of chart values");
     }
@@ -218,6 +230,14 @@ function readService(r: Reader, index: number, raw: unknown): ServiceSpec | unde
     };
 }
 
+/** Only requests and limits, each of cpu and memory, and no limit below its request. */
+function refuseResourceShape(r: Reader, at: string, raw: Record<string, unknown>): void {
+    refuseUnknownKeys(r, at, raw, ["requests", "limits"]);
+    refuseUnknownKeys(r, `${at}.requests`, raw.requests, ["cpu", "memory"]);
+    refuseUnknownKeys(r, `${at}.limits`, raw.limits, ["cpu", "memory"]);
+    refuseLimitsBelowRequests(r, at, raw.requests as Record<string, unknown>, raw.limits as Record<string, unknown> | undefined);
+}
+
 const isQuantity = (value: unknown) => typeof value === "string" && QUANTITY.test(value);
 
 /** `autoscaling` says why requests are required (the HPA is on), or is undefined when they are optional. */
@@ -240,6 +260,7 @@ function readAppResources(r: Reader, at: string, raw: unknown, autoscaling: stri
         r.problem(at, raw, allowed);
         return undefined;
     }
+    refuseResourceShape(r, at, raw as Record<string, unknown>);
     return raw as unknown as AppResources;
 }
 
@@ -253,7 +274,8 @@ function readServices(r: Reader): ServiceSpec[] {
         r.problem("services", raw, "expected a non-empty list of services");
         return [];
     }
-    const services = raw.map((s, i) => readService(r, i, s)).filter((s): s is ServiceSpec => s !== undefined);
+    const maxDatabaseName = r.string("databaseReplicaHost") ? 63 - READ_ONLY_SUFFIX.length : 63;
+    const services = raw.map((s, i) => readService(r, i, s, maxDatabaseName)).filter((s): s is ServiceSpec => s !== undefined);
     const duplicateName = findDuplicate(services.map((s) => s.name));
     if (duplicateName) {
         r.problem("services", duplicateName, "expected each service name once");
@@ -326,6 +348,7 @@ function readResources(r: Reader, key: ConfigKey): ResourceSpec {
         r.problem(key, raw, "expected {requests: {cpu, memory}, limits: {cpu, memory}} with Kubernetes quantities");
         return defaultOf(key) as ResourceSpec;
     }
+    refuseResourceShape(r, key, raw as unknown as Record<string, unknown>);
     return raw;
 }
 
@@ -354,8 +377,16 @@ function readCaBundle(r: Reader, mode: Mode, sslmode: SslMode): string | undefin
     return pem;
 }
 
+function readImage(r: Reader, key: ConfigKey): string {
+    const image = r.string(key);
+    if (!isImageReference(image)) {
+        r.problem(key, image, IMAGE_ALLOWED);
+    }
+    return image;
+}
+
 function readPgBouncer(r: Reader, mode: Mode): PgBouncerSpec {
-    const image = r.string("pgbouncerImage");
+    const image = readImage(r, "pgbouncerImage");
     const defaultPoolSize = r.integer("pgbouncerDefaultPoolSize", 1);
     const reservePoolSize = r.integer("pgbouncerReservePoolSize", 0);
     const maxDb = r.integer("pgbouncerMaxDbConnections", 0);
@@ -389,7 +420,7 @@ function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
     }
     const namespace = requiredMatch(r, "monitoringNamespace", DNS_LABEL, NAMESPACE_ALLOWED);
     return {
-        exporterImage: r.string("monitoringExporterImage"),
+        exporterImage: readImage(r, "monitoringExporterImage"),
         prometheusOperator: r.boolean("monitoringPrometheusOperator"),
         namespace,
         alerts: readThresholds(r, "monitoringAlerts", DEFAULT_MONITORING_ALERTS, true) as AlertThresholds,

@@ -1,10 +1,8 @@
 // The [databases] entries and the env that both PgBouncer options give a service.
 import * as pulumi from "@pulumi/pulumi";
 import { DatabaseEntry } from "../components/pgbouncerIni";
+import { READ_ONLY_SUFFIX } from "../components/specs";
 import { DatabaseSpec, ServiceSpec } from "../config";
-
-/** Clients reach the read replica through a second pooler entry, <database>_ro. */
-export const READ_ONLY_SUFFIX = "_ro";
 
 export function serviceDatabaseEntries(database: DatabaseSpec, service: ServiceSpec): DatabaseEntry[] {
     const primary = { name: service.database, host: database.host, port: database.port, dbname: service.database };

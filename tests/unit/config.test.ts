@@ -233,6 +233,32 @@ describe("config", () => {
             }
         });
 
+        it("refuses strings that would reach YAML or an image line unchecked, unknown keys, long names, limits below requests", async () => {
+            const base = { name: "a", database: "db", namespace: "velure", replicas: 1, image: { repository: "r", tag: "t" } };
+            await failsWith(
+                { services: [{ ...base, image: { repository: 'r"\ninjected: true', tag: "t" } }] },
+                /services\[0\].image: .* is not allowed; expected \{repository, tag\}: a registry path/,
+            );
+            await failsWith({ services: [{ ...base, image: { repository: "r", tag: "1.0 latest" } }] }, /services\[0\].image: .* is not allowed/);
+            await failsWith({ pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.26.1 --evil" }, /pgbouncerImage: .* is not allowed; expected an image reference/);
+            await failsWith({ monitoringExporterImage: "quay.io/x/exporter:v1\n" }, /monitoringExporterImage: .* is not allowed; expected an image reference/);
+            await failsWith({ services: [{ ...base, maxReplica: 4 }] }, /services\[0\].maxReplica: 4 is not allowed; expected one of the keys name, database, namespace, replicas, maxReplicas/);
+            await failsWith({ services: [{ ...base, image: { repository: "r", tag: "t", digest: "x" } }] }, /services\[0\].image.digest: "x" is not allowed/);
+            await failsWith(
+                { services: [{ ...base, resources: { requests: { cpu: "1", memory: "1Gi", gpu: "1" }, limits: { memory: "512Mi" } } }] },
+                /services\[0\].resources.requests.gpu: "1" is not allowed; expected one of the keys cpu, memory/,
+                /services\[0\].resources.limits.memory: "512Mi" is not allowed; expected at least the request \(1Gi\)/,
+            );
+            await failsWith(
+                { sidecarResources: { requests: { cpu: "500m", memory: "64Mi" }, limits: { cpu: "100m", memory: "64Mi" }, limit: {} } },
+                /sidecarResources.limit: \{\} is not allowed/,
+                /sidecarResources.limits.cpu: "100m" is not allowed; expected at least the request \(500m\)/,
+            );
+            await failsWith({ services: [{ ...base, namespace: "n".repeat(64) }] }, /services\[0\].namespace: "n{64}" is not allowed; expected at most 63 characters/);
+            await failsWith({ services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "replica.example.com" }, /services\[0\].database: "d{61}" is not allowed; expected at most 60 characters/);
+            await runProgram(stackConfig("dev", { services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "" }));
+        });
+
         it("rejects alert durations that are not whole minutes (the PrometheusRule CRD refuses 0.5m)", async () => {
             await failsWith({ monitoringAlerts: { saturatedMinutes: 0.5 } }, /monitoringAlerts.saturatedMinutes: 0.5 is not allowed; expected a whole number of minutes/);
         });
