@@ -85,7 +85,7 @@ export interface VelureConfig {
     mode: Mode;
     database: DatabaseSpec;
     services: ServiceSpec[];
-    kubernetes: { kubeconfig?: string; context?: string; createServiceNamespaces: boolean };
+    kubernetes: { kubeconfig?: pulumi.Input<string>; context?: string; createServiceNamespaces: boolean };
     pgbouncer: PgBouncerSpec;
     sidecar: SidecarSpec;
     /** Present in mode rds-proxy only. */
@@ -128,7 +128,7 @@ function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
     }
     const maxConnections = r.integer("databaseMaxConnections", 1);
     const reservedConnections = r.integer("databaseReservedConnections", 0);
-    if (reservedConnections >= maxConnections) {
+    if (r.valid("databaseMaxConnections", "databaseReservedConnections") && reservedConnections >= maxConnections) {
         r.problem("databaseReservedConnections", reservedConnections, `expected less than databaseMaxConnections (${maxConnections})`);
     }
     return {
@@ -377,6 +377,28 @@ function readCaBundle(r: Reader, mode: Mode, sslmode: SslMode): string | undefin
     return pem;
 }
 
+/** A path stays a plain value; contents carry credentials (tokens, client keys) and stay a secret everywhere. */
+function readKubeconfig(r: Reader): pulumi.Input<string> | undefined {
+    const value = r.string("kubeconfig");
+    if (!value) {
+        return undefined;
+    }
+    const contents = /[\r\n]/.test(value) || /^\s*(\{|apiVersion\s*:)/.test(value);
+    return contents ? pulumi.secret(value) : value;
+}
+
+function readPgBouncerReplicas(r: Reader, mode: Mode): number {
+    const replicas = r.integer("pgbouncerReplicas", 1);
+    if (mode === "pgbouncer-cluster" && r.valid("pgbouncerReplicas") && replicas < 2) {
+        r.problem(
+            "pgbouncerReplicas",
+            replicas,
+            "expected at least 2: every service goes through the central PgBouncer, so one pod would stop them all on any restart, node drain or rollout",
+        );
+    }
+    return replicas;
+}
+
 function readImage(r: Reader, key: ConfigKey): string {
     const image = r.string(key);
     if (!isImageReference(image)) {
@@ -407,7 +429,7 @@ function readPgBouncer(r: Reader, mode: Mode): PgBouncerSpec {
         },
         serverCaBundle: readCaBundle(r, mode, serverTlsSslmode),
         namespace: requiredMatch(r, "pgbouncerNamespace", DNS_LABEL, NAMESPACE_ALLOWED),
-        replicas: r.integer("pgbouncerReplicas", 1),
+        replicas: readPgBouncerReplicas(r, mode),
         resources: readResources(r, "pgbouncerResources"),
         drainSeconds: r.integer("pgbouncerDrainSeconds", 1, 3600),
     };
@@ -466,7 +488,7 @@ function checkOwnedNamespaces(r: Reader, config: VelureConfig): void {
  * A sidecar and its exporter share the app's pod, so its network: two containers on one port cannot both start.
  */
 function checkSidecarPorts(r: Reader, mode: Mode, sidecarPort: number, services: ServiceSpec[], monitoring: MonitoringSpec | undefined): void {
-    if (mode !== "pgbouncer-sidecar") {
+    if (mode !== "pgbouncer-sidecar" || !r.valid("sidecarPort")) {
         return;
     }
     const exporter = monitoring ? [{ port: EXPORTER_PORT, what: "the exporter's port" }] : [];
@@ -493,14 +515,14 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
         // Nothing else is meaningful without a valid mode.
         throw new ConfigError(r.problems);
     }
-    const kubeconfig = r.string("kubeconfig");
+    const kubeconfig = readKubeconfig(r);
     const context = r.string("kubernetesContext");
     const result: VelureConfig = {
         mode,
         database: readDatabase(r, config),
         services: readServices(r),
         kubernetes: {
-            kubeconfig: kubeconfig || undefined,
+            kubeconfig,
             context: context || undefined,
             createServiceNamespaces: r.boolean("createServiceNamespaces"),
         },

@@ -93,7 +93,7 @@ function readNetwork(r: Reader): Pick<RdsProxySpec, "vpcId" | "subnetIds" | "dat
 function readPool(r: Reader): RdsProxySpec["pool"] {
     const maxConnectionsPercent = r.integer("rdsMaxConnectionsPercent", 1, 100);
     const maxIdleConnectionsPercent = r.integer("rdsMaxIdleConnectionsPercent", 0, 100);
-    if (maxIdleConnectionsPercent > maxConnectionsPercent) {
+    if (r.valid("rdsMaxConnectionsPercent", "rdsMaxIdleConnectionsPercent") && maxIdleConnectionsPercent > maxConnectionsPercent) {
         r.problem("rdsMaxIdleConnectionsPercent", maxIdleConnectionsPercent, `expected at most rdsMaxConnectionsPercent (${maxConnectionsPercent})`);
     }
     const filters = readStringList(r, "rdsSessionPinningFilters", /^EXCLUDE_VARIABLE_SETS$/, `expected only ${PINNING_FILTERS.join(", ")}`);

@@ -17,11 +17,18 @@ export function defaultOf(key: ConfigKey): unknown {
 /** A reader that collects problems instead of stopping at the first one. */
 export class Reader {
     readonly problems: string[] = [];
+    private readonly refused = new Set<string>();
 
     constructor(private readonly config: pulumi.Config) {}
 
     problem(key: string, value: unknown, allowed: string): void {
+        this.refused.add(key);
         this.problems.push(`${PROJECT}:${key}: ${JSON.stringify(value)} is not allowed; ${allowed}`);
+    }
+
+    /** Whether every one of these keys was read without a problem: a check that compares keys needs both valid. */
+    valid(...keys: string[]): boolean {
+        return keys.every((key) => !this.refused.has(key));
     }
 
     raw(key: ConfigKey): string | undefined {

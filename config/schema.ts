@@ -109,7 +109,7 @@ export const CONFIG_KEYS = {
     kubeconfig: {
         type: "string",
         default: "",
-        description: "Kubeconfig (path or contents) for the Kubernetes provider. Empty: the ambient KUBECONFIG.",
+        description: "Kubeconfig (path or contents) for the Kubernetes provider. Empty: the ambient KUBECONFIG. Contents are kept a secret (set them with --secret).",
     },
     kubernetesContext: { type: "string", default: "", description: "Kubeconfig context. Empty: its current context." },
     pgbouncerImage: {
@@ -175,7 +175,7 @@ export const CONFIG_KEYS = {
     pgbouncerReplicas: {
         type: "integer",
         default: 2,
-        description: "PgBouncer pods of the central Deployment (pgbouncer-cluster). At least 2 for HA.",
+        description: "PgBouncer pods of the central Deployment (pgbouncer-cluster). At least 2 (refused below): one pod would stop every service on any restart.",
     },
     pgbouncerResources: {
         type: "object",

@@ -4,7 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { CONFIG_KEYS, MODES } from "../../config/schema";
-import { ROOT, programError, runProgram, stackConfig } from "./harness";
+import { ROOT, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
 
 describe("config", () => {
     describe("Pulumi.yaml declares exactly the program's keys", () => {
@@ -257,6 +257,21 @@ describe("config", () => {
             await failsWith({ services: [{ ...base, namespace: "n".repeat(64) }] }, /services\[0\].namespace: "n{64}" is not allowed; expected at most 63 characters/);
             await failsWith({ services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "replica.example.com" }, /services\[0\].database: "d{61}" is not allowed; expected at most 60 characters/);
             await runProgram(stackConfig("dev", { services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "" }));
+        });
+
+        it("reports a bad integer once, not again as a misleading comparison with another key", async () => {
+            const error = await programError(stackConfig("dev", { databaseMaxConnections: "many", databaseReservedConnections: 10 }));
+            assert.deepStrictEqual((error as any).problems, ['velure-pooling:databaseMaxConnections: "many" is not allowed; expected an integer >= 1']);
+        });
+
+        it("refuses one central PgBouncer pod, and keeps kubeconfig contents a secret", async () => {
+            await failsWith({ mode: "pgbouncer-cluster", pgbouncerReplicas: 1 }, /pgbouncerReplicas: 1 is not allowed; expected at least 2: every service goes through the central PgBouncer/);
+            await runProgram(stackConfig("dev", { mode: "pgbouncer-sidecar", pgbouncerReplicas: 1 }));
+            const contents = "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: s3cr3t}}]\n";
+            const withContents = await runProgram(stackConfig("dev", { kubeconfig: contents }));
+            assert.ok(isWrappedSecret(withContents.one("pulumi:providers:kubernetes").raw.kubeconfig), "kubeconfig contents are a secret");
+            const withPath = await runProgram(stackConfig("dev", { kubeconfig: "/home/me/.kube/config" }));
+            assert.strictEqual(withPath.one("pulumi:providers:kubernetes").raw.kubeconfig, "/home/me/.kube/config", "a path stays readable");
         });
 
         it("rejects alert durations that are not whole minutes (the PrometheusRule CRD refuses 0.5m)", async () => {
