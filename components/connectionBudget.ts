@@ -9,8 +9,18 @@ export interface BudgetLine {
     formula: string;
 }
 
+/** A database server's limit, and the config keys that set it (named in the error). */
+export interface ServerLimits {
+    /** "primary" or "read replica". */
+    server: string;
+    limit: number;
+    reserved: number;
+    limitKey: string;
+}
+
 export interface ConnectionBudget {
-    /** The database's max_connections. */
+    server: string;
+    /** The server's max_connections. */
     limit: number;
     /** Kept free for RDS, superusers, migrations. */
     reserved: number;
@@ -19,22 +29,76 @@ export interface ConnectionBudget {
     /** The sum of the lines: the pooler's worst case. */
     used: number;
     lines: BudgetLine[];
+    limitKey: string;
+    /** The read replica's own budget, when it is a server of its own. */
+    replica?: ConnectionBudget;
 }
 
-export function buildBudget(limit: number, reserved: number, lines: BudgetLine[]): ConnectionBudget {
+export const PRIMARY_LIMITS_KEY = "databaseMaxConnections";
+
+/**
+ * A rolling update adds one pod at a time (maxSurge 1, maxUnavailable 0), and the pod it replaces keeps its server
+ * connections while it drains. minReadySeconds of a grace period makes the next replacement wait until that pod is
+ * gone, so a rollout holds at most one surge pod and one draining pod beyond the replicas.
+ */
+export const ROLLOUT = { surge: 1, draining: 1 } as const;
+
+/** The pods a rollout may run at once, as a count and as the words of a budget formula. */
+export function rolloutPods(pods: number, what: string): { pods: number; formula: string } {
+    return {
+        pods: pods + ROLLOUT.surge + ROLLOUT.draining,
+        formula: `(${pods} ${what} + ${ROLLOUT.surge} surge + ${ROLLOUT.draining} draining)`,
+    };
+}
+
+/** The Deployment settings that bound a rollout to ROLLOUT, for pods with this grace period. */
+export function boundedRollout(gracePeriodSeconds: number) {
+    return {
+        strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: ROLLOUT.surge, maxUnavailable: 0 } },
+        minReadySeconds: gracePeriodSeconds,
+    };
+}
+
+export function buildBudget(server: ServerLimits, lines: BudgetLine[]): ConnectionBudget {
     const used = lines.reduce((sum, line) => sum + line.connections, 0);
-    return { limit, reserved, available: limit - reserved, used, lines };
+    return { ...server, available: server.limit - server.reserved, used, lines };
 }
 
-/** Throws when the budget does not fit, naming every share and what to change. */
-export function assertWithinBudget(budget: ConnectionBudget, advice: string): void {
+/**
+ * The pooler's budgets: the primary's and, with a read replica, the replica's. The <database>_ro pools count against
+ * the replica's limit, or against the primary's when the replica host is the primary's (the same server).
+ */
+export function buildBudgets(
+    primary: ServerLimits,
+    primaryLines: BudgetLine[],
+    replica: (ServerLimits & { sameHost: boolean }) | undefined,
+    replicaLines: BudgetLine[],
+): ConnectionBudget {
+    if (!replica) {
+        return buildBudget(primary, primaryLines);
+    }
+    if (replica.sameHost) {
+        return buildBudget(primary, [...primaryLines, ...replicaLines]);
+    }
+    return { ...buildBudget(primary, primaryLines), replica: buildBudget(replica, replicaLines) };
+}
+
+function assertServerFits(budget: ConnectionBudget, advice: string): void {
     if (budget.used <= budget.available) {
         return;
     }
     const shares = budget.lines.map((l) => `  ${l.name}: ${l.formula} = ${l.connections}`).join("\n");
     throw new Error(
-        `connection budget exceeded: the pooler can open ${budget.used} server connections, but the database allows ` +
-            `${budget.available} (velure-pooling:databaseMaxConnections ${budget.limit} - ` +
+        `connection budget exceeded: the pooler can open ${budget.used} server connections to the ${budget.server}, but it allows ` +
+            `${budget.available} (velure-pooling:${budget.limitKey} ${budget.limit} - ` +
             `velure-pooling:databaseReservedConnections ${budget.reserved}).\n${shares}\n${advice}`,
     );
+}
+
+/** Throws when a budget does not fit, naming every share and what to change. */
+export function assertWithinBudget(budget: ConnectionBudget, advice: string): void {
+    assertServerFits(budget, advice);
+    if (budget.replica) {
+        assertServerFits(budget.replica, advice);
+    }
 }

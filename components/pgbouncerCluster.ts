@@ -2,7 +2,7 @@
 // behind the Service pgbouncer.<namespace>.svc.cluster.local, shared by all services.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { BudgetLine } from "./connectionBudget";
+import { BudgetLine, boundedRollout, rolloutPods } from "./connectionBudget";
 import { PoolTuning } from "./pgbouncerIni";
 import { RESTRICTED_POD_SECURITY } from "./podSecurity";
 import {
@@ -23,8 +23,6 @@ import { EXPORTER_PORT, ResourceSpec } from "./specs";
 
 export const CLUSTER_PORT = 5432;
 export const SERVICE_NAME = "pgbouncer";
-/** Rolling updates add one pod at a time (maxSurge 1), and the budget counts it. */
-export const MAX_SURGE = 1;
 /** Time for the endpoints controller and kube-proxy to take a stopping pod out of the Service. */
 export const ENDPOINT_REMOVAL_SECONDS = 10;
 
@@ -35,6 +33,8 @@ export interface PgBouncerClusterArgs extends PgBouncerConfigArgs {
     /** Namespaces whose pods may reach PgBouncer. */
     clientNamespaces: string[];
     databasePort: number;
+    /** The database's addresses; empty: PgBouncer may reach the database port on any address. */
+    databaseCidrs: string[];
     resources: ResourceSpec;
     /** How long a stopping pod waits for in-flight transactions. */
     drainSeconds: number;
@@ -67,13 +67,13 @@ export function preStopCommand(sequence: ShutdownSequence): string[] {
     return sleepCommand(sequence.endpointRemovalSeconds);
 }
 
-/** Worst-case server connections: every pod at its max_db_connections for every primary database. */
-export function clusterBudgetLines(replicas: number, tuning: PoolTuning, primaryDatabases: string[]): BudgetLine[] {
-    const pods = replicas + MAX_SURGE;
-    return primaryDatabases.map((name) => ({
+/** Worst-case server connections: every pod a rollout may run, at its max_db_connections, for every pool. */
+export function clusterBudgetLines(replicas: number, tuning: PoolTuning, pools: string[]): BudgetLine[] {
+    const rollout = rolloutPods(replicas, "replicas");
+    return pools.map((name) => ({
         name: `pgbouncer → ${name}`,
-        connections: pods * tuning.maxDbConnections,
-        formula: `(${replicas} replicas + ${MAX_SURGE} surge) × max_db_connections ${tuning.maxDbConnections}`,
+        connections: rollout.pods * tuning.maxDbConnections,
+        formula: `${rollout.formula} × max_db_connections ${tuning.maxDbConnections}`,
     }));
 }
 
@@ -180,7 +180,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                 spec: {
                     replicas: args.replicas,
                     selector: { matchLabels: labels },
-                    strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: MAX_SURGE } },
+                    ...boundedRollout(sequence.terminationGracePeriodSeconds),
                     template: {
                         metadata: { labels, annotations: { "checksum/config": files.checksum, ...podScrapeAnnotations(args.monitoring) } },
                         spec: {
@@ -222,7 +222,10 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                     ],
                     egress: [
                         { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
-                        { ports: [{ protocol: "TCP", port: args.databasePort }] },
+                        {
+                            ...(args.databaseCidrs.length > 0 ? { to: args.databaseCidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}),
+                            ports: [{ protocol: "TCP", port: args.databasePort }],
+                        },
                     ],
                 },
             },

@@ -38,24 +38,37 @@ export const EXPORTER_METRICS: readonly string[] = [
     ),
 ];
 
+/** A database server the pooler reaches, with the pools that reach it and its budget. */
+export interface ServerScope {
+    /** "primary" or "read replica". */
+    server: string;
+    /** PromQL matchers on the `name` label (the [databases] entry) of the pools that reach this server. */
+    pools: string;
+    /** The server connections this server leaves to the pooler (its budget's `available`). */
+    availableConnections: number;
+}
+
 export interface AlertScope {
     /** PromQL label matchers that select this pooler's series, e.g. namespace="velure-db". */
     selector: string;
-    /** The server connections the database leaves to the pooler (the budget's `available`). */
-    availableConnections: number;
+    servers: ServerScope[];
+}
+
+/** The server connections of the pools that reach one server, summed over every PgBouncer of the pooler. */
+function serverConnections(scope: AlertScope, server: ServerScope): string {
+    return `sum(pgbouncer_databases_current_connections{${scope.selector}, ${server.pools}})`;
 }
 
 export interface AlertRule {
     alert: string;
     expr: string;
     for: string;
-    labels: { severity: string };
+    labels: { severity: string; server?: string };
     annotations: { summary: string; description: string };
 }
 
 export function alertRules(t: AlertThresholds, scope: AlertScope): AlertRule[] {
     const s = scope.selector;
-    const near = Math.floor((scope.availableConnections * t.serverConnectionsPercent) / 100);
     return [
         {
             alert: "PgBouncerClientsWaiting",
@@ -70,19 +83,7 @@ export function alertRules(t: AlertThresholds, scope: AlertScope): AlertRule[] {
                     "the threshold is velure-pooling:monitoringAlerts.clientWaitSeconds.",
             },
         },
-        {
-            alert: "PgBouncerServerConnectionsNearBudget",
-            expr: `sum(pgbouncer_databases_current_connections{${s}, name!="pgbouncer"}) > ${near}`,
-            for: "5m",
-            labels: { severity: "warning" },
-            annotations: {
-                summary: "PgBouncer holds most of the database connections it may use",
-                description:
-                    `PgBouncer holds more than ${near} server connections (${t.serverConnectionsPercent}% of the ${scope.availableConnections} the database leaves it). ` +
-                    "Lower velure-pooling:pgbouncerDefaultPoolSize or pgbouncerReplicas / the services' maxReplicas, or raise databaseMaxConnections " +
-                    "with the instance class; the threshold is velure-pooling:monitoringAlerts.serverConnectionsPercent.",
-            },
-        },
+        ...scope.servers.map((server) => nearBudgetRule(t, scope, server)),
         {
             alert: "PgBouncerPoolSaturated",
             expr:
@@ -125,6 +126,24 @@ export function alertRules(t: AlertThresholds, scope: AlertScope): AlertRule[] {
     ];
 }
 
+function nearBudgetRule(t: AlertThresholds, scope: AlertScope, server: ServerScope): AlertRule {
+    const near = Math.floor((server.availableConnections * t.serverConnectionsPercent) / 100);
+    return {
+        alert: "PgBouncerServerConnectionsNearBudget",
+        expr: `${serverConnections(scope, server)} > ${near}`,
+        for: "5m",
+        labels: { severity: "warning", server: server.server },
+        annotations: {
+            summary: `PgBouncer holds most of the ${server.server}'s connections it may use`,
+            description:
+                `PgBouncer holds more than ${near} server connections to the ${server.server} (${t.serverConnectionsPercent}% of the ` +
+                `${server.availableConnections} it leaves to the pooler). Lower velure-pooling:pgbouncerDefaultPoolSize or pgbouncerReplicas / ` +
+                "the services' maxReplicas, or raise databaseMaxConnections (databaseReplicaMaxConnections) with the instance class; " +
+                "the threshold is velure-pooling:monitoringAlerts.serverConnectionsPercent.",
+        },
+    };
+}
+
 /** Every PromQL expression of the rules and the dashboard, for the syntax and metric-name checks. */
 export function dashboardQueries(scope: AlertScope): Record<string, string> {
     const s = scope.selector;
@@ -132,8 +151,12 @@ export function dashboardQueries(scope: AlertScope): Record<string, string> {
     return {
         "Clients active": `sum by (database) (pgbouncer_pools_client_active_connections{${s}})`,
         "Clients waiting": `sum by (database) (pgbouncer_pools_client_waiting_connections{${s}})`,
-        "Server connections": `sum(pgbouncer_databases_current_connections{${s}, name!="pgbouncer"})`,
-        "Connection budget": `vector(${scope.availableConnections})`,
+        ...Object.fromEntries(
+            scope.servers.flatMap((server) => [
+                [`Server connections (${server.server})`, serverConnections(scope, server)],
+                [`Connection budget (${server.server})`, `vector(${server.availableConnections})`],
+            ]),
+        ),
         "Transactions per second": `sum by (database) (rate(${stats("sql_transactions_pooled_total")}[5m]))`,
         "Query time per query (s)": `sum by (database) (rate(${stats("queries_duration_seconds_total")}[5m])) / sum by (database) (rate(${stats("queries_pooled_total")}[5m]))`,
         "Client wait per transaction (s)": `sum by (database) (rate(${stats("client_wait_seconds_total")}[5m])) / sum by (database) (rate(${stats("sql_transactions_pooled_total")}[5m]))`,
@@ -162,7 +185,7 @@ export function grafanaDashboard(title: string, scope: AlertScope): Record<strin
         templating: { list: [{ name: "datasource", type: "datasource", query: "prometheus" }] },
         panels: [
             panel(1, "Clients active and waiting", [queries["Clients active"], queries["Clients waiting"]], "short"),
-            panel(2, "Server connections against the budget", [queries["Server connections"], queries["Connection budget"]], "short"),
+            panel(2, "Server connections against the budget", Object.keys(queries).filter((q) => /^(Server connections|Connection budget) /.test(q)).map((q) => queries[q]), "short"),
             panel(3, "Transactions per second", [queries["Transactions per second"]], "ops"),
             panel(4, "Query time and client wait", [queries["Query time per query (s)"], queries["Client wait per transaction (s)"]], "s"),
         ],

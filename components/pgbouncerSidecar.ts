@@ -3,7 +3,7 @@
 // and volumes to the service's Helm release through the chart's hooks (chartValues).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { BudgetLine } from "./connectionBudget";
+import { BudgetLine, boundedRollout, rolloutPods } from "./connectionBudget";
 import {
     PGBOUNCER_UID,
     PgBouncerConfigArgs,
@@ -21,8 +21,6 @@ import { ResourceSpec } from "./specs";
 
 export const SIDECAR_HOST = "127.0.0.1";
 export const SIDECAR_CONTAINER = "pgbouncer";
-/** The shipped chart rolls one extra pod at a time (maxSurge 1); the budget counts it. */
-export const APP_SURGE = 1;
 /** How much longer than the app's drain a classic sidecar stays up, and the kubelet's slack after that. */
 export const SIDECAR_MARGIN_SECONDS = 5;
 
@@ -55,12 +53,13 @@ export function sidecarGracePeriod(appDrainSeconds: number): number {
     return appDrainSeconds + 2 * SIDECAR_MARGIN_SECONDS;
 }
 
-/** Worst case of one service: every pod it may ever run (HPA max + surge) at its per-pod cap. */
+/** Worst case of one service: every pod it may ever run (HPA max, a rollout's surge and draining pod) at its per-pod cap. */
 export function sidecarBudgetLine(service: string, maxReplicas: number, maxDbConnections: number): BudgetLine {
+    const rollout = rolloutPods(maxReplicas, "max pods");
     return {
         name: service,
-        connections: (maxReplicas + APP_SURGE) * maxDbConnections,
-        formula: `(${maxReplicas} max pods + ${APP_SURGE} surge) × max_db_connections ${maxDbConnections}`,
+        connections: rollout.pods * maxDbConnections,
+        formula: `${rollout.formula} × max_db_connections ${maxDbConnections}`,
     };
 }
 
@@ -106,6 +105,9 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
             // The userlist Secret is group-readable by PgBouncer's group only.
             podSecurityContext: { fsGroup: PGBOUNCER_UID },
             terminationGracePeriodSeconds: sidecarGracePeriod(args.appDrainSeconds),
+            // Every pod holds a pool: rollouts and scale-downs drain one pod at a time, as the budget counts.
+            ...boundedRollout(sidecarGracePeriod(args.appDrainSeconds)),
+            autoscaling: { behavior: { scaleDown: { policies: [{ type: "Pods", value: 1, periodSeconds: sidecarGracePeriod(args.appDrainSeconds) }] } } },
         };
         if (args.monitoring?.prometheusOperator) {
             new k8s.apiextensions.CustomResource(

@@ -36,6 +36,10 @@ export function refuseUnknownKeys(r: Reader, at: string, raw: unknown, allowed: 
     }
 }
 
+const IPV4 = String.raw`((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)`;
+export const IPV4_ADDRESS = new RegExp(`^${IPV4}$`);
+export const IPV4_CIDR = new RegExp(String.raw`^${IPV4}\/(3[0-2]|[12]?\d)$`);
+
 export const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/;
 const UNITS: Record<string, number> = { "": 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
 

@@ -22,9 +22,9 @@ import {
     verifiesServerCertificate,
     versionAtLeast,
 } from "../components/pgbouncerIni";
-import { IMAGE_ALLOWED, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
+import { IMAGE_ALLOWED, IPV4_ADDRESS, IPV4_CIDR, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
 import { RdsProxySpec, readRdsProxy } from "./rds";
-import { ConfigError, Reader, defaultOf, isRecord, readThresholds, requiredMatch } from "./reader";
+import { ConfigError, Reader, defaultOf, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
 import { APP_CONTAINER_PORT, READ_ONLY_SUFFIX, AlertThresholds, AppResources, EXPORTER_PORT, MonitoringSpec, ResourceSpec } from "../components/specs";
 
@@ -59,7 +59,11 @@ export interface DatabaseSpec {
     user: string;
     password: pulumi.Output<string>;
     replicaHost?: string;
+    /** Where the database may be: the NetworkPolicy's egress targets (empty: any address). */
+    cidrs: string[];
     maxConnections: number;
+    /** The read replica's max_connections (the primary's unless configured). */
+    replicaMaxConnections: number;
     reservedConnections: number;
 }
 
@@ -131,6 +135,10 @@ function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
     if (r.valid("databaseMaxConnections", "databaseReservedConnections") && reservedConnections >= maxConnections) {
         r.problem("databaseReservedConnections", reservedConnections, `expected less than databaseMaxConnections (${maxConnections})`);
     }
+    const replicaMaxConnections = r.integer("databaseReplicaMaxConnections", 0) || maxConnections;
+    if (replicaHost && r.valid("databaseReplicaMaxConnections", "databaseReservedConnections") && reservedConnections >= replicaMaxConnections) {
+        r.problem("databaseReplicaMaxConnections", replicaMaxConnections, `expected more than databaseReservedConnections (${reservedConnections})`);
+    }
     return {
         host,
         port: r.integer("databasePort", 1, 65535),
@@ -139,7 +147,21 @@ function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
         replicaHost: replicaHost || undefined,
         maxConnections,
         reservedConnections,
+        replicaMaxConnections,
+        cidrs: databaseCidrs(r, [host, replicaHost]),
     };
+}
+
+/**
+ * databaseCidrs, plus the hosts given as IPv4 addresses (their own /32). Empty when a host is a DNS name and no
+ * CIDRs are given: its addresses are not known here, so the NetworkPolicy cannot name them.
+ */
+function databaseCidrs(r: Reader, hosts: (string | undefined)[]): string[] {
+    const cidrs = readStringList(r, "databaseCidrs", IPV4_CIDR, "expected IPv4 CIDR blocks such as 10.0.0.0/16");
+    const given = hosts.filter((h): h is string => !!h);
+    const literal = given.filter((h) => IPV4_ADDRESS.test(h)).map((h) => `${h}/32`);
+    const named = given.length > literal.length;
+    return cidrs.length === 0 && named ? [] : [...new Set([...cidrs, ...literal])];
 }
 
 function readChart(r: Reader, at: string, chart: unknown): ChartSource {
@@ -162,6 +184,34 @@ function readChart(r: Reader, at: string, chart: unknown): ChartSource {
 const SERVICE_KEYS = ["name", "database", "namespace", "replicas", "maxReplicas", "resources", "image", "chart", "values"] as const;
 /** PostgreSQL and PgBouncer take names of at most 63 bytes; the read replica's pool adds "_ro". */
 const DATABASE_NAME_LIMIT = "PostgreSQL's and PgBouncer's limit is 63, and with databaseReplicaHost the pool <database>_ro must fit it too";
+
+/** Chart values that the program sets from other keys, or pins because the budget counts on them. */
+function ownedValues(at: string): Record<string, string> {
+    const rollout = "the program pins it: the connection budget counts a rollout of one surge pod and one draining pod";
+    return {
+        fullnameOverride: "the program names the release velure-<name>",
+        image: `set ${at}.image`,
+        replicaCount: `set ${at}.replicas`,
+        resources: `set ${at}.resources, which the program checks`,
+        strategy: rollout,
+        minReadySeconds: rollout,
+        "autoscaling.enabled": `set ${at}.maxReplicas above replicas`,
+        "autoscaling.minReplicas": `set ${at}.replicas`,
+        "autoscaling.maxReplicas": `set ${at}.maxReplicas, which the budget counts`,
+        "autoscaling.behavior": "the program sets it with a sidecar (one pod scaled down per grace period)",
+    };
+}
+
+function refuseOwnedValues(r: Reader, at: string, values: Record<string, unknown>): void {
+    const autoscaling = isRecord(values.autoscaling) ? values.autoscaling : {};
+    for (const [key, where] of Object.entries(ownedValues(at))) {
+        const [head, tail] = key.split(".");
+        const present = tail === undefined ? head in values : tail in autoscaling;
+        if (present) {
+            r.problem(`${at}.values.${key}`, tail === undefined ? values[head] : autoscaling[tail], `expected no ${key} here: ${where}`);
+        }
+    }
+}
 
 function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: number): ServiceSpec | undefined {
     const at = `services[${index}]`;
@@ -207,9 +257,7 @@ function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: nu
         r.problem(`${at}.values`, raw.values, "expected an object of chart values");
     }
     const values = isRecord(raw.values) ? raw.values : {};
-    if ("resources" in values) {
-        r.problem(`${at}.values.resources`, values.resources, `expected no resources here: set ${at}.resources, which the program checks`);
-    }
+    refuseOwnedValues(r, at, values);
     const containerPort = values.containerPort ?? APP_CONTAINER_PORT;
     if (!Number.isInteger(containerPort) || (containerPort as number) < 1 || (containerPort as number) > 65535) {
         r.problem(`${at}.values.containerPort`, containerPort, "expected a TCP port (1..65535)");

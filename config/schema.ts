@@ -93,6 +93,20 @@ export const CONFIG_KEYS = {
         default: 10,
         description: "Connections kept free for RDS itself, superusers, migrations and humans (not given to the pooler).",
     },
+    databaseCidrs: {
+        type: "array",
+        default: [],
+        description:
+            "pgbouncer-cluster: the database's addresses as IPv4 CIDRs (its subnets: RDS moves between them on failover). " +
+            "PgBouncer's NetworkPolicy then allows the database port to these only; empty: to any address.",
+    },
+    databaseReplicaMaxConnections: {
+        type: "integer",
+        default: 0,
+        description:
+            "The read replica's max_connections (0: the same as databaseMaxConnections). Its <database>_ro pools must fit under it, " +
+            "less databaseReservedConnections; a databaseReplicaHost equal to databaseHost counts them against the primary.",
+    },
     services: {
         type: "object",
         default: DEFAULT_SERVICES,

@@ -1,5 +1,5 @@
 // mode = pgbouncer-cluster: maps the validated config to one PgBouncerCluster shared by all services.
-import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
+import { assertWithinBudget } from "../components/connectionBudget";
 import {
     PgBouncerCluster,
     PgBouncerClusterArgs,
@@ -8,6 +8,7 @@ import {
     validatePgBouncerClusterArgs,
 } from "../components/pgbouncerCluster";
 import { VelureConfig, serviceNamespaceNames } from "../config";
+import { pgbouncerBudget, poolName } from "./budget";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { PoolerOption, sharedEndpoint } from "./types";
@@ -26,6 +27,7 @@ export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs
         serverCaBundle: pgbouncer.serverCaBundle,
         clientNamespaces: serviceNamespaceNames(config),
         databasePort: database.port,
+        databaseCidrs: database.cidrs,
         resources: pgbouncer.resources,
         drainSeconds: pgbouncer.drainSeconds,
         monitoring: config.monitoring,
@@ -36,10 +38,8 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
     const args = pgbouncerClusterArgs(config);
     validatePgBouncerClusterArgs(args);
     renderClusterIni(args);
-    const budget = buildBudget(
-        config.database.maxConnections,
-        config.database.reservedConnections,
-        clusterBudgetLines(args.replicas, args.tuning, config.services.map((s) => s.database)),
+    const budget = pgbouncerBudget(config, (readOnly) =>
+        clusterBudgetLines(args.replicas, args.tuning, config.services.map((s) => poolName(s.database, readOnly))),
     );
     assertWithinBudget(
         budget,

@@ -1,6 +1,6 @@
 // mode = pgbouncer-sidecar: one PgBouncerSidecar per service, reached by the app on 127.0.0.1.
 import * as pulumi from "@pulumi/pulumi";
-import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
+import { assertWithinBudget } from "../components/connectionBudget";
 import {
     PgBouncerSidecar,
     PgBouncerSidecarArgs,
@@ -10,6 +10,7 @@ import {
     validatePgBouncerSidecarArgs,
 } from "../components/pgbouncerSidecar";
 import { ServiceSpec, VelureConfig, serviceNamespaceNames } from "../config";
+import { pgbouncerBudget, poolName } from "./budget";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { PoolerOption, ServiceConnection } from "./types";
@@ -42,10 +43,8 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
         renderSidecarIni(args);
     }
     const maxDb = config.pgbouncer.tuning.maxDbConnections;
-    const budget = buildBudget(
-        config.database.maxConnections,
-        config.database.reservedConnections,
-        config.services.map((s) => sidecarBudgetLine(s.name, s.maxReplicas, maxDb)),
+    const budget = pgbouncerBudget(config, (readOnly) =>
+        config.services.map((s) => sidecarBudgetLine(readOnly ? `${s.name} → ${poolName(s.database, true)}` : s.name, s.maxReplicas, maxDb)),
     );
     assertWithinBudget(
         budget,

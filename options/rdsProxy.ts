@@ -1,6 +1,7 @@
 // mode = rds-proxy: maps the validated config to one RdsProxy in front of the database.
 import * as pulumi from "@pulumi/pulumi";
 import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
+import { primaryLimits } from "./budget";
 import { RdsProxy, RdsProxyArgs, rdsProxyBudgetLine, validateRdsProxyArgs } from "../components/rdsProxy";
 import { RdsProxySpec, VelureConfig } from "../config";
 import { PoolerOption, sharedEndpoint } from "./types";
@@ -29,7 +30,7 @@ function proxyEnv(proxy: RdsProxy, requireTls: boolean, database: string): Recor
 export const rdsProxyOption: PoolerOption = (config) => {
     const args = rdsProxyArgs(config, config.rds as RdsProxySpec);
     validateRdsProxyArgs(args);
-    const budget = buildBudget(config.database.maxConnections, config.database.reservedConnections, [
+    const budget = buildBudget(primaryLimits(config.database), [
         rdsProxyBudgetLine(args.pool.maxConnectionsPercent, config.database.maxConnections),
     ]);
     assertWithinBudget(

@@ -108,12 +108,15 @@ function printWiring(run: ProgramRun): void {
     }
 }
 
+/** One table per database server: the primary, and the read replica when it has a budget of its own. */
 function printBudget(budget: any): void {
-    console.log(`\nConnection budget (server connections, worst case)`);
-    for (const line of budget.lines) {
-        console.log(`  ${line.name.padEnd(32)} ${String(line.connections).padStart(5)}  = ${line.formula}`);
+    for (const server of [budget, budget.replica].filter(Boolean)) {
+        console.log(`\nConnection budget of the ${server.server} (server connections, worst case)`);
+        for (const line of server.lines) {
+            console.log(`  ${line.name.padEnd(40)} ${String(line.connections).padStart(5)}  = ${line.formula}`);
+        }
+        console.log(`  ${"total".padEnd(40)} ${String(server.used).padStart(5)}  of ${server.available} available (${server.limitKey} ${server.limit} - reserved ${server.reserved})`);
     }
-    console.log(`  ${"total".padEnd(32)} ${String(budget.used).padStart(5)}  of ${budget.available} available (max_connections ${budget.limit} - reserved ${budget.reserved})`);
 }
 
 function writeOut(dir: string, run: ProgramRun, args: Args): string[] {

@@ -1,12 +1,19 @@
 import * as assert from "assert";
 import { parser } from "@prometheus-io/lezer-promql";
+import { buildBudgets } from "../../components/connectionBudget";
 import { EXPORTER_METRICS, alertRules, dashboardQueries } from "../../components/pgbouncerMonitoring";
+import { serverScopes } from "../../options/pgbouncerMonitoring";
 import { statsPasswordFor } from "../../components/pgbouncerPod";
 import { DEFAULT_MONITORING_ALERTS } from "../../config/schema";
 import { K8S, PASSWORD, PASSWORD_TOKEN, ProgramRun, programError, runProgram, stackConfig } from "./harness";
 
 const CR_PREFIX = "kubernetes:monitoring.coreos.com/v1:";
-const SCOPE = { selector: 'namespace="velure-db"', availableConnections: 70 };
+const PRIMARY = { server: "primary", limit: 80, reserved: 10, limitKey: "databaseMaxConnections" };
+/** A pooler whose read replica is a server of its own: both servers get a budget alert and a dashboard series. */
+const SCOPE = {
+    selector: 'namespace="velure-db"',
+    servers: serverScopes(buildBudgets(PRIMARY, [], { ...PRIMARY, server: "read replica", limit: 40, sameHost: false }, [])),
+};
 
 /** Parses PromQL with Prometheus's own grammar; returns the metric names it selects (names and __name__ regexes). */
 function promql(expr: string): { errors: number; metrics: string[]; nameRegexes: string[] } {
@@ -116,6 +123,20 @@ describe("monitoring of the PgBouncer options", () => {
         });
     });
 
+    it("sums the read-only pools against the replica's budget, never into the primary's", () => {
+        const rules = alertRules(DEFAULT_MONITORING_ALERTS, SCOPE).filter((r) => r.alert === "PgBouncerServerConnectionsNearBudget");
+        assert.deepStrictEqual(
+            rules.map((r) => [r.labels.server, r.expr]),
+            [
+                ["primary", 'sum(pgbouncer_databases_current_connections{namespace="velure-db", name!="pgbouncer", name!~".*_ro"}) > 63'],
+                ["read replica", 'sum(pgbouncer_databases_current_connections{namespace="velure-db", name=~".*_ro"}) > 27'],
+            ],
+        );
+        // With the replica on the primary's host, every pool counts against the primary.
+        const shared = serverScopes(buildBudgets(PRIMARY, [], { ...PRIMARY, server: "read replica", sameHost: true }, []));
+        assert.deepStrictEqual(shared, [{ server: "primary", availableConnections: 70, pools: 'name!="pgbouncer"' }]);
+    });
+
     it("thresholds come from config", async () => {
         const run = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", monitoringPrometheusOperator: true, monitoringAlerts: { clientWaitSeconds: 12 } }));
         const rule = operatorObjects(run).find((r) => r.inputs.kind === "PrometheusRule")!.inputs.spec.groups[0].rules[0];
@@ -139,7 +160,7 @@ describe("monitoring of the PgBouncer options", () => {
 
     describe("PromQL", () => {
         const expressions: Record<string, string> = {
-            ...Object.fromEntries(alertRules(DEFAULT_MONITORING_ALERTS, SCOPE).map((r) => [r.alert, r.expr])),
+            ...Object.fromEntries(alertRules(DEFAULT_MONITORING_ALERTS, SCOPE).map((r) => [`${r.alert} ${r.labels.server ?? ""}`, r.expr])),
             ...dashboardQueries(SCOPE),
         };
         for (const [name, expr] of Object.entries(expressions)) {

@@ -159,26 +159,46 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.deepStrictEqual(egressPorts.sort(), ["TCP/53", "TCP/5432", "UDP/53"]);
     });
 
-    it("exports the connection budget: (replicas + surge) × max_db_connections per database", () => {
+    it("exports the connection budget: (replicas + surge + draining) × max_db_connections per database", () => {
         const budget = run.outputs.connectionBudget;
         assert.strictEqual(budget.limit, 80);
         assert.strictEqual(budget.available, 70);
-        assert.strictEqual(budget.used, 2 * (2 + 1) * (8 + 2));
+        assert.strictEqual(budget.used, 2 * (2 + 1 + 1) * (6 + 1));
+        assert.strictEqual(budget.lines[0].formula, "(2 replicas + 1 surge + 1 draining) × max_db_connections 7");
         assert.deepStrictEqual(budget.lines.map((l: any) => l.name), ["pgbouncer → velure_auth", "pgbouncer → velure_orders"]);
     });
 
     it("fails when the pooler could open more server connections than the database allows", async () => {
         const error = await programError(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4 }));
-        assert.match(error.message, /connection budget exceeded: the pooler can open 100 server connections, but the database allows 70/);
-        assert.match(error.message, /pgbouncer → velure_auth: \(4 replicas \+ 1 surge\) × max_db_connections 10 = 50/);
+        assert.match(error.message, /connection budget exceeded: the pooler can open 84 server connections to the primary, but it allows 70 \(velure-pooling:databaseMaxConnections 80/);
+        assert.match(error.message, /pgbouncer → velure_auth: \(4 replicas \+ 1 surge \+ 1 draining\) × max_db_connections 7 = 42/);
         assert.match(error.message, /Lower velure-pooling:pgbouncerReplicas/);
         assert.deepStrictEqual((error as any).declaredResources, []);
     });
 
+    it("narrows PgBouncer's egress to the database's CIDRs when config names them (and IP hosts to their /32)", async () => {
+        const egressTo = async (overrides: Record<string, unknown>) => {
+            const policy = (await runProgram(stackConfig("dev", { ...CLUSTER, ...overrides }))).one(K8S.networkPolicy).inputs.spec;
+            return policy.egress.find((e: any) => e.ports[0].port === 5432).to;
+        };
+        assert.strictEqual(await egressTo({}), undefined, "a DNS host and no CIDRs: any address");
+        assert.deepStrictEqual(await egressTo({ databaseCidrs: ["10.1.0.0/24", "10.1.1.0/24"] }), [{ ipBlock: { cidr: "10.1.0.0/24" } }, { ipBlock: { cidr: "10.1.1.0/24" } }]);
+        assert.deepStrictEqual(await egressTo({ databaseHost: "10.9.8.7" }), [{ ipBlock: { cidr: "10.9.8.7/32" } }]);
+        const error = await programError(stackConfig("dev", { ...CLUSTER, databaseCidrs: ["10.0.0.0/33"] }));
+        assert.match(error.message, /databaseCidrs.*"10.0.0.0\/33".*expected IPv4 CIDR blocks/);
+    });
+
     it("honours pgbouncerMaxDbConnections as the per-pod cap", async () => {
-        const capped = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4, pgbouncerMaxDbConnections: 6 }));
-        assert.strictEqual(capped.outputs.connectionBudget.used, 2 * 5 * 6);
-        assert.match(capped.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /^max_db_connections = 6$/m);
+        const capped = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4, pgbouncerMaxDbConnections: 5 }));
+        assert.strictEqual(capped.outputs.connectionBudget.used, 2 * 6 * 5);
+        assert.match(capped.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /^max_db_connections = 5$/m);
+    });
+
+    it("rolls one pod at a time and waits a grace period before the next, so at most one pod drains (as the budget counts)", () => {
+        const spec = run.one(K8S.deployment).inputs.spec;
+        assert.deepStrictEqual(spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+        assert.strictEqual(spec.minReadySeconds, spec.template.spec.terminationGracePeriodSeconds);
+        assert.strictEqual(spec.minReadySeconds, 45);
     });
 
     it("renders a 1.18 config when the image is 1.18", async () => {

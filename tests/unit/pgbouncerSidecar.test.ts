@@ -112,23 +112,54 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
         }
     });
 
-    it("budgets the worst case: (HPA max + surge) × per-pod pool, per service", () => {
+    it("budgets the worst case: (HPA max + surge + draining) × per-pod pool, per service, and the replica's pools against the replica", () => {
         const budget = run.outputs.connectionBudget;
         assert.deepStrictEqual(
             budget.lines.map((l: any) => [l.name, l.connections]),
-            [["auth-service", (8 + 1) * 12], ["publish-order-service", (8 + 1) * 12]],
+            [["auth-service", (8 + 2) * 12], ["publish-order-service", (8 + 2) * 12]],
         );
-        assert.strictEqual(budget.used, 216);
+        assert.strictEqual(budget.lines[0].formula, "(8 max pods + 1 surge + 1 draining) × max_db_connections 12");
+        assert.strictEqual(budget.used, 240);
         assert.strictEqual(budget.available, 410 - 20);
+        assert.deepStrictEqual(
+            budget.replica.lines.map((l: any) => [l.name, l.connections]),
+            [["auth-service → velure_auth_ro", 120], ["publish-order-service → velure_orders_ro", 120]],
+        );
+        assert.deepStrictEqual([budget.replica.server, budget.replica.used, budget.replica.available], ["read replica", 240, 390]);
+    });
+
+    it("refuses read-only pools that overflow the replica's own limit, or the primary's when the replica host is the primary", async () => {
+        const small = await programError(stackConfig("prod", { ...SIDECAR, databaseReplicaMaxConnections: 200 }));
+        assert.match(small.message, /can open 240 server connections to the read replica, but it allows 180 \(velure-pooling:databaseReplicaMaxConnections 200 - velure-pooling:databaseReservedConnections 20\)/);
+        const same = await programError(stackConfig("prod", { ...SIDECAR, databaseReplicaHost: "VELURE-prod.c9akciq32.eu-west-1.rds.amazonaws.com" }));
+        assert.match(same.message, /can open 480 server connections to the primary, but it allows 390/);
+        assert.match(same.message, /auth-service → velure_auth_ro: \(8 max pods \+ 1 surge \+ 1 draining\) × max_db_connections 12 = 120/);
+    });
+
+    it("pins the rollout the budget counts: one surge pod, a grace period between replacements, one pod scaled down at a time", () => {
+        const v = values(run, "auth-service");
+        assert.deepStrictEqual(v.strategy, { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+        assert.strictEqual(v.minReadySeconds, v.terminationGracePeriodSeconds);
+        assert.deepStrictEqual(v.autoscaling.behavior, { scaleDown: { policies: [{ type: "Pods", value: 1, periodSeconds: v.terminationGracePeriodSeconds }] } });
+        assert.deepStrictEqual([v.autoscaling.enabled, v.autoscaling.maxReplicas], [true, 8], "the program's autoscaling wiring is kept");
+    });
+
+    it("refuses chart values that would change what the budget counts", async () => {
+        const services = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")).config["velure-pooling:services"];
+        services[0].values = { strategy: { rollingUpdate: { maxSurge: "100%" } }, autoscaling: { maxReplicas: 50, targetCPUUtilizationPercentage: 60 } };
+        const error = await programError(stackConfig("prod", { ...SIDECAR, services }));
+        assert.match(error.message, /services\[0\].values.strategy: .* is not allowed; expected no strategy here: the program pins it/);
+        assert.match(error.message, /services\[0\].values.autoscaling.maxReplicas: 50 is not allowed; expected no autoscaling.maxReplicas here: set services\[0\].maxReplicas/);
+        assert.doesNotMatch(error.message, /targetCPUUtilizationPercentage/, "the HPA's target stays the user's");
     });
 
     it("fails with the services and their shares when the pods could exhaust the database", async () => {
         const services = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")).config["velure-pooling:services"];
         services[0].maxReplicas = 30;
         const error = await programError(stackConfig("prod", { ...SIDECAR, services }));
-        assert.match(error.message, /connection budget exceeded: the pooler can open 480 server connections, but the database allows 390/);
-        assert.match(error.message, /auth-service: \(30 max pods \+ 1 surge\) × max_db_connections 12 = 372/);
-        assert.match(error.message, /publish-order-service: \(8 max pods \+ 1 surge\) × max_db_connections 12 = 108/);
+        assert.match(error.message, /connection budget exceeded: the pooler can open 504 server connections to the primary, but it allows 390/);
+        assert.match(error.message, /auth-service: \(30 max pods \+ 1 surge \+ 1 draining\) × max_db_connections 12 = 384/);
+        assert.match(error.message, /publish-order-service: \(8 max pods \+ 1 surge \+ 1 draining\) × max_db_connections 12 = 120/);
         assert.match(error.message, /use mode pgbouncer-cluster/);
     });
 

@@ -184,7 +184,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
 
     it("fails when the proxy's share leaves less than the reserved connections", async () => {
         const error = await programError(stackConfig("prod", { ...RDS, rdsMaxConnectionsPercent: 100 }));
-        assert.match(error.message, /connection budget exceeded: the pooler can open 410 server connections, but the database allows 390/);
+        assert.match(error.message, /connection budget exceeded: the pooler can open 410 server connections to the primary, but it allows 390/);
         assert.match(error.message, /Lower velure-pooling:rdsMaxConnectionsPercent/);
     });
 
