@@ -10,26 +10,17 @@ import { EXPORTER_PORT } from "../../components/specs";
 import { StackConfig, runProgram } from "../../plan/runtime";
 import { stackConfig } from "../unit/harness";
 import { Container, POD_IP, PROBE_KINDS, PodUnderTest, Probe, RunningPod, allContainers, podsOf } from "./kubelet";
-import { LOCAL_PGBOUNCER_VERSION, ackedIds, connect, insertAcked } from "./pooler";
-import { HOST, PASSWORD, PostgresServer, sleep } from "./servers";
+import { LOCAL_PGBOUNCER_VERSION, ackedIds, connect, insertAcked, loopbackStack } from "./pooler";
+import { HOST, PostgresServer, sleep } from "./servers";
 
 const DATABASES = ["velure_auth", "velure_orders"];
 /** What the app's own probe looks like in a stack that sets one (the shipped chart takes it as a value). */
 const APP_READINESS = { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 5, failureThreshold: 3 };
 
-/** A stack file with the database on loopback, the local PgBouncer's version, and an app readiness probe. */
-function loopbackStack(stack: string, primary: PostgresServer, overrides: Record<string, unknown> = {}): StackConfig {
-    const base = stackConfig(stack);
-    const services = JSON.parse(base["velure-pooling:services"]).map((s: any) => ({ ...s, values: { ...s.values, readinessProbe: APP_READINESS } }));
-    return stackConfig(stack, {
-        databaseHost: primary.host,
-        databasePort: primary.port,
-        databasePassword: PASSWORD,
-        pgbouncerServerTlsSslmode: "disable",
-        pgbouncerImage: `ghcr.io/icoretech/pgbouncer-docker:${LOCAL_PGBOUNCER_VERSION}`,
-        services,
-        ...overrides,
-    });
+/** A stack file on loopback, with an app readiness probe in every service. */
+function podStack(stack: string, primary: PostgresServer, overrides: Record<string, unknown> = {}): StackConfig {
+    const services = JSON.parse(stackConfig(stack)["velure-pooling:services"]).map((s: any) => ({ ...s, values: { ...s.values, readinessProbe: APP_READINESS } }));
+    return loopbackStack(stack, primary, { services, ...overrides });
 }
 
 /** The one pod of a run whose name starts with `prefix` (the Deployment, or a service's release). */
@@ -135,7 +126,7 @@ describe(`pods run the way the kubelet runs them (PgBouncer ${LOCAL_PGBOUNCER_VE
             let running: RunningPod;
 
             before(async () => {
-                running = new RunningPod(await podOf(loopbackStack(c.stack, primary, c.overrides), c.pod));
+                running = new RunningPod(await podOf(podStack(c.stack, primary, c.overrides), c.pod));
                 await startPod(running);
             });
 
@@ -205,7 +196,7 @@ describe(`pods run the way the kubelet runs them (PgBouncer ${LOCAL_PGBOUNCER_VE
         let running: RunningPod;
 
         before(async () => {
-            running = new RunningPod(await podOf(loopbackStack("prod", primary), "velure-auth-service"));
+            running = new RunningPod(await podOf(podStack("prod", primary), "velure-auth-service"));
             await startPod(running);
         });
 

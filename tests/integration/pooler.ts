@@ -7,6 +7,7 @@ import * as path from "path";
 import { CA_KEY, STATS_USER, renderPoolerIni } from "../../components/pgbouncerPod";
 import { VelureConfig, loadConfig } from "../../config";
 import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
+import { StackConfig } from "../../plan/runtime";
 import { stackConfig } from "../unit/harness";
 import { Client } from "pg";
 import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER, clientConfig, writeOwned } from "./servers";
@@ -14,9 +15,9 @@ import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER, 
 /** The version of the PgBouncer binary on this machine (Debian 12: 1.18.0). */
 export const LOCAL_PGBOUNCER_VERSION = /PgBouncer (\d+\.\d+\.\d+)/.exec(execFileSync(PGBOUNCER_BIN, ["--version"]).toString())?.[1] ?? "1.18.0";
 
-export function loopbackConfig(primary: PostgresServer, overrides: Record<string, unknown> = {}): VelureConfig {
-    const config = stackConfig("dev", {
-        mode: "pgbouncer-cluster",
+/** A stack's config with the database on loopback, no TLS to it, and the local PgBouncer's version. */
+export function loopbackStack(stack: string, primary: PostgresServer, overrides: Record<string, unknown> = {}): StackConfig {
+    return stackConfig(stack, {
         databaseHost: primary.host,
         databasePort: primary.port,
         databasePassword: PASSWORD,
@@ -24,7 +25,10 @@ export function loopbackConfig(primary: PostgresServer, overrides: Record<string
         pgbouncerImage: `ghcr.io/icoretech/pgbouncer-docker:${LOCAL_PGBOUNCER_VERSION}`,
         ...overrides,
     });
-    pulumi.runtime.setAllConfig(config, ["velure-pooling:databasePassword"]);
+}
+
+export function loopbackConfig(primary: PostgresServer, overrides: Record<string, unknown> = {}): VelureConfig {
+    pulumi.runtime.setAllConfig(loopbackStack("dev", primary, { mode: "pgbouncer-cluster", ...overrides }), ["velure-pooling:databasePassword"]);
     return loadConfig();
 }
 

@@ -2,10 +2,10 @@
 import * as assert from "assert";
 import { Client } from "pg";
 import { clusterBudgetLines } from "../../components/pgbouncerCluster";
-import { sidecarBudgetLine } from "../../components/pgbouncerSidecar";
-import { exporterDsn } from "../../components/pgbouncerPod";
-import { LOCAL_PGBOUNCER_VERSION, STATS_PASSWORD, ackedIds, connect, insertAcked, loopbackConfig, renderIni, startPgBouncer } from "./pooler";
-import { PgBouncerProcess, PostgresServer, clientConfig, freePort, sampleMax, sleep, withClient } from "./servers";
+import { AUTH_FILE, INI_KEY, USERLIST_KEY, exporterDsn } from "../../components/pgbouncerPod";
+import { runProgram } from "../../plan/runtime";
+import { LOCAL_PGBOUNCER_VERSION, STATS_PASSWORD, ackedIds, connect, insertAcked, loopbackConfig, loopbackStack, renderIni, startPgBouncer } from "./pooler";
+import { PgBouncerProcess, PostgresServer, clientConfig, sampleMax, sleep, withClient } from "./servers";
 
 const DATABASES = ["velure_auth", "velure_orders"];
 /** Like a small RDS instance (db.t4g.micro allows about 80; the tests squeeze harder). */
@@ -235,28 +235,61 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
         }
     });
 
-    it("K sidecars with pool P never open more than K × P server connections, the program's budget figure", async () => {
-        const config = loopbackConfig(primary, { pgbouncerDefaultPoolSize: 3, pgbouncerReservePoolSize: 0 });
-        // The worst case of a service with maxReplicas 2 is 2 pods + 1 surge pod: 3 sidecars.
-        const budget = sidecarBudgetLine("auth-service", 2, config.pgbouncer.tuning.maxDbConnections).connections;
-        const sidecars = await Promise.all([0, 1, 2].map(async () => startPgBouncer(config, await freePort())));
-        try {
-            const sampler = sampleMax(() => primary.backends("velure_auth"), 20);
-            await Promise.all(
-                Array.from({ length: 45 }, (_, i) =>
-                    withClient(clientConfig(sidecars[i % 3].port, "velure_auth"), async (c) => {
-                        for (let t = 0; t < 3; t++) {
-                            await c.query("SELECT pg_sleep(0.1)");
-                        }
-                    }),
-                ),
-            );
-            const peak = await sampler.stop();
-            assert.strictEqual(budget, 9);
-            assert.ok(peak <= budget, `peak ${peak} > budget ${budget}`);
-            assert.ok(peak > 6, `peak ${peak}: the three pools were not all used`);
-        } finally {
-            await Promise.all(sidecars.map((s) => s.stop()));
+    describe("the budget the program prints holds on real servers: every pod a rollout may run, every pool, per server", () => {
+        /** Runs the program on loopback with pool 2 and returns its budget and, per service, its sidecar's files. */
+        async function sidecarStack(replicaHost: string) {
+            const run = await runProgram(loopbackStack("dev", primary, { mode: "pgbouncer-sidecar", databaseReplicaHost: replicaHost, pgbouncerDefaultPoolSize: 2, pgbouncerReservePoolSize: 0 }));
+            const services = run.ofType("kubernetes:core/v1:ConfigMap").filter((c) => c.name.endsWith("-pgbouncer-config")).map((c) => ({
+                ini: c.inputs.data[INI_KEY] as string,
+                userlist: run.one("kubernetes:core/v1:Secret", c.name.replace(/-config$/, "-auth")).inputs.stringData[USERLIST_KEY] as string,
+                pools: [...(c.inputs.data[INI_KEY] as string).matchAll(/^(velure_\w+) = /gm)].map((m) => m[1]),
+            }));
+            return { budget: run.outputs.connectionBudget, services };
         }
+
+        /** Every pod of every service (maxReplicas + surge + draining), each loaded on every one of its pools. */
+        async function loadEveryPool(stack: Awaited<ReturnType<typeof sidecarStack>>, pods: number): Promise<{ primary: number; replica: number }> {
+            const bouncers: PgBouncerProcess[] = [];
+            try {
+                for (const service of stack.services) {
+                    for (let i = 0; i < pods; i++) {
+                        const bouncer = new PgBouncerProcess();
+                        const ini = (port: number) => service.ini.replace(/^listen_port = \d+$/m, `listen_port = ${port}`).split(AUTH_FILE).join(bouncer.authFile);
+                        bouncers.push(await bouncer.start(ini, service.userlist));
+                    }
+                }
+                const peaks = [sampleMax(() => primary.backends(), 20), sampleMax(() => replica.backends(), 20)];
+                const pools = bouncers.flatMap((b, i) => stack.services[Math.floor(i / pods)].pools.map((pool) => ({ port: b.port, pool })));
+                await Promise.all(
+                    pools.flatMap(({ port, pool }) =>
+                        Array.from({ length: 4 }, () => withClient(clientConfig(port, pool), async (c) => {
+                            for (let t = 0; t < 3; t++) {
+                                await c.query("SELECT pg_sleep(0.2)");
+                            }
+                        })),
+                    ),
+                );
+                const [onPrimary, onReplica] = await Promise.all(peaks.map((p) => p.stop()));
+                return { primary: onPrimary, replica: onReplica };
+            } finally {
+                await Promise.all(bouncers.map((b) => b.stop()));
+            }
+        }
+
+        it("replica on a server of its own: each server's peak is exactly its own budget", async () => {
+            const stack = await sidecarStack(replica.host);
+            // dev: 2 services, maxReplicas 2: (2 + 1 surge + 1 draining) pods × max_db_connections 2, per pool.
+            assert.deepStrictEqual([stack.budget.used, stack.budget.replica.used], [2 * 4 * 2, 2 * 4 * 2]);
+            const peak = await loadEveryPool(stack, 4);
+            assert.deepStrictEqual(peak, { primary: stack.budget.used, replica: stack.budget.replica.used });
+        });
+
+        it("replica host = the primary's: the read-only pools land on the primary, and its budget counts them", async () => {
+            const stack = await sidecarStack(primary.host);
+            assert.strictEqual(stack.budget.replica, undefined);
+            assert.strictEqual(stack.budget.used, 2 * 2 * 4 * 2, "primary and read-only pools");
+            const peak = await loadEveryPool(stack, 4);
+            assert.deepStrictEqual(peak, { primary: stack.budget.used, replica: 0 });
+        });
     });
 });
