@@ -101,7 +101,9 @@ export interface VelureConfig {
 export const DEFAULT_CHART: ChartSource = { path: "charts/velure-service" };
 
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
-const NAMESPACE_ALLOWED = "expected a Kubernetes namespace name";
+/** A namespace name is a DNS label of at most 63 characters. */
+const NAMESPACE = /^(?=.{1,63}$)[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const NAMESPACE_ALLOWED = "expected a Kubernetes namespace name (a-z, 0-9, -; at most 63 characters)";
 const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
@@ -236,10 +238,7 @@ function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: nu
     if (database.length > maxDatabaseName) {
         r.problem(`${at}.database`, database, `expected at most ${maxDatabaseName} characters (${DATABASE_NAME_LIMIT})`);
     }
-    const namespace = field("namespace", DNS_LABEL, NAMESPACE_ALLOWED);
-    if (namespace.length > 63) {
-        r.problem(`${at}.namespace`, namespace, "expected at most 63 characters (a Kubernetes namespace name)");
-    }
+    const namespace = field("namespace", NAMESPACE, NAMESPACE_ALLOWED);
     const replicas = raw.replicas;
     if (!Number.isInteger(replicas) || (replicas as number) < 1) {
         r.problem(`${at}.replicas`, replicas, "expected an integer >= 1");
@@ -476,7 +475,7 @@ function readPgBouncer(r: Reader, mode: Mode): PgBouncerSpec {
             extra: readSettings(r, version),
         },
         serverCaBundle: readCaBundle(r, mode, serverTlsSslmode),
-        namespace: requiredMatch(r, "pgbouncerNamespace", DNS_LABEL, NAMESPACE_ALLOWED),
+        namespace: requiredMatch(r, "pgbouncerNamespace", NAMESPACE, NAMESPACE_ALLOWED),
         replicas: readPgBouncerReplicas(r, mode),
         resources: readResources(r, "pgbouncerResources"),
         drainSeconds: r.integer("pgbouncerDrainSeconds", 1, 3600),
@@ -488,7 +487,7 @@ function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
     if (mode === "rds-proxy" || !exporter) {
         return undefined;
     }
-    const namespace = requiredMatch(r, "monitoringNamespace", DNS_LABEL, NAMESPACE_ALLOWED);
+    const namespace = requiredMatch(r, "monitoringNamespace", NAMESPACE, NAMESPACE_ALLOWED);
     return {
         exporterImage: readImage(r, "monitoringExporterImage"),
         prometheusOperator: r.boolean("monitoringPrometheusOperator"),

@@ -143,7 +143,8 @@ export const CONFIG_KEYS = {
     },
     pgbouncerDefaultPoolSize: {
         type: "integer",
-        default: 10,
+        // With the other defaults (2 replicas, reserve 2, two services, max_connections 100 less 10): (2 + 1 + 1) × 10 × 2 = 80 of 90.
+        default: 8,
         description: "default_pool_size: server connections per database (and user) per PgBouncer process.",
     },
     pgbouncerReservePoolSize: {

@@ -246,7 +246,8 @@ export class LocalCluster {
         }, 90000);
     }
 
-    private async waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30000): Promise<void> {
+    /** Polls `check` until it holds; fails early when a control-plane process has died. */
+    async waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30000): Promise<void> {
         const deadline = Date.now() + timeoutMs;
         while (Date.now() < deadline) {
             if (await check()) {

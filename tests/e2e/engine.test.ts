@@ -83,7 +83,7 @@ describe("the real engine, provider, Helm and API server", function () {
             assert.ok(cluster.kubectl(["get", kind, "-n", PGBOUNCER_NAMESPACE, "-o", "name"]).trim(), `${kind} exists in ${PGBOUNCER_NAMESPACE}`);
         }
         assertReleasesDeployed(cluster);
-        assertWiring(cluster, outputs.postgresHost, outputs.postgresPort);
+        await assertWiring(cluster, outputs.postgresHost, outputs.postgresPort);
     });
 
     it("has nothing left to change after up (no perpetual diff in the releases or the auto-named objects)", async () => {
@@ -121,7 +121,7 @@ describe("the real engine, provider, Helm and API server", function () {
         const outputs = await project.outputs();
         assert.deepStrictEqual([outputs.mode, outputs.postgresHost, outputs.postgresPort], ["pgbouncer-sidecar", "127.0.0.1", 6432]);
         assertReleasesDeployed(cluster);
-        assertWiring(cluster, "127.0.0.1", 6432);
+        await assertWiring(cluster, "127.0.0.1", 6432);
         for (const deployment of serviceDeployments(cluster)) {
             assert.ok(hasSidecar(deployment.spec.template.spec), `${deployment.metadata.name} carries the PgBouncer sidecar`);
         }
@@ -134,7 +134,7 @@ describe("the real engine, provider, Helm and API server", function () {
         await project.ok(["up", "--yes", "--skip-preview"]);
         const outputs = await project.outputs();
         assert.strictEqual(outputs.postgresHost, `pgbouncer.${PGBOUNCER_NAMESPACE}.svc.cluster.local`);
-        assertWiring(cluster, outputs.postgresHost, 5432);
+        await assertWiring(cluster, outputs.postgresHost, 5432);
         for (const deployment of serviceDeployments(cluster)) {
             assert.ok(!hasSidecar(deployment.spec.template.spec), `${deployment.metadata.name}: no sidecar left`);
         }
@@ -224,11 +224,19 @@ function assertReleasesDeployed(cluster: LocalCluster): void {
     );
 }
 
-function assertWiring(cluster: LocalCluster, host: string, port: number): void {
+/**
+ * The services' Deployments carry the wiring, and their rollout completes. Helm's wait ends when the new pods are
+ * Ready; with a sidecar, minReadySeconds (a grace period) keeps each old pod until then, so the rollout may finish later.
+ */
+async function assertWiring(cluster: LocalCluster, host: string, port: number): Promise<void> {
+    await cluster.waitFor(
+        "the services' rollouts",
+        () => serviceDeployments(cluster).every((d) => d.status.updatedReplicas === d.spec.replicas && d.status.replicas === d.spec.replicas && d.status.readyReplicas === d.spec.replicas),
+        90000,
+    );
     for (const deployment of serviceDeployments(cluster)) {
         const env = appEnv(deployment.spec.template.spec);
         assert.deepStrictEqual([env.POSTGRES_HOST, env.POSTGRES_PORT], [host, String(port)], deployment.metadata.name);
-        assert.strictEqual(deployment.status.readyReplicas, deployment.spec.replicas, `${deployment.metadata.name} rolled out`);
     }
 }
 
@@ -242,11 +250,5 @@ function assertPodsAdmittedAndReady(cluster: LocalCluster, namespace: string, at
 }
 
 async function waitUntilGone(cluster: LocalCluster, kind: string, name: string, timeoutMs = 120000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (cluster.get(kind, name)) {
-        if (Date.now() > deadline) {
-            throw new Error(`${kind}/${name} is still there after ${timeoutMs / 1000} s`);
-        }
-        await new Promise((r) => setTimeout(r, 1000));
-    }
+    await cluster.waitFor(`${kind}/${name} to be gone`, () => !cluster.get(kind, name), timeoutMs);
 }

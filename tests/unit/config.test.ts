@@ -254,7 +254,8 @@ describe("config", () => {
                 /sidecarResources.limit: \{\} is not allowed/,
                 /sidecarResources.limits.cpu: "100m" is not allowed; expected at least the request \(500m\)/,
             );
-            await failsWith({ services: [{ ...base, namespace: "n".repeat(64) }] }, /services\[0\].namespace: "n{64}" is not allowed; expected at most 63 characters/);
+            await failsWith({ services: [{ ...base, namespace: "n".repeat(64) }] }, /services\[0\].namespace: "n{64}" is not allowed; expected a Kubernetes namespace name \(a-z, 0-9, -; at most 63 characters\)/);
+            await failsWith({ mode: "pgbouncer-cluster", pgbouncerNamespace: "p".repeat(64), monitoringNamespace: "m".repeat(64) }, /pgbouncerNamespace: "p{64}" is not allowed/, /monitoringNamespace: "m{64}" is not allowed/);
             await failsWith({ services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "replica.example.com" }, /services\[0\].database: "d{61}" is not allowed; expected at most 60 characters/);
             await runProgram(stackConfig("dev", { services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "" }));
         });
