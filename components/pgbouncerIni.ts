@@ -38,7 +38,7 @@ export const OLDEST_SUPPORTED_VERSION = "1.18.0";
 type ValueKind =
     | { kind: "int"; min?: number; max?: number }
     | { kind: "flag" }
-    | { kind: "enum"; values: readonly string[] }
+    | { kind: "enum"; values: readonly string[]; valuesSince?: Readonly<Record<string, string>> }
     | { kind: "text" };
 
 interface SettingSpec {
@@ -58,7 +58,7 @@ const BASE = OLDEST_SUPPORTED_VERSION;
 export const PGBOUNCER_SETTINGS: Readonly<Record<string, SettingSpec>> = {
     admin_users: { since: BASE, value: TEXT },
     application_name_add_host: { since: BASE, value: FLAG },
-    auth_dbname: { since: "1.20.0", value: TEXT },
+    auth_dbname: { since: "1.19.0", value: TEXT },
     auth_file: { since: BASE, value: TEXT },
     auth_hba_file: { since: BASE, value: TEXT },
     auth_ident_file: { since: "1.23.0", value: TEXT },
@@ -66,7 +66,7 @@ export const PGBOUNCER_SETTINGS: Readonly<Record<string, SettingSpec>> = {
     auth_query: { since: BASE, value: TEXT },
     auth_type: {
         since: BASE,
-        value: { kind: "enum", values: ["cert", "md5", "scram-sha-256", "plain", "trust", "any", "hba", "pam"] },
+        value: { kind: "enum", values: ["cert", "md5", "scram-sha-256", "plain", "trust", "any", "hba", "pam", "ldap"], valuesSince: { ldap: "1.25.0" } },
     },
     auth_user: { since: BASE, value: TEXT },
     autodb_idle_timeout: { since: BASE, value: INT },
@@ -109,6 +109,7 @@ export const PGBOUNCER_SETTINGS: Readonly<Record<string, SettingSpec>> = {
     peer_id: { since: "1.19.0", value: INT },
     pidfile: { since: BASE, value: TEXT },
     pkt_buf: { since: BASE, value: INT },
+    pool_idle_timeout: { since: "1.26.0", value: INT },
     pool_mode: { since: BASE, value: { kind: "enum", values: ["session", "transaction", "statement"] } },
     query_timeout: { since: BASE, value: INT },
     query_wait_notify: { since: "1.25.0", value: INT },
@@ -117,7 +118,7 @@ export const PGBOUNCER_SETTINGS: Readonly<Record<string, SettingSpec>> = {
     reserve_pool_timeout: { since: BASE, value: INT },
     resolv_conf: { since: BASE, value: TEXT },
     sbuf_loopcnt: { since: BASE, value: INT },
-    scram_iterations: { since: "1.24.0", value: { kind: "int", min: 1 } },
+    scram_iterations: { since: "1.25.0", value: { kind: "int", min: 1 } },
     server_check_delay: { since: BASE, value: INT },
     server_check_query: { since: BASE, value: TEXT },
     server_connect_timeout: { since: BASE, value: INT },
@@ -220,7 +221,7 @@ function assertSingleLine(what: string, value: string): void {
     }
 }
 
-function settingValueText(key: string, spec: SettingSpec, value: SettingValue): string {
+function settingValueText(version: PgBouncerVersion, key: string, spec: SettingSpec, value: SettingValue): string {
     const kind = spec.value;
     const text = typeof value === "boolean" ? (value ? "1" : "0") : String(value);
     assertSingleLine(`pgbouncer.ini setting ${key}`, text);
@@ -239,11 +240,13 @@ function settingValueText(key: string, spec: SettingSpec, value: SettingValue): 
                 throw new Error(`pgbouncer.ini setting ${key}: "${text}" is not allowed; expected 0/1 or true/false`);
             }
             return text;
-        case "enum":
-            if (!kind.values.includes(text)) {
-                throw new Error(`pgbouncer.ini setting ${key}: "${text}" is not allowed; expected one of ${kind.values.join(", ")}`);
+        case "enum": {
+            const allowed = kind.values.filter((v) => versionAtLeast(version, kind.valuesSince?.[v] ?? BASE));
+            if (!allowed.includes(text)) {
+                throw new Error(`pgbouncer.ini setting ${key}: "${text}" is not allowed on PgBouncer ${formatVersion(version)}; expected one of ${allowed.join(", ")}`);
             }
             return text;
+        }
         case "text":
             return text;
     }
@@ -260,7 +263,7 @@ export function checkSetting(version: PgBouncerVersion, key: string, value: Sett
             `pgbouncer.ini setting "${key}" needs PgBouncer ${spec.since} or newer; the target is ${formatVersion(version)}`,
         );
     }
-    return settingValueText(key, spec, value);
+    return settingValueText(version, key, spec, value);
 }
 
 export interface DatabaseEntry {

@@ -179,7 +179,6 @@ export class RdsProxy extends pulumi.ComponentResource {
                     maxIdleConnectionsPercent: args.pool.maxIdleConnectionsPercent,
                     connectionBorrowTimeout: args.pool.connectionBorrowTimeout,
                     initQuery: args.pool.initQuery,
-                    sessionPinningFilters: args.pool.sessionPinningFilters,
                 },
             },
             registeredWithProxy(proxy, this),

@@ -28,7 +28,6 @@ export interface RdsProxySpec {
         maxIdleConnectionsPercent: number;
         connectionBorrowTimeout: number;
         initQuery?: string;
-        sessionPinningFilters: string[];
     };
     readOnlyEndpoint: boolean;
     logRetentionDays: number;
@@ -46,7 +45,6 @@ export const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secr
 const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/;
 const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
-const PINNING_FILTERS = ["EXCLUDE_VARIABLE_SETS"];
 
 function optionalMatch(r: Reader, key: Parameters<Reader["string"]>[0], pattern: RegExp, allowed: string): string | undefined {
     const value = r.string(key);
@@ -68,6 +66,9 @@ function readTarget(r: Reader): RdsTarget {
     return cluster && !instance ? { kind: "cluster", identifier: cluster } : { kind: "instance", identifier: instance ?? "" };
 }
 
+/** No client range wider than a whole private network: 0.0.0.0/0 (or two /1 halves) would open the proxy to anything routed to the VPC. */
+const MIN_CLIENT_PREFIX = 8;
+
 function readNetwork(r: Reader): Pick<RdsProxySpec, "vpcId" | "subnetIds" | "databaseSecurityGroupId" | "clientSecurityGroupIds" | "clientCidrs"> {
     const subnetIds = readStringList(r, "rdsSubnetIds", SUBNET_ID, "expected subnet IDs such as subnet-0123456789abcdef0");
     if (subnetIds.length < 2) {
@@ -78,6 +79,13 @@ function readNetwork(r: Reader): Pick<RdsProxySpec, "vpcId" | "subnetIds" | "dat
     }
     const clientSecurityGroupIds = readStringList(r, "rdsClientSecurityGroupIds", SECURITY_GROUP_ID, "expected security group IDs such as sg-0123456789abcdef0");
     const clientCidrs = readStringList(r, "rdsClientCidrs", IPV4_CIDR, "expected IPv4 CIDR blocks such as 10.0.0.0/16");
+    for (const cidr of clientCidrs.filter((c) => Number(c.split("/")[1]) < MIN_CLIENT_PREFIX)) {
+        r.problem(
+            "rdsClientCidrs",
+            cidr,
+            `expected a prefix of /${MIN_CLIENT_PREFIX} or longer: the proxy is for the cluster's pods, and the widest private range (10.0.0.0/8) is /8`,
+        );
+    }
     if (clientSecurityGroupIds.length === 0 && clientCidrs.length === 0) {
         r.problem("rdsClientSecurityGroupIds", [], "expected the cluster's node or pod security groups (or rdsClientCidrs): nothing could reach the proxy");
     }
@@ -90,19 +98,32 @@ function readNetwork(r: Reader): Pick<RdsProxySpec, "vpcId" | "subnetIds" | "dat
     };
 }
 
+/** AWS applies EXCLUDE_VARIABLE_SETS to MySQL engines only: on PostgreSQL a SET always pins, whatever the filter. */
+function refusePinningFilters(r: Reader): void {
+    const filters = r.object<unknown>("rdsSessionPinningFilters");
+    if (!Array.isArray(filters) || filters.length > 0) {
+        r.problem(
+            "rdsSessionPinningFilters",
+            filters,
+            "expected []: RDS Proxy supports session pinning filters for MySQL engines only, and a SET pins a PostgreSQL session " +
+                "whatever the filter; put settings that every connection shares in rdsInitQuery",
+        );
+    }
+}
+
 function readPool(r: Reader): RdsProxySpec["pool"] {
     const maxConnectionsPercent = r.integer("rdsMaxConnectionsPercent", 1, 100);
     const maxIdleConnectionsPercent = r.integer("rdsMaxIdleConnectionsPercent", 0, 100);
     if (r.valid("rdsMaxConnectionsPercent", "rdsMaxIdleConnectionsPercent") && maxIdleConnectionsPercent > maxConnectionsPercent) {
         r.problem("rdsMaxIdleConnectionsPercent", maxIdleConnectionsPercent, `expected at most rdsMaxConnectionsPercent (${maxConnectionsPercent})`);
     }
-    const filters = readStringList(r, "rdsSessionPinningFilters", /^EXCLUDE_VARIABLE_SETS$/, `expected only ${PINNING_FILTERS.join(", ")}`);
+    refusePinningFilters(r);
     return {
         maxConnectionsPercent,
         maxIdleConnectionsPercent,
-        connectionBorrowTimeout: r.integer("rdsConnectionBorrowTimeout", 0, 3600),
+        // The RDS API's range for connection_borrow_timeout (older docs said 3600).
+        connectionBorrowTimeout: r.integer("rdsConnectionBorrowTimeout", 0, 300),
         initQuery: r.string("rdsInitQuery") || undefined,
-        sessionPinningFilters: filters,
     };
 }
 

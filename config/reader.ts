@@ -119,7 +119,7 @@ export function requiredMatch(r: Reader, key: ConfigKey, pattern: RegExp, allowe
 
 /**
  * A map of numeric thresholds over `defaults`: only its keys, each a number at or above 0 (above 0 when
- * `positive`), and at most 100 for keys ending in Percent.
+ * `positive`). Keys ending in Percent lie strictly between 0 and 100: at either end an alarm would always or never fire.
  */
 export function readThresholds<T extends Record<string, number>>(r: Reader, key: ConfigKey, defaults: T, positive: boolean): T {
     const raw = r.object<unknown>(key);
@@ -133,9 +133,9 @@ export function readThresholds<T extends Record<string, number>>(r: Reader, key:
         const percent = name.endsWith("Percent");
         if (!(name in defaults)) {
             r.problem(`${key}.${name}`, value, `expected one of ${allowed}`);
-        } else if (typeof value !== "number" || !(positive ? value > 0 : value >= 0) || (percent && value > 100)) {
-            const range = positive ? "above 0, at most 100" : "from 0 to 100";
-            r.problem(`${key}.${name}`, value, percent ? `expected a number ${range}` : `expected a number ${floor}`);
+        } else if (percent ? typeof value !== "number" || !(value > 0 && value < 100) : typeof value !== "number" || !(positive ? value > 0 : value >= 0)) {
+            const why = "above 0 and below 100 (at 0 or 100 the alarm would always or never fire)";
+            r.problem(`${key}.${name}`, value, percent ? `expected a number ${why}` : `expected a number ${floor}`);
         } else if (name.endsWith("Minutes") && !Number.isInteger(value)) {
             // A Prometheus rule's `for` of "0.5m" is refused by the PrometheusRule CRD.
             r.problem(`${key}.${name}`, value, "expected a whole number of minutes");

@@ -294,7 +294,7 @@ export const CONFIG_KEYS = {
     rdsClientCidrs: {
         type: "array",
         default: [],
-        description: "rds-proxy: CIDR blocks allowed to reach the proxy on 5432 (with or instead of security groups).",
+        description: "rds-proxy: CIDR blocks allowed to reach the proxy on 5432 (with or instead of security groups). /8 or narrower: no 0.0.0.0/0, and no range wider than a private network.",
     },
     rdsSecretArn: {
         type: "string",
@@ -335,7 +335,7 @@ export const CONFIG_KEYS = {
     rdsConnectionBorrowTimeout: {
         type: "integer",
         default: 120,
-        description: "rds-proxy: seconds a client waits for a free database connection.",
+        description: "rds-proxy: seconds a client waits for a free database connection (0 to 300, the RDS API's range).",
     },
     rdsInitQuery: {
         type: "string",
@@ -345,7 +345,7 @@ export const CONFIG_KEYS = {
     rdsSessionPinningFilters: {
         type: "array",
         default: [],
-        description: "rds-proxy: session pinning filters; the only one is EXCLUDE_VARIABLE_SETS.",
+        description: "rds-proxy: must stay empty: AWS supports session pinning filters for MySQL engines only (on PostgreSQL a SET always pins); use rdsInitQuery for settings every connection shares.",
     },
     rdsReadOnlyEndpoint: {
         type: "boolean",

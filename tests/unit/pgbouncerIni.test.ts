@@ -113,6 +113,18 @@ describe("pgbouncer.ini renderer", () => {
         assert.throws(() => render(V125, { ...TUNING, extra: { auth_type: "any" } }), /"auth_type" is owned by the program: scram-sha-256/);
     });
 
+    it("knows the first release of the keys and values that changed (PgBouncer's NEWS)", () => {
+        const since = (key: string) => PGBOUNCER_SETTINGS[key].since;
+        assert.deepStrictEqual(
+            ["auth_dbname", "scram_iterations", "pool_idle_timeout"].map((k) => [k, since(k)]),
+            [["auth_dbname", "1.19.0"], ["scram_iterations", "1.25.0"], ["pool_idle_timeout", "1.26.0"]],
+        );
+        assert.throws(() => checkSetting(parsePgBouncerVersion("1.24.1"), "scram_iterations", 4096), /needs PgBouncer 1.25.0 or newer; the target is 1.24.1/);
+        assert.strictEqual(checkSetting(V125, "scram_iterations", 4096), "4096");
+        assert.throws(() => checkSetting(parsePgBouncerVersion("1.24.1"), "auth_type", "ldap"), /"ldap" is not allowed on PgBouncer 1.24.1/);
+        assert.strictEqual(checkSetting(V125, "auth_type", "ldap"), "ldap");
+    });
+
     it("checks values: unknown keys, enums, integers, flags", () => {
         assert.throws(() => checkSetting(V125, "no_such_key", 1), /"no_such_key" is unknown/);
         assert.throws(() => checkSetting(V125, "pool_mode", "txn"), /expected one of session, transaction, statement/);

@@ -143,7 +143,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     it("configures the default target group's pool from the seed's defaults", () => {
         const tg = run.one(AWS.targetGroup).inputs;
         assert.strictEqual(tg.dbProxyName, proxy.name);
-        assert.deepStrictEqual(tg.connectionPoolConfig, { maxConnectionsPercent: 90, maxIdleConnectionsPercent: 50, connectionBorrowTimeout: 120, sessionPinningFilters: [] });
+        assert.deepStrictEqual(tg.connectionPoolConfig, { maxConnectionsPercent: 90, maxIdleConnectionsPercent: 50, connectionBorrowTimeout: 120 });
     });
 
     it("registers exactly one target, the RDS instance, and re-registers it when the proxy is replaced", () => {
@@ -252,7 +252,26 @@ describe("RdsProxy (mode = rds-proxy)", () => {
             await failsWith({ rdsMaxConnectionsPercent: 101 }, /rdsMaxConnectionsPercent: "101" is not allowed; expected an integer from 1 to 100/);
             await failsWith({ rdsMaxConnectionsPercent: 0 }, /rdsMaxConnectionsPercent: "0"/);
             await failsWith({ rdsMaxIdleConnectionsPercent: 95 }, /rdsMaxIdleConnectionsPercent: 95 is not allowed; expected at most rdsMaxConnectionsPercent \(90\)/);
-            await failsWith({ rdsConnectionBorrowTimeout: 4000 }, /rdsConnectionBorrowTimeout: "4000" is not allowed; expected an integer from 0 to 3600/);
+            await failsWith({ rdsConnectionBorrowTimeout: 301 }, /rdsConnectionBorrowTimeout: "301" is not allowed; expected an integer from 0 to 300/);
+        });
+
+        it("refuses session pinning filters: on PostgreSQL a SET always pins", async () => {
+            await failsWith(
+                { rdsSessionPinningFilters: ["EXCLUDE_VARIABLE_SETS"] },
+                /rdsSessionPinningFilters: \["EXCLUDE_VARIABLE_SETS"\] is not allowed; expected \[\]: RDS Proxy supports session pinning filters for MySQL engines only.*rdsInitQuery/,
+            );
+        });
+
+        it("refuses client ranges wider than a private network (no 0.0.0.0/0, nor its /1 halves)", async () => {
+            await failsWith({ rdsClientCidrs: ["0.0.0.0/0"] }, /rdsClientCidrs: "0.0.0.0\/0" is not allowed; expected a prefix of \/8 or longer/);
+            await failsWith({ rdsClientCidrs: ["0.0.0.0/1", "128.0.0.0/1"] }, /rdsClientCidrs: "128.0.0.0\/1" is not allowed/);
+            await runProgram(stackConfig("prod", { ...RDS, rdsClientCidrs: ["10.0.0.0/8"] }));
+        });
+
+        it("refuses alarm thresholds that would always or never fire", async () => {
+            await failsWith({ rdsAlarms: { databaseConnectionsPercent: 100 } }, /rdsAlarms.databaseConnectionsPercent: 100 is not allowed; expected a number above 0 and below 100/);
+            await failsWith({ rdsAlarms: { availabilityPercent: 0 } }, /rdsAlarms.availabilityPercent: 0 is not allowed/);
+            await failsWith({ rdsAlarms: { clientAuthFailures: -1 } }, /rdsAlarms.clientAuthFailures: -1 is not allowed; expected a number >= 0/);
         });
 
         it("rejects a malformed secret ARN, KMS key, topic, VPC, security group, CIDR, IAM mode and retention", async () => {
@@ -265,7 +284,6 @@ describe("RdsProxy (mode = rds-proxy)", () => {
             await failsWith({ rdsClientSecurityGroupIds: [] }, /rdsClientSecurityGroupIds: \[\] is not allowed; expected the cluster's node or pod security groups/);
             await failsWith({ rdsIamAuth: "ENABLED" }, /rdsIamAuth: "ENABLED" is not allowed; expected one of DISABLED, REQUIRED/);
             await failsWith({ rdsLogRetentionDays: 10 }, /rdsLogRetentionDays: 10 is not allowed; expected one of CloudWatch's values/);
-            await failsWith({ rdsSessionPinningFilters: ["EXCLUDE_ALL"] }, /rdsSessionPinningFilters: "EXCLUDE_ALL" is not allowed; expected only EXCLUDE_VARIABLE_SETS/);
             await failsWith({ rdsAlarms: { clientConection: 5 } }, /rdsAlarms.clientConection: 5 is not allowed; expected one of databaseConnectionsPercent/);
         });
 
