@@ -29,12 +29,38 @@ export interface PolicyDocument {
     Statement: PolicyStatement[];
 }
 
-/** The trust policy: only the RDS service may assume the proxy's role. */
-export function assumeRolePolicy() {
+/**
+ * The trust policy: only the RDS service may assume the proxy's role, and only on behalf of a proxy of this account
+ * and region (against the confused deputy). The proxy's own ARN ends in an ID that AWS assigns after the role must
+ * exist, so the ARN condition names every proxy of the account and region.
+ */
+export function assumeRolePolicy(account: string, region: string) {
     return {
         Version: "2012-10-17",
-        Statement: [{ Sid: "RdsAssumeRole", Effect: "Allow", Action: "sts:AssumeRole", Principal: { Service: "rds.amazonaws.com" } }],
+        Statement: [
+            {
+                Sid: "RdsAssumeRole",
+                Effect: "Allow",
+                Action: "sts:AssumeRole",
+                Principal: { Service: "rds.amazonaws.com" },
+                Condition: {
+                    StringEquals: { "aws:SourceAccount": account },
+                    ArnLike: { "aws:SourceArn": `arn:aws:rds:${region}:${account}:db-proxy:*` },
+                },
+            },
+        ],
     };
+}
+
+/** A secret in another account or region than the proxy's cannot be read by it: say so instead of a failing proxy. */
+export function assertSecretBesideProxy(secretArn: string, account: string, region: string): void {
+    const [, , , secretRegion, secretAccount] = secretArn.split(":");
+    if (secretRegion !== region || secretAccount !== account) {
+        throw new Error(
+            `velure-pooling:rdsSecretArn: "${secretArn}" is not allowed; expected a secret in the proxy's account ${account} ` +
+                `and region ${region} (it is in account ${secretAccount}, region ${secretRegion})`,
+        );
+    }
 }
 
 /**
@@ -126,9 +152,11 @@ export class RdsProxy extends pulumi.ComponentResource {
         const child = { parent: this };
         const tags = { ...args.tags, "velure-pooling:proxy": args.name };
 
-        this.secretArn = this.credentials(name, args, tags);
         const region = aws.getRegionOutput({}, child).region;
-        const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: JSON.stringify(assumeRolePolicy()), tags }, child);
+        const account = aws.getCallerIdentityOutput({}, child).accountId;
+        this.secretArn = this.credentials(name, args, tags, account, region);
+        const trust = pulumi.all([account, region]).apply(([a, r]) => JSON.stringify(assumeRolePolicy(a, r)));
+        const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: trust, tags }, child);
         const rolePolicy = new aws.iam.RolePolicy(
             `${name}-secrets`,
             {
@@ -218,9 +246,21 @@ export class RdsProxy extends pulumi.ComponentResource {
     }
 
     /** The secret the proxy logs in with: the one given, or a new one holding {username, password}. */
-    private credentials(name: string, args: RdsProxyArgs, tags: Record<string, string>): pulumi.Output<string> {
+    /** The secret the proxy logs in with: the given one (checked against the caller's account), or a new one. */
+    private credentials(
+        name: string,
+        args: RdsProxyArgs,
+        tags: Record<string, string>,
+        account: pulumi.Output<string>,
+        region: pulumi.Output<string>,
+    ): pulumi.Output<string> {
         if (args.secretArn) {
-            return pulumi.output(args.secretArn);
+            const given = args.secretArn;
+            // Everything that reads the ARN waits for this check, so a foreign secret fails the run before the proxy.
+            return pulumi.all([account, region]).apply(([a, r]) => {
+                assertSecretBesideProxy(given, a, r);
+                return given;
+            });
         }
         const secret = new aws.secretsmanager.Secret(
             `${name}-credentials`,

@@ -136,6 +136,17 @@ function readTags(r: Reader): Record<string, string> {
     return raw as Record<string, string>;
 }
 
+/** The secret must live in the proxy's region (aws:region); its account is checked against the caller's at deploy. */
+function readSecretArn(r: Reader): string | undefined {
+    const arn = optionalMatch(r, "rdsSecretArn", SECRET_ARN, "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)");
+    const region = new pulumi.Config("aws").get("region");
+    const secretRegion = arn?.split(":")[3];
+    if (arn && region && r.valid("rdsSecretArn") && secretRegion !== region) {
+        r.problem("rdsSecretArn", arn, `expected a secret in the proxy's region, aws:region ${region} (it is in ${secretRegion}): a proxy reads secrets of its own region only`);
+    }
+    return arn;
+}
+
 export function readRdsProxy(r: Reader): RdsProxySpec {
     const name = r.string("rdsProxyName") || `velure-${pulumi.getStack()}`;
     if (!PROXY_NAME.test(name)) {
@@ -154,7 +165,7 @@ export function readRdsProxy(r: Reader): RdsProxySpec {
         name,
         target,
         ...readNetwork(r),
-        secretArn: optionalMatch(r, "rdsSecretArn", SECRET_ARN, "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"),
+        secretArn: readSecretArn(r),
         kmsKeyArn: optionalMatch(r, "rdsKmsKeyArn", KMS_KEY_ARN, "expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)"),
         requireTls: r.boolean("rdsRequireTls"),
         iamAuth: r.oneOf("rdsIamAuth", ["DISABLED", "REQUIRED"] as const),

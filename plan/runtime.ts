@@ -8,7 +8,7 @@ import * as YAML from "yaml";
 
 export const ROOT = path.resolve(__dirname, "..");
 export const MOCK_REGION = "eu-west-1";
-const MOCK_ACCOUNT = "123456789012";
+export const MOCK_ACCOUNT = "123456789012";
 
 export interface Declared {
     type: string;
@@ -140,6 +140,9 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
             call(args) {
                 if (args.token === "aws:index/getRegion:getRegion") {
                     return { region: MOCK_REGION, name: MOCK_REGION, id: MOCK_REGION };
+                }
+                if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
+                    return { accountId: MOCK_ACCOUNT, arn: `arn:aws:iam::${MOCK_ACCOUNT}:user/velure`, userId: "AIDAVELURE", id: MOCK_ACCOUNT };
                 }
                 return args.inputs;
             },

@@ -2,9 +2,9 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { PolicyDocument, alarmSpecs, assumeRolePolicy, proxyRolePolicy, registeredWithProxy } from "../../components/rdsProxy";
+import { PolicyDocument, alarmSpecs, assertSecretBesideProxy, assumeRolePolicy, proxyRolePolicy, registeredWithProxy } from "../../components/rdsProxy";
 import { DEFAULT_RDS_ALARMS } from "../../config/schema";
-import { K8S, MOCK_REGION, PASSWORD, PASSWORD_TOKEN, ProgramRun, ROOT, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
+import { K8S, MOCK_ACCOUNT, MOCK_REGION, PASSWORD, PASSWORD_TOKEN, ProgramRun, ROOT, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
 
 const RDS = { mode: "rds-proxy" };
 const AWS = {
@@ -63,10 +63,24 @@ describe("RdsProxy (mode = rds-proxy)", () => {
         assert.deepStrictEqual(statements(existing)[0].Resource, [arn]);
     });
 
-    it("lets only rds.amazonaws.com assume the role", () => {
+    it("lets only rds.amazonaws.com assume the role, for a proxy of this account and region (confused deputy)", () => {
         const trust = JSON.parse(run.one(AWS.role).inputs.assumeRolePolicy);
-        assert.deepStrictEqual(trust, assumeRolePolicy());
+        assert.deepStrictEqual(trust, assumeRolePolicy(MOCK_ACCOUNT, MOCK_REGION));
         assert.deepStrictEqual(trust.Statement.map((s: any) => [s.Principal.Service, s.Action]), [["rds.amazonaws.com", "sts:AssumeRole"]]);
+        assert.deepStrictEqual(trust.Statement[0].Condition, {
+            StringEquals: { "aws:SourceAccount": "123456789012" },
+            ArnLike: { "aws:SourceArn": "arn:aws:rds:eu-west-1:123456789012:db-proxy:*" },
+        });
+    });
+
+    it("refuses a secret in another region (up front) or another account (at deploy) than the proxy's", async () => {
+        const otherRegion = await programError(stackConfig("prod", { ...RDS, rdsSecretArn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:velure-AbCdEf" }));
+        assert.match(otherRegion.message, /rdsSecretArn: ".*" is not allowed; expected a secret in the proxy's region, aws:region eu-west-1 \(it is in us-east-1\)/);
+        assert.deepStrictEqual((otherRegion as any).declaredResources, []);
+        assert.throws(
+            () => assertSecretBesideProxy("arn:aws:secretsmanager:eu-west-1:999999999999:secret:velure-AbCdEf", MOCK_ACCOUNT, MOCK_REGION),
+            /expected a secret in the proxy's account 123456789012 and region eu-west-1 \(it is in account 999999999999, region eu-west-1\)/,
+        );
     });
 
     it("grants GetSecretValue and DescribeSecret on exactly the proxy's secret, in a separate RolePolicy", () => {
