@@ -98,16 +98,17 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
         const container = this.container(args);
         const exporter = args.monitoring ? [exporterContainer(args.monitoring.exporterImage, files.secret.metadata.name)] : [];
         const placement = args.native ? { initContainers: [container], extraContainers: exporter } : { extraContainers: [container, ...exporter] };
+        const grace = sidecarGracePeriod(args.appDrainSeconds);
         this.chartValues = {
             ...placement,
             extraVolumes: pgbouncerVolumes(files.configMap.metadata.name, files.secret.metadata.name),
             podAnnotations: { "checksum/pgbouncer-config": files.checksum, ...podScrapeAnnotations(args.monitoring) },
             // The userlist Secret is group-readable by PgBouncer's group only.
             podSecurityContext: { fsGroup: PGBOUNCER_UID },
-            terminationGracePeriodSeconds: sidecarGracePeriod(args.appDrainSeconds),
+            terminationGracePeriodSeconds: grace,
             // Every pod holds a pool: rollouts and scale-downs drain one pod at a time, as the budget counts.
-            ...boundedRollout(sidecarGracePeriod(args.appDrainSeconds)),
-            autoscaling: { behavior: { scaleDown: { policies: [{ type: "Pods", value: 1, periodSeconds: sidecarGracePeriod(args.appDrainSeconds) }] } } },
+            ...boundedRollout(grace),
+            autoscaling: { behavior: { scaleDown: { policies: [{ type: "Pods", value: 1, periodSeconds: grace }] } } },
         };
         if (args.monitoring?.prometheusOperator) {
             new k8s.apiextensions.CustomResource(

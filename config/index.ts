@@ -339,6 +339,8 @@ function readPgBouncerVersion(r: Reader, image: string): PgBouncerVersion {
     const given = r.string("pgbouncerVersion");
     const tag = /:([^:@/]+)$/.exec(image.split("@")[0])?.[1] ?? "";
     const fromTag = /^v?(\d+\.\d+(?:\.\d+)?)/.exec(tag)?.[1];
+    // The key that carried the version, for the messages: pgbouncerVersion, or the image's tag.
+    const versionKey = given ? "pgbouncerVersion" : "pgbouncerImage";
     if (!given && !fromTag) {
         r.problem("pgbouncerVersion", given, `expected the PgBouncer version of image "${image}" (its tag names none), such as 1.26.1`);
         return parsePgBouncerVersion("1.18.0");
@@ -348,12 +350,11 @@ function readPgBouncerVersion(r: Reader, image: string): PgBouncerVersion {
         if (given && fromTag && formatVersion(parsePgBouncerVersion(fromTag)) !== formatVersion(version)) {
             r.problem("pgbouncerVersion", given, `expected the version of the image tag (${fromTag})`);
         } else if (!versionAtLeast(version, OLDEST_SUPPORTED_VERSION)) {
-            r.problem(given ? "pgbouncerVersion" : "pgbouncerImage", given || image, `PgBouncer ${formatVersion(version)} is not supported; expected ${OLDEST_SUPPORTED_VERSION} or newer`);
+            r.problem(versionKey, given || image, `PgBouncer ${formatVersion(version)} is not supported; expected ${OLDEST_SUPPORTED_VERSION} or newer`);
         }
         return version;
     } catch (e) {
-        // Name the key that carried the version: pgbouncerVersion, or the image's tag.
-        r.problem(given ? "pgbouncerVersion" : "pgbouncerImage", given || image, (e as Error).message);
+        r.problem(versionKey, given || image, (e as Error).message);
         return parsePgBouncerVersion("1.18.0");
     }
 }
