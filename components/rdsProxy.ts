@@ -2,7 +2,7 @@
 // IAM role, log group, security groups, target and alarms.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { AlarmThresholds, RdsProxySpec } from "../config";
+import { AlarmThresholds, RdsProxySpec } from "./specs";
 import { BudgetLine } from "./connectionBudget";
 
 /** The PostgreSQL RDS Proxy always listens on 5432. */

@@ -34,3 +34,43 @@ export interface AppResources {
     requests: { cpu: string; memory: string };
     limits?: { cpu?: string; memory?: string };
 }
+
+export type RdsTarget = { kind: "instance"; identifier: string } | { kind: "cluster"; identifier: string };
+/** CloudWatch alarm thresholds of the proxy (percentages strictly between 0 and 100, counts >= 0). */
+export interface AlarmThresholds {
+    databaseConnectionsPercent: number;
+    clientConnections: number;
+    borrowLatencyMicroseconds: number;
+    sessionPinnedConnections: number;
+    databaseConnectionsSetupFailed: number;
+    clientAuthFailures: number;
+    availabilityPercent: number;
+}
+
+export interface RdsProxySpec {
+    name: string;
+    target: RdsTarget;
+    vpcId: string;
+    subnetIds: string[];
+    databaseSecurityGroupId: string;
+    clientSecurityGroupIds: string[];
+    clientCidrs: string[];
+    /** An existing secret; when absent the program creates one. */
+    secretArn?: string;
+    kmsKeyArn?: string;
+    requireTls: boolean;
+    iamAuth: "DISABLED" | "REQUIRED";
+    idleClientTimeout: number;
+    debugLogging: boolean;
+    pool: {
+        maxConnectionsPercent: number;
+        maxIdleConnectionsPercent: number;
+        connectionBorrowTimeout: number;
+        initQuery?: string;
+    };
+    readOnlyEndpoint: boolean;
+    logRetentionDays: number;
+    alarmTopicArn?: string;
+    alarms: AlarmThresholds;
+    tags: Record<string, string>;
+}

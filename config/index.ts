@@ -23,12 +23,11 @@ import {
     versionAtLeast,
 } from "../components/pgbouncerIni";
 import { IMAGE_ALLOWED, IPV4_ADDRESS, IPV4_CIDR, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
-import { RdsProxySpec, readRdsProxy } from "./rds";
+import { readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
-import { APP_CONTAINER_PORT, READ_ONLY_SUFFIX, AlertThresholds, AppResources, EXPORTER_PORT, MonitoringSpec, ResourceSpec } from "../components/specs";
+import { APP_CONTAINER_PORT, READ_ONLY_SUFFIX, AppResources, EXPORTER_PORT, MonitoringSpec, RdsProxySpec, ResourceSpec } from "../components/specs";
 
-export { AlarmThresholds, RdsProxySpec } from "./rds";
 export { ConfigError } from "./reader";
 export { MODES, Mode, PROJECT } from "./schema";
 
@@ -493,7 +492,7 @@ function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
         exporterImage: readImage(r, "monitoringExporterImage"),
         prometheusOperator: r.boolean("monitoringPrometheusOperator"),
         namespace,
-        alerts: readThresholds(r, "monitoringAlerts", DEFAULT_MONITORING_ALERTS, true) as AlertThresholds,
+        alerts: readThresholds(r, "monitoringAlerts", DEFAULT_MONITORING_ALERTS, true),
         dashboard: r.boolean("monitoringDashboard"),
     };
 }

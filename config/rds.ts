@@ -4,37 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { IPV4_CIDR } from "./checks";
 import { Reader, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
 import { DEFAULT_RDS_ALARMS } from "./schema";
-
-export type RdsTarget = { kind: "instance"; identifier: string } | { kind: "cluster"; identifier: string };
-export type AlarmThresholds = typeof DEFAULT_RDS_ALARMS;
-
-export interface RdsProxySpec {
-    name: string;
-    target: RdsTarget;
-    vpcId: string;
-    subnetIds: string[];
-    databaseSecurityGroupId: string;
-    clientSecurityGroupIds: string[];
-    clientCidrs: string[];
-    /** An existing secret; when absent the program creates one. */
-    secretArn?: string;
-    kmsKeyArn?: string;
-    requireTls: boolean;
-    iamAuth: "DISABLED" | "REQUIRED";
-    idleClientTimeout: number;
-    debugLogging: boolean;
-    pool: {
-        maxConnectionsPercent: number;
-        maxIdleConnectionsPercent: number;
-        connectionBorrowTimeout: number;
-        initQuery?: string;
-    };
-    readOnlyEndpoint: boolean;
-    logRetentionDays: number;
-    alarmTopicArn?: string;
-    alarms: AlarmThresholds;
-    tags: Record<string, string>;
-}
+import { RdsProxySpec, RdsTarget } from "../components/specs";
 
 const PROXY_NAME = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,58}[A-Za-z0-9]$/;
 const RDS_IDENTIFIER = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/;

@@ -121,7 +121,7 @@ export function requiredMatch(r: Reader, key: ConfigKey, pattern: RegExp, allowe
  * A map of numeric thresholds over `defaults`: only its keys, each a number at or above 0 (above 0 when
  * `positive`). Keys ending in Percent lie strictly between 0 and 100: at either end an alarm would always or never fire.
  */
-export function readThresholds<T extends Record<string, number>>(r: Reader, key: ConfigKey, defaults: T, positive: boolean): T {
+export function readThresholds<T extends { [K in keyof T]: number }>(r: Reader, key: ConfigKey, defaults: T, positive: boolean): T {
     const raw = r.object<unknown>(key);
     const merged: Record<string, unknown> = { ...defaults, ...(isRecord(raw) ? raw : {}) };
     const allowed = Object.keys(defaults).join(", ");

@@ -2,6 +2,7 @@
 // and defaults (a unit test holds the two together), and the README documents them. The defaults here
 // apply when the Pulumi CLI did not fill them in from Pulumi.yaml (the mock runtime, automation).
 
+import { AlarmThresholds, AlertThresholds } from "../components/specs";
 export const PROJECT = "velure-pooling";
 
 export const MODES = ["rds-proxy", "pgbouncer-cluster", "pgbouncer-sidecar"] as const;
@@ -45,7 +46,7 @@ export const DEFAULT_SIDECAR_RESOURCES = {
     limits: { cpu: "250m", memory: "64Mi" },
 };
 
-export const DEFAULT_RDS_ALARMS = {
+export const DEFAULT_RDS_ALARMS: AlarmThresholds = {
     databaseConnectionsPercent: 80,
     clientConnections: 1000,
     borrowLatencyMicroseconds: 50000,
@@ -55,7 +56,7 @@ export const DEFAULT_RDS_ALARMS = {
     availabilityPercent: 99,
 };
 
-export const DEFAULT_MONITORING_ALERTS = {
+export const DEFAULT_MONITORING_ALERTS: AlertThresholds = {
     clientWaitSeconds: 5,
     serverConnectionsPercent: 90,
     saturatedMinutes: 5,

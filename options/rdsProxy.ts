@@ -3,7 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
 import { primaryLimits } from "./budget";
 import { RdsProxy, RdsProxyArgs, rdsProxyBudgetLine, validateRdsProxyArgs } from "../components/rdsProxy";
-import { RdsProxySpec, VelureConfig } from "../config";
+import { RdsProxySpec } from "../components/specs";
+import { VelureConfig } from "../config";
 import { PoolerOption, sharedEndpoint } from "./types";
 
 export function rdsProxyArgs(config: VelureConfig, rds: RdsProxySpec): RdsProxyArgs {
