@@ -392,6 +392,20 @@ export function verifiesServerCertificate(mode: SslMode): boolean {
     return mode === "verify-ca" || mode === "verify-full";
 }
 
+/** Security fixes by release, from PgBouncer's NEWS: a version older than a release lacks that release's fixes. */
+export const SECURITY_FIXES: ReadonlyArray<{ release: string; cves: string[] }> = [
+    { release: "1.24.1", cves: ["CVE-2025-2291"] },
+    { release: "1.25.1", cves: ["CVE-2025-12819"] },
+    { release: "1.25.2", cves: ["CVE-2026-6664", "CVE-2026-6665", "CVE-2026-6666", "CVE-2026-6667"] },
+    { release: "1.26.0", cves: ["CVE-2026-6668", "CVE-2026-6669", "CVE-2026-19888"] },
+    { release: "1.26.1", cves: ["CVE-2026-107348", "CVE-2026-107349", "CVE-2026-107350"] },
+];
+
+/** The CVEs fixed in releases after `version`: what running it leaves open. */
+export function unfixedCves(version: PgBouncerVersion): string[] {
+    return SECURITY_FIXES.filter((fix) => !versionAtLeast(version, fix.release)).flatMap((fix) => fix.cves);
+}
+
 // The fix for CVE-2026-107349 (a CPU spin on an empty `options` name) came in 1.26.1; before it, listing
 // `options` among the ignored parameters is the documented mitigation.
 function ignoredStartupParameters(version: PgBouncerVersion): string {

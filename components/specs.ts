@@ -59,6 +59,8 @@ export interface RdsProxySpec {
     secretArn?: string;
     kmsKeyArn?: string;
     requireTls: boolean;
+    /** The apps verify the proxy's certificate (sslmode verify-full with Amazon's root CAs). */
+    verifyCertificate: boolean;
     iamAuth: "DISABLED" | "REQUIRED";
     idleClientTimeout: number;
     debugLogging: boolean;

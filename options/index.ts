@@ -1,3 +1,5 @@
+import * as pulumi from "@pulumi/pulumi";
+import { formatVersion, unfixedCves } from "../components/pgbouncerIni";
 import { Mode, VelureConfig } from "../config";
 import { pgbouncerClusterOption } from "./pgbouncerCluster";
 import { pgbouncerSidecarOption } from "./pgbouncerSidecar";
@@ -11,7 +13,25 @@ const OPTIONS: Record<Mode, PoolerOption> = {
     "pgbouncer-sidecar": pgbouncerSidecarOption,
 };
 
+/** A PgBouncer image without every published security fix deploys, but each run says which CVEs stay open. */
+export function securityWarning(config: VelureConfig): string | undefined {
+    const open = config.mode === "rds-proxy" ? [] : unfixedCves(config.pgbouncer.version);
+    if (open.length === 0) {
+        return undefined;
+    }
+    const version = formatVersion(config.pgbouncer.version);
+    return (
+        `pgbouncerImage: PgBouncer ${version} (${config.pgbouncer.image}) lacks the fixes for ${open.join(", ")}; ` +
+        "pin an image of the newest PgBouncer release once its tag is published (README: \"The PgBouncer image\")"
+    );
+}
+
 /** Checks the mode's config and returns how to declare its pooler; declares nothing itself. */
 export function prepareOption(config: VelureConfig): DeclarePooler {
-    return OPTIONS[config.mode](config);
+    const declare = OPTIONS[config.mode](config);
+    const warning = securityWarning(config);
+    if (warning) {
+        pulumi.log.warn(warning);
+    }
+    return declare;
 }

@@ -5,7 +5,9 @@ import { primaryLimits } from "./budget";
 import { RdsProxy, RdsProxyArgs, rdsProxyBudgetLine, validateRdsProxyArgs } from "../components/rdsProxy";
 import { RdsProxySpec } from "../components/specs";
 import { VelureConfig } from "../config";
-import { PoolerOption, sharedEndpoint } from "./types";
+import { RdsProxyTrust, verifyFullEnv } from "../components/rdsProxyTrust";
+import { rdsProxyCaBundle } from "../components/rdsCertificates";
+import { PoolerOption, ServiceConnection } from "./types";
 
 export function rdsProxyArgs(config: VelureConfig, rds: RdsProxySpec): RdsProxyArgs {
     return {
@@ -17,15 +19,19 @@ export function rdsProxyArgs(config: VelureConfig, rds: RdsProxySpec): RdsProxyA
     };
 }
 
-function proxyEnv(proxy: RdsProxy, requireTls: boolean, database: string): Record<string, pulumi.Input<string>> {
-    // The proxy presents an ACM certificate; `require` encrypts, and verify-full needs Amazon's root CAs in the app.
-    const env: Record<string, pulumi.Input<string>> = { POSTGRES_SSLMODE: requireTls ? "require" : "prefer" };
-    if (proxy.readOnlyHost) {
-        env.POSTGRES_READ_HOST = proxy.readOnlyHost;
-        env.POSTGRES_READ_PORT = proxy.port.apply(String);
-        env.POSTGRES_READ_DB = database;
+/** The app's TLS towards the proxy: verify-full with Amazon's root CAs (the proxy's ACM certificate), unless opted out. */
+function proxyTls(requireTls: boolean, trust: RdsProxyTrust | undefined): Pick<ServiceConnection, "env" | "values"> {
+    if (trust) {
+        return { env: verifyFullEnv(), values: trust.chartValues };
     }
-    return env;
+    return { env: { POSTGRES_SSLMODE: requireTls ? "require" : "prefer" }, values: {} };
+}
+
+function readOnlyEnv(proxy: RdsProxy, database: string): Record<string, pulumi.Input<string>> {
+    if (!proxy.readOnlyHost) {
+        return {};
+    }
+    return { POSTGRES_READ_HOST: proxy.readOnlyHost, POSTGRES_READ_PORT: proxy.port.apply(String), POSTGRES_READ_DB: database };
 }
 
 export const rdsProxyOption: PoolerOption = (config) => {
@@ -38,8 +44,22 @@ export const rdsProxyOption: PoolerOption = (config) => {
         budget,
         "Lower velure-pooling:rdsMaxConnectionsPercent so that the proxy leaves databaseReservedConnections free.",
     );
-    return () => {
+    const caBundle = args.verifyCertificate ? rdsProxyCaBundle(new Date()).pem : undefined;
+    return ({ provider, serviceNamespaces }) => {
         const proxy = new RdsProxy("velure-rds-proxy", args);
-        return sharedEndpoint(proxy.host, proxy.port, budget, (service) => proxyEnv(proxy, args.requireTls, service.database));
+        const connections = new Map<string, ServiceConnection>();
+        for (const service of config.services) {
+            const trust = caBundle
+                ? new RdsProxyTrust(`${service.releaseName}-rds-proxy-trust`, { namespace: serviceNamespaces[service.namespace], caBundle }, { providers: [provider] })
+                : undefined;
+            const tls = proxyTls(args.requireTls, trust);
+            connections.set(service.name, {
+                host: proxy.host,
+                port: proxy.port,
+                env: { ...tls.env, ...readOnlyEnv(proxy, service.database) },
+                values: tls.values,
+            });
+        }
+        return { host: proxy.host, port: proxy.port, budget, connectionFor: (service) => connections.get(service.name) as ServiceConnection };
     };
 };

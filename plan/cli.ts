@@ -2,16 +2,15 @@
 // Evaluates the real program (index.ts) with Pulumi's mock runtime and shows what a stack would declare,
 // without a cloud account. `pulumi up` stays the deployment path.
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
+import { RDS_CA_SOURCE, subjectsOf } from "../components/rdsCertificates";
 import { CONFIG_KEYS } from "../config/schema";
 import { manifests } from "./kubernetes";
-import { Declared, ProgramRun, ROOT, runProgram, stackConfig } from "./runtime";
+import { Declared, ProgramRun, runProgram, stackConfig } from "./runtime";
 
 /** Pulumi adds a random suffix to auto-named objects; the plan shows where. */
 const AUTO_NAME_SUFFIX = "-xxxxxxxx";
-const PLACEHOLDER_CA = "-----BEGIN CERTIFICATE-----\nPLACEHOLDER: run scripts/fetch-rds-ca-bundle.sh before pulumi up\n-----END CERTIFICATE-----\n";
 
 interface Args {
     stack: string;
@@ -38,7 +37,7 @@ export function parseArgs(argv: string[]): Args {
     return args as Args;
 }
 
-/** Secrets and files a user adds outside the stack file come in as labelled placeholders. */
+/** Secrets a user adds outside the stack file come in as labelled placeholders. */
 function placeholders(config: Record<string, string>, notes: string[]): Record<string, string> {
     const filled = { ...config };
     for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
@@ -47,13 +46,6 @@ function placeholders(config: Record<string, string>, notes: string[]): Record<s
             filled[full] = `<placeholder for secret ${key}>`;
             notes.push(`${key}: a placeholder (set it with pulumi config set --secret velure-pooling:${key})`);
         }
-    }
-    const caFile = filled["velure-pooling:pgbouncerServerTlsCaFile"];
-    if (caFile && !fs.existsSync(path.resolve(ROOT, caFile))) {
-        const placeholder = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "velure-plan-")), "ca-placeholder.pem");
-        fs.writeFileSync(placeholder, PLACEHOLDER_CA);
-        filled["velure-pooling:pgbouncerServerTlsCaFile"] = placeholder;
-        notes.push(`pgbouncerServerTlsCaFile: ${caFile} is missing, a placeholder CA stands in (run scripts/fetch-rds-ca-bundle.sh)`);
     }
     return filled;
 }
@@ -105,6 +97,21 @@ function printWiring(run: ProgramRun): void {
     for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
         const env = release.inputs.values.env;
         console.log(`  ${release.inputs.name.padEnd(32)} ${env.POSTGRES_HOST}:${env.POSTGRES_PORT}  db=${env.POSTGRES_DB} sslmode=${env.POSTGRES_SSLMODE}`);
+    }
+}
+
+/** The CA certificates each ConfigMap holds: what PgBouncer, or the apps behind RDS Proxy, trust. */
+function printTrust(run: ProgramRun): void {
+    const bundles = run.ofType("kubernetes:core/v1:ConfigMap").flatMap((configMap) =>
+        Object.entries<string>(configMap.inputs.data ?? {})
+            .filter(([key]) => key.endsWith(".pem"))
+            .map(([key, pem]) => ({ where: `${configMap.name} ${key}`, subjects: subjectsOf(pem) })),
+    );
+    if (bundles.length > 0) {
+        console.log(`\nTrusted CA certificates (default source: ${RDS_CA_SOURCE})`);
+    }
+    for (const bundle of bundles) {
+        console.log(`  ${bundle.where}: ${bundle.subjects.join(", ")}`);
     }
 }
 
@@ -166,6 +173,7 @@ export async function plan(argv: string[]): Promise<number> {
     console.log("\nOutputs");
     console.log(YAML.stringify(run.outputs).replace(/^/gm, "  ").trimEnd());
     printWiring(run);
+    printTrust(run);
     printBudget(run.outputs.connectionBudget);
     if (args.out) {
         const written = writeOut(args.out, run, args);

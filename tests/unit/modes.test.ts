@@ -1,6 +1,9 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { loadConfig } from "../../config";
+import { securityWarning } from "../../options";
 import { K8S, ROOT, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig } from "./harness";
 
 const COMPONENT: Record<string, string> = {
@@ -16,7 +19,7 @@ describe("every stack file evaluates in every mode, with nothing else changed", 
                 const run = await runProgram(stackConfig(stack, { mode }));
                 assert.strictEqual(run.outputs.mode, mode);
                 const components = run.resources.filter((r) => r.type.startsWith("velure:pooling:")).map((r) => r.type);
-                const expected = mode === "rds-proxy" ? [COMPONENT[mode]] : [COMPONENT[mode], "velure:pooling:PgBouncerMonitoring"];
+                const expected = [COMPONENT[mode], mode === "rds-proxy" ? "velure:pooling:RdsProxyTrust" : "velure:pooling:PgBouncerMonitoring"];
                 assert.deepStrictEqual([...new Set(components)].sort(), expected.sort());
                 const releases = run.ofType(K8S.release);
                 assert.strictEqual(releases.length, 2);
@@ -47,4 +50,21 @@ describe("the README documents every stack output", () => {
             }
         });
     }
+});
+
+describe("the PgBouncer image's open CVEs", () => {
+    function configOf(overrides: Record<string, unknown>) {
+        pulumi.runtime.setAllConfig(stackConfig("dev", overrides), ["velure-pooling:databasePassword"]);
+        return loadConfig();
+    }
+
+    it("are named on every run of a PgBouncer mode, with the image and what to do", () => {
+        assert.strictEqual(
+            securityWarning(configOf({})),
+            "pgbouncerImage: PgBouncer 1.26.0 (ghcr.io/icoretech/pgbouncer-docker:1.26.0) lacks the fixes for CVE-2026-107348, CVE-2026-107349, " +
+                'CVE-2026-107350; pin an image of the newest PgBouncer release once its tag is published (README: "The PgBouncer image")',
+        );
+        assert.strictEqual(securityWarning(configOf({ pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.26.1" })), undefined);
+        assert.strictEqual(securityWarning(configOf({ mode: "rds-proxy" })), undefined);
+    });
 });

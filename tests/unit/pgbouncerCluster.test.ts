@@ -109,7 +109,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.deepStrictEqual([shell, flag, name, ini], ["/bin/sh", "-c", "pgbouncer-entrypoint", "/etc/pgbouncer/pgbouncer.ini"]);
         assert.match(script, /^pgbouncer "\$1" & pid=\$!$/m);
         assert.match(script, /^trap 'kill -INT \$pid' TERM INT$/m);
-        assert.strictEqual(container.image, "ghcr.io/icoretech/pgbouncer-docker:1.26.1");
+        assert.strictEqual(container.image, "ghcr.io/icoretech/pgbouncer-docker:1.26.0");
         assert.strictEqual(pod.automountServiceAccountToken, false);
         assert.strictEqual(pod.securityContext.runAsNonRoot, true);
         assert.strictEqual(pod.securityContext.seccompProfile.type, "RuntimeDefault");

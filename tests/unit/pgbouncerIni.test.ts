@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import {
+    unfixedCves,
     PGBOUNCER_SETTINGS,
     PoolTuning,
     checkSetting,
@@ -94,6 +95,13 @@ describe("pgbouncer.ini renderer", () => {
         assert.strictEqual(iniValue(render(V118), "ignore_startup_parameters"), "extra_float_digits");
         assert.strictEqual(iniValue(render(V125), "ignore_startup_parameters"), "extra_float_digits,options");
         assert.strictEqual(iniValue(render(parsePgBouncerVersion("1.26.1")), "ignore_startup_parameters"), "extra_float_digits");
+    });
+
+    it("knows which CVEs a version leaves open, from the NEWS of each release", () => {
+        assert.deepStrictEqual(unfixedCves(parsePgBouncerVersion("1.26.0")), ["CVE-2026-107348", "CVE-2026-107349", "CVE-2026-107350"]);
+        assert.deepStrictEqual(unfixedCves(parsePgBouncerVersion("1.26.1")), []);
+        assert.deepStrictEqual(unfixedCves(parsePgBouncerVersion("1.25.1")).slice(0, 2), ["CVE-2026-6664", "CVE-2026-6665"]);
+        assert.strictEqual(unfixedCves(V118).length, 12);
     });
 
     it("renders nothing newer than its target: every 1.18 key is a 1.18 key", () => {

@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { PolicyDocument, alarmSpecs, assertSecretBesideProxy, assumeRolePolicy, proxyRolePolicy, registeredWithProxy } from "../../components/rdsProxy";
+import { subjectsOf } from "../../components/rdsCertificates";
 import { DEFAULT_RDS_ALARMS } from "../../config/schema";
 import { K8S, MOCK_ACCOUNT, MOCK_REGION, PASSWORD, PASSWORD_TOKEN, ProgramRun, ROOT, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
 
@@ -42,7 +43,8 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     it("is one velure:pooling:RdsProxy component, and no PgBouncer", () => {
         assert.strictEqual(run.ofType("velure:pooling:RdsProxy").length, 1);
         assert.strictEqual(run.ofType("velure:pooling:PgBouncerCluster").length + run.ofType("velure:pooling:PgBouncerSidecar").length, 0);
-        assert.strictEqual(run.ofType(K8S.configMap).length, 0);
+        // The only ConfigMaps are the apps' CA bundles (RdsProxyTrust), one per service.
+        assert.deepStrictEqual(run.ofType(K8S.configMap).map((c) => Object.keys(c.inputs.data)), [["ca.pem"], ["ca.pem"]]);
     });
 
     it("creates the Secrets Manager secret {username, password}, as a secret all the way", () => {
@@ -181,14 +183,36 @@ describe("RdsProxy (mode = rds-proxy)", () => {
         assert.strictEqual(run.ofType(AWS.endpoint).length, 0, "no endpoint unless asked");
     });
 
-    it("feeds the proxy endpoint, 5432 and POSTGRES_SSLMODE=require to the releases and the outputs", () => {
+    it("feeds the proxy endpoint and 5432 to the releases and the outputs, and has the apps verify the proxy (verify-full)", () => {
         assert.strictEqual(run.outputs.postgresHost, "velure-test.proxy-abc123.eu-west-1.rds.amazonaws.com");
         assert.strictEqual(run.outputs.postgresPort, 5432);
         for (const service of ["auth-service", "publish-order-service"]) {
-            const env = run.one(K8S.release, `velure-${service}`).inputs.values.env;
-            assert.strictEqual(env.POSTGRES_HOST, run.outputs.postgresHost);
-            assert.strictEqual(env.POSTGRES_PORT, "5432");
-            assert.strictEqual(env.POSTGRES_SSLMODE, "require");
+            const values = run.one(K8S.release, `velure-${service}`).inputs.values;
+            assert.strictEqual(values.env.POSTGRES_HOST, run.outputs.postgresHost);
+            assert.strictEqual(values.env.POSTGRES_PORT, "5432");
+            assert.strictEqual(values.env.POSTGRES_SSLMODE, "verify-full");
+            assert.strictEqual(values.env.POSTGRES_SSLROOTCERT, "/etc/velure/rds-proxy-ca/ca.pem");
+            assert.strictEqual(values.env.PGSSLROOTCERT, "/etc/velure/rds-proxy-ca/ca.pem");
+            // The bundle is mounted where the env points, from this service's own ConfigMap in its namespace.
+            const configMap = run.one(K8S.configMap, `velure-${service}-rds-proxy-trust-ca`);
+            assert.strictEqual(configMap.inputs.metadata.namespace, "velure");
+            assert.deepStrictEqual(values.extraVolumes, [{ name: "rds-proxy-ca", configMap: { name: `velure-${service}-rds-proxy-trust-ca-generated`, defaultMode: 0o444 } }]);
+            assert.deepStrictEqual(values.extraVolumeMounts, [{ name: "rds-proxy-ca", mountPath: "/etc/velure/rds-proxy-ca", readOnly: true }]);
+            assert.deepStrictEqual(subjectsOf(configMap.inputs.data["ca.pem"]), [
+                "Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4", "Starfield Services Root Certificate Authority - G2",
+            ]);
+        }
+    });
+
+    it("gives the apps sslmode require (or prefer) and no CA when rdsVerifyProxyCertificate is false", async () => {
+        for (const [requireTls, sslmode] of [[true, "require"], [false, "prefer"]] as const) {
+            const optOut = await runProgram(stackConfig("prod", { ...RDS, rdsVerifyProxyCertificate: false, rdsRequireTls: requireTls }));
+            assert.strictEqual(optOut.ofType(K8S.configMap).length, 0);
+            for (const release of optOut.ofType(K8S.release)) {
+                assert.strictEqual(release.inputs.values.env.POSTGRES_SSLMODE, sslmode);
+                assert.strictEqual(release.inputs.values.env.PGSSLROOTCERT, undefined);
+                assert.strictEqual(release.inputs.values.extraVolumes, undefined);
+            }
         }
     });
 
