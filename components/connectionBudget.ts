@@ -83,22 +83,56 @@ export function buildBudgets(
     return { ...buildBudget(primary, primaryLines), replica: buildBudget(replica, replicaLines) };
 }
 
-function assertServerFits(budget: ConnectionBudget, advice: string): void {
+/** A pooler as a stack runs it: its mode and its worst case (the stack outputs `mode` and `connectionBudget`). */
+export interface PoolerBudget {
+    mode: string;
+    budget: ConnectionBudget;
+}
+
+function servers(budget: ConnectionBudget): ConnectionBudget[] {
+    return budget.replica ? [budget, budget.replica] : [budget];
+}
+
+/**
+ * The budget of a switch: until the old pooler is deleted, it and the new one both hold server connections, so
+ * each server carries the sum of their worst cases, against the limits of the new config.
+ */
+export function switchBudget(deployed: PoolerBudget, next: PoolerBudget): ConnectionBudget {
+    const named = (pooler: PoolerBudget, role: string) => (line: BudgetLine) => ({ ...line, name: `${role} ${pooler.mode}: ${line.name}` });
+    const server = (name: string): ConnectionBudget => {
+        const old = servers(deployed.budget).find((s) => s.server === name);
+        const now = servers(next.budget).find((s) => s.server === name);
+        const limits = (now ?? old) as ConnectionBudget;
+        return buildBudget(
+            { server: name, limit: limits.limit, reserved: limits.reserved, limitKey: limits.limitKey },
+            [...(old?.lines ?? []).map(named(deployed, "deployed")), ...(now?.lines ?? []).map(named(next, "new"))],
+        );
+    };
+    const primary = server(next.budget.server);
+    const replica = next.budget.replica ?? deployed.budget.replica;
+    return replica ? { ...primary, replica: server(replica.server) } : primary;
+}
+
+function assertServerFits(budget: ConnectionBudget, advice: string, who: string): void {
     if (budget.used <= budget.available) {
         return;
     }
     const shares = budget.lines.map((l) => `  ${l.name}: ${l.formula} = ${l.connections}`).join("\n");
     throw new Error(
-        `connection budget exceeded: the pooler can open ${budget.used} server connections to the ${budget.server}, but it allows ` +
+        `connection budget exceeded: ${who} can open ${budget.used} server connections to the ${budget.server}, but it allows ` +
             `${budget.available} (velure-pooling:${budget.limitKey} ${budget.limit} - ` +
             `velure-pooling:databaseReservedConnections ${budget.reserved}).\n${shares}\n${advice}`,
     );
 }
 
-/** Throws when a budget does not fit, naming every share and what to change. */
-export function assertWithinBudget(budget: ConnectionBudget, advice: string): void {
-    assertServerFits(budget, advice);
-    if (budget.replica) {
-        assertServerFits(budget.replica, advice);
+/** Throws when a budget does not fit, naming every share and what to change; `who` holds the connections. */
+export function assertWithinBudget(budget: ConnectionBudget, advice: string, who = "the pooler"): void {
+    for (const server of servers(budget)) {
+        assertServerFits(server, advice, who);
     }
+}
+
+/** The first server of a budget that does not fit, or undefined when all do. */
+export function overBudget(budget: ConnectionBudget): ConnectionBudget | undefined {
+    return servers(budget).find((s) => s.used > s.available);
 }

@@ -96,6 +96,8 @@ export interface VelureConfig {
     rds?: RdsProxySpec;
     /** Present in the PgBouncer modes when the exporter is on. */
     monitoring?: MonitoringSpec;
+    /** A switch accepted over budget for one deployment (acceptSwitchOverBudget). */
+    acceptSwitch?: { from: Mode; to: Mode };
 }
 
 export const DEFAULT_CHART: ChartSource = { path: "charts/velure-service" };
@@ -531,6 +533,20 @@ function checkSidecarPorts(r: Reader, mode: Mode, sidecarPort: number, services:
     });
 }
 
+function readAcceptedSwitch(r: Reader): { from: Mode; to: Mode } | undefined {
+    const value = r.string("acceptSwitchOverBudget");
+    if (!value) {
+        return undefined;
+    }
+    const [from, to, ...rest] = value.split("->");
+    const isMode = (m: string | undefined): m is Mode => (MODES as readonly (string | undefined)[]).includes(m);
+    if (rest.length > 0 || !isMode(from) || !isMode(to) || from === to) {
+        r.problem("acceptSwitchOverBudget", value, `expected <deployed mode>-><new mode>, two different modes of ${MODES.join(", ")}, or empty`);
+        return undefined;
+    }
+    return { from, to };
+}
+
 /** Reads the whole config; throws one ConfigError listing every problem. */
 export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
     const r = new Reader(config);
@@ -560,6 +576,7 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
         },
         rds: mode === "rds-proxy" ? readRdsProxy(r) : undefined,
         monitoring: readMonitoring(r, mode),
+        acceptSwitch: readAcceptedSwitch(r),
     };
     checkSidecarPorts(r, mode, result.sidecar.port, result.services, result.monitoring);
     checkOwnedNamespaces(r, result);

@@ -68,6 +68,11 @@ export const CONFIG_KEYS = {
         default: "pgbouncer-cluster",
         description: "The pooler: rds-proxy, pgbouncer-cluster or pgbouncer-sidecar.",
     },
+    acceptSwitchOverBudget: {
+        type: "string",
+        default: "",
+        description: "A switch of mode whose two poolers together may exceed the database's limit, accepted for one deployment: <deployed mode>-><new mode>, e.g. pgbouncer-cluster->pgbouncer-sidecar. Empty: such a switch is refused.",
+    },
     databasePassword: {
         type: "string",
         secret: true,

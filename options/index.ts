@@ -4,7 +4,9 @@ import { Mode, VelureConfig } from "../config";
 import { pgbouncerClusterOption } from "./pgbouncerCluster";
 import { pgbouncerSidecarOption } from "./pgbouncerSidecar";
 import { rdsProxyOption } from "./rdsProxy";
-import { DeclarePooler, PoolerOption } from "./types";
+import { PoolerBudget } from "../components/connectionBudget";
+import { checkSwitch } from "./switch";
+import { PoolerOption, PreparedPooler } from "./types";
 
 /** One entry per mode: adding a mode is adding a module here. */
 const OPTIONS: Record<Mode, PoolerOption> = {
@@ -26,12 +28,15 @@ export function securityWarning(config: VelureConfig): string | undefined {
     );
 }
 
-/** Checks the mode's config and returns how to declare its pooler; declares nothing itself. */
-export function prepareOption(config: VelureConfig): DeclarePooler {
-    const declare = OPTIONS[config.mode](config);
-    const warning = securityWarning(config);
-    if (warning) {
-        pulumi.log.warn(warning);
+/**
+ * Checks the mode's config, and a switch from the deployed mode, and returns how to declare the pooler; declares
+ * nothing itself, so that a refused switch changes nothing.
+ */
+export function prepareOption(config: VelureConfig, deployed: PoolerBudget | undefined): PreparedPooler {
+    const prepared = OPTIONS[config.mode](config);
+    const warnings = [securityWarning(config), ...checkSwitch(config, { mode: config.mode, budget: prepared.budget }, deployed)];
+    for (const warning of warnings.filter(Boolean)) {
+        pulumi.log.warn(warning as string);
     }
-    return declare;
+    return prepared;
 }

@@ -11,7 +11,7 @@ import { VelureConfig, serviceNamespaceNames } from "../config";
 import { pgbouncerBudget, poolName } from "./budget";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
-import { PoolerOption, sharedEndpoint } from "./types";
+import { DeclarePooler, PoolerOption, sharedEndpoint } from "./types";
 
 export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs {
     const { database, pgbouncer, services } = config;
@@ -46,11 +46,10 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
         "Lower velure-pooling:pgbouncerReplicas, pgbouncerDefaultPoolSize + pgbouncerReservePoolSize " +
             "(or pgbouncerMaxDbConnections), or raise databaseMaxConnections to the instance's real limit.",
     );
-    return ({ provider }) => {
+    const declare: DeclarePooler = ({ provider }) => {
         const cluster = new PgBouncerCluster("velure-pgbouncer", args, { providers: [provider] });
         declareMonitoring(config, "velure PgBouncer", `namespace="${args.namespace}"`, budget, provider);
-        return sharedEndpoint(cluster.host, cluster.port, budget, (service) =>
-            pgbouncerServiceEnv(config.database, service, cluster.host, cluster.port),
-        );
+        return sharedEndpoint(cluster, (service) => pgbouncerServiceEnv(config.database, service, cluster.host, cluster.port));
     };
+    return { budget, declare };
 };

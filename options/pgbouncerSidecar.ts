@@ -13,7 +13,7 @@ import { ServiceSpec, VelureConfig, serviceNamespaceNames } from "../config";
 import { pgbouncerBudget, poolName } from "./budget";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
-import { PoolerOption, ServiceConnection } from "./types";
+import { DeclarePooler, PoolerOption, ServiceConnection } from "./types";
 
 export function pgbouncerSidecarArgs(config: VelureConfig, service: ServiceSpec, namespace: pulumi.Input<string>): PgBouncerSidecarArgs {
     const { database, pgbouncer, sidecar } = config;
@@ -51,11 +51,13 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
         "Every pod has its own pool: lower the services' maxReplicas, pgbouncerDefaultPoolSize + pgbouncerReservePoolSize " +
             "(or pgbouncerMaxDbConnections), or use mode pgbouncer-cluster, whose pool does not grow with the pods.",
     );
-    return ({ provider, serviceNamespaces }) => {
+    const declare: DeclarePooler = ({ provider, serviceNamespaces }) => {
+        const sidecars: PgBouncerSidecar[] = [];
         const connections = new Map<string, ServiceConnection>();
         for (const service of config.services) {
             const args = pgbouncerSidecarArgs(config, service, serviceNamespaces[service.namespace]);
             const sidecar = new PgBouncerSidecar(`${service.releaseName}-pgbouncer`, args, { providers: [provider] });
+            sidecars.push(sidecar);
             connections.set(service.name, {
                 host: sidecar.host,
                 port: sidecar.port,
@@ -69,8 +71,9 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
         return {
             host: pulumi.output(SIDECAR_HOST),
             port: pulumi.output(config.sidecar.port),
-            budget,
+            ready: sidecars,
             connectionFor: (service) => connections.get(service.name) as ServiceConnection,
         };
     };
+    return { budget, declare };
 };

@@ -7,7 +7,7 @@ import { RdsProxySpec } from "../components/specs";
 import { VelureConfig } from "../config";
 import { RdsProxyTrust, verifyFullEnv } from "../components/rdsProxyTrust";
 import { rdsProxyCaBundle } from "../components/rdsCertificates";
-import { PoolerOption, ServiceConnection } from "./types";
+import { DeclarePooler, PoolerOption, ServiceConnection } from "./types";
 
 export function rdsProxyArgs(config: VelureConfig, rds: RdsProxySpec): RdsProxyArgs {
     return {
@@ -45,7 +45,7 @@ export const rdsProxyOption: PoolerOption = (config) => {
         "Lower velure-pooling:rdsMaxConnectionsPercent so that the proxy leaves databaseReservedConnections free.",
     );
     const caBundle = args.verifyCertificate ? rdsProxyCaBundle(new Date()).pem : undefined;
-    return ({ provider, serviceNamespaces }) => {
+    const declare: DeclarePooler = ({ provider, serviceNamespaces }) => {
         const proxy = new RdsProxy("velure-rds-proxy", args);
         const connections = new Map<string, ServiceConnection>();
         for (const service of config.services) {
@@ -60,6 +60,7 @@ export const rdsProxyOption: PoolerOption = (config) => {
                 values: tls.values,
             });
         }
-        return { host: proxy.host, port: proxy.port, budget, connectionFor: (service) => connections.get(service.name) as ServiceConnection };
+        return { host: proxy.host, port: proxy.port, ready: [proxy], connectionFor: (service) => connections.get(service.name) as ServiceConnection };
     };
+    return { budget, declare };
 };

@@ -16,8 +16,9 @@ export interface ServiceConnection {
 export interface PoolerOutputs {
     host: pulumi.Output<string>;
     port: pulumi.Output<number>;
-    budget: ConnectionBudget;
     connectionFor(service: ServiceSpec): ServiceConnection;
+    /** What must be ready before any release points at the pooler (its components, whose children Pulumi awaits). */
+    ready: pulumi.Resource[];
 }
 
 export interface DeployContext {
@@ -29,15 +30,20 @@ export interface DeployContext {
 /** Declares the pooler's resources; returned by an option once the config has been checked. */
 export type DeclarePooler = (context: DeployContext) => PoolerOutputs;
 
-/** An option checks the config for its mode (pure, throws) and returns how to declare the pooler. */
-export type PoolerOption = (config: VelureConfig) => DeclarePooler;
+/** A mode's pooler, checked and not yet declared: its worst case, and how to declare it. */
+export interface PreparedPooler {
+    budget: ConnectionBudget;
+    declare: DeclarePooler;
+}
+
+/** An option checks the config for its mode (pure, throws) and returns its budget and how to declare the pooler. */
+export type PoolerOption = (config: VelureConfig) => PreparedPooler;
 
 /** The outputs of a pooler that every service reaches at the same host and port (central PgBouncer, RDS Proxy). */
 export function sharedEndpoint(
-    host: pulumi.Output<string>,
-    port: pulumi.Output<number>,
-    budget: ConnectionBudget,
+    pooler: pulumi.Resource & { host: pulumi.Output<string>; port: pulumi.Output<number> },
     envFor: (service: ServiceSpec) => Record<string, pulumi.Input<string>>,
 ): PoolerOutputs {
-    return { host, port, budget, connectionFor: (service) => ({ host, port, env: envFor(service), values: {} }) };
+    const { host, port } = pooler;
+    return { host, port, ready: [pooler], connectionFor: (service) => ({ host, port, env: envFor(service), values: {} }) };
 }

@@ -1,10 +1,12 @@
-// npm run plan -- --stack <dev|prod|…> [--mode <option>] [--out <dir>]
+// npm run plan -- --stack <dev|prod|…> [--mode <option>] [--deployed <outputs.json>] [--out <dir>]
 // Evaluates the real program (index.ts) with Pulumi's mock runtime and shows what a stack would declare,
 // without a cloud account. `pulumi up` stays the deployment path.
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
+import { switchBudget } from "../components/connectionBudget";
 import { RDS_CA_SOURCE, subjectsOf } from "../components/rdsCertificates";
+import { deployedFromOutputs } from "../options/deployed";
 import { CONFIG_KEYS } from "../config/schema";
 import { manifests } from "./kubernetes";
 import { Declared, ProgramRun, runProgram, stackConfig } from "./runtime";
@@ -16,6 +18,8 @@ interface Args {
     stack: string;
     mode?: string;
     out?: string;
+    /** A file of the stack's outputs (`pulumi stack output --json`): what is deployed now. */
+    deployed?: string;
 }
 
 export class UsageError extends Error {}
@@ -25,14 +29,14 @@ export function parseArgs(argv: string[]): Args {
     for (let i = 0; i < argv.length; i++) {
         const flag = argv[i];
         const value = argv[i + 1];
-        if (!["--stack", "--mode", "--out"].includes(flag) || value === undefined || value.startsWith("--")) {
-            throw new UsageError(`unexpected argument "${flag}"; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--out <dir>]`);
+        if (!["--stack", "--mode", "--out", "--deployed"].includes(flag) || value === undefined || value.startsWith("--")) {
+            throw new UsageError(`unexpected argument "${flag}"; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--deployed <outputs.json>] [--out <dir>]`);
         }
         args[flag.slice(2) as keyof Args] = value;
         i++;
     }
     if (!args.stack) {
-        throw new UsageError("--stack is required; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--out <dir>]");
+        throw new UsageError("--stack is required; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--deployed <outputs.json>] [--out <dir>]");
     }
     return args as Args;
 }
@@ -116,13 +120,13 @@ function printTrust(run: ProgramRun): void {
 }
 
 /** One table per database server: the primary, and the read replica when it has a budget of its own. */
-function printBudget(budget: any): void {
+function printBudget(budget: any, what = "Connection budget"): void {
     for (const server of [budget, budget.replica].filter(Boolean)) {
-        console.log(`\nConnection budget of the ${server.server} (server connections, worst case)`);
+        console.log(`\n${what} of the ${server.server} (server connections, worst case)`);
         for (const line of server.lines) {
-            console.log(`  ${line.name.padEnd(40)} ${String(line.connections).padStart(5)}  = ${line.formula}`);
+            console.log(`  ${line.name.padEnd(52)} ${String(line.connections).padStart(5)}  = ${line.formula}`);
         }
-        console.log(`  ${"total".padEnd(40)} ${String(server.used).padStart(5)}  of ${server.available} available (${server.limitKey} ${server.limit} - reserved ${server.reserved})`);
+        console.log(`  ${"total".padEnd(52)} ${String(server.used).padStart(5)}  of ${server.available} available (${server.limitKey} ${server.limit} - reserved ${server.reserved})`);
     }
 }
 
@@ -157,11 +161,36 @@ function writeOut(dir: string, run: ProgramRun, args: Args): string[] {
     return written;
 }
 
+/** What is deployed now, from a saved `pulumi stack output --json`; the program reads the same through its stack reference. */
+function readDeployed(file: string | undefined): Record<string, unknown> | undefined {
+    if (!file) {
+        return undefined;
+    }
+    const outputs = JSON.parse(fs.readFileSync(file, "utf8"));
+    const deployed = deployedFromOutputs(outputs);
+    console.log(
+        deployed
+            ? `Deployed now (${file}): mode ${deployed.mode}, ${deployed.budget.used} of ${deployed.budget.available} server connections to the ${deployed.budget.server}\n`
+            : `Deployed now (${file}): no pooler (the outputs have no mode and connectionBudget)\n`,
+    );
+    return outputs;
+}
+
+/** The switch's table: both poolers at once, as the program checked it. */
+function printSwitch(deployedOutputs: Record<string, unknown> | undefined, run: ProgramRun): void {
+    const deployed = deployedOutputs && deployedFromOutputs(deployedOutputs);
+    const next = deployedFromOutputs(run.outputs);
+    if (deployed && next && deployed.mode !== next.mode) {
+        printBudget(switchBudget(deployed, next), `Switch ${deployed.mode} -> ${next.mode}: connection budget`);
+    }
+}
+
 export async function plan(argv: string[]): Promise<number> {
     const args = parseArgs(argv);
     const notes: string[] = [];
     const config = placeholders(stackConfig(args.stack, args.mode ? { mode: args.mode } : {}), notes);
-    const run = await runProgram(config, { stack: args.stack, autoNameSuffix: AUTO_NAME_SUFFIX });
+    const deployedOutputs = readDeployed(args.deployed);
+    const run = await runProgram(config, { stack: args.stack, autoNameSuffix: AUTO_NAME_SUFFIX, deployedOutputs });
     console.log(`Plan of stack ${args.stack}, mode ${run.outputs.mode} (Pulumi mock runtime: nothing is deployed)\n`);
     for (const note of notes) {
         console.log(`note: ${note}`);
@@ -175,6 +204,7 @@ export async function plan(argv: string[]): Promise<number> {
     printWiring(run);
     printTrust(run);
     printBudget(run.outputs.connectionBudget);
+    printSwitch(deployedOutputs, run);
     if (args.out) {
         const written = writeOut(args.out, run, args);
         console.log(`\nwrote ${written.length} files to ${args.out}`);

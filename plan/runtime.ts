@@ -113,11 +113,15 @@ function computedState(type: string, name: string, inputs: any): Record<string, 
     }
 }
 
+const STACK_REFERENCE = "pulumi:pulumi:StackReference";
+
 export interface RunOptions {
     stack?: string;
     /** Appended to the resource name of an auto-named Kubernetes object (Pulumi adds a random one). */
     autoNameSuffix?: string;
     secretKeys?: string[];
+    /** The stack's outputs from its last deployment (`pulumi stack output --json`), as the self stack reference reads them. */
+    deployedOutputs?: Record<string, unknown>;
 }
 
 /** Runs index.ts with this config; rejects with the program's error (and what it declared) when it throws. */
@@ -128,6 +132,10 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
         {
             newResource(args) {
                 const inputs = unwrapSecrets(args.inputs);
+                if (args.type === STACK_REFERENCE) {
+                    // A read of the backend's state (the stack's own last outputs): it declares nothing.
+                    return { id: inputs.name, state: { name: inputs.name, outputs: options.deployedOutputs ?? {}, secretOutputNames: [] } };
+                }
                 resources.push({ type: args.type, name: args.name, inputs, raw: args.inputs });
                 const metadata = inputs.metadata ?? {};
                 const state = { ...inputs };
@@ -150,6 +158,8 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
         "velure-pooling",
         options.stack ?? "test",
         false,
+        // The DIY backends' organization, which the program's self stack reference names.
+        "organization",
     );
     pulumi.runtime.setAllConfig(config, options.secretKeys ?? ["velure-pooling:databasePassword"]);
     const cwd = process.cwd();
@@ -158,7 +168,9 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
         forgetProgramModules();
         let program: Record<string, unknown>;
         try {
-            program = require(path.join(ROOT, "index"));
+            // The program is an async function (as Pulumi's Node runtime calls it); its result is the stack's outputs.
+            const main = require(path.join(ROOT, "index"));
+            program = await (typeof main === "function" ? main() : main);
         } catch (e) {
             // Let pending registrations reach the mock, so that a caller can see whether any happened.
             await pulumi.runtime.disconnect();

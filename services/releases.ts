@@ -105,7 +105,11 @@ export function deployReleases(
                     cleanupOnFail: true,
                     timeout: 600,
                 },
-                { provider },
+                // The pooler is ready (the central Deployment rolled out, the proxy's target registered) before a
+                // release points at it. Removing the old pooler needs no ordering here: Pulumi deletes what the
+                // program no longer declares only after every create and update has succeeded, so the old pooler
+                // outlives both releases' rollouts, and a failed (atomic, rolled back) release leaves it in place.
+                { provider, dependsOn: pooler.ready },
             );
             return [service.name, release];
         }),

@@ -68,6 +68,7 @@ describe("Helm: the shipped chart", function () {
                     assert.strictEqual(env.POSTGRES_HOST, release.env.POSTGRES_HOST, `${release.name}: POSTGRES_HOST as the program wired it`);
                     assert.strictEqual(env.POSTGRES_PORT, String(release.env.POSTGRES_PORT), `${release.name}: POSTGRES_PORT as the program wired it`);
                     assertSidecarAsDeclared(mode, deployment.spec.template.spec, release.name);
+                    assertProxyCaMounted(mode, deployment.spec.template.spec, release.name, out);
                     const model = chartPod(YAML.parse(fs.readFileSync(values, "utf8")));
                     assert.deepStrictEqual(
                         runtimeView(deployment.spec.template.spec),
@@ -95,6 +96,24 @@ function runtimeView(pod: any): Record<string, unknown> {
 function renderedKinds(valuesFile: string): string[] {
     const values = YAML.parse(fs.readFileSync(valuesFile, "utf8"));
     return ["Deployment", "Service", ...(values.autoscaling?.enabled ? ["HorizontalPodAutoscaler"] : [])].sort();
+}
+
+/** Behind RDS Proxy, the file PGSSLROOTCERT names is in a mounted volume, from a declared ConfigMap that has that key. */
+function assertProxyCaMounted(mode: string, pod: any, release: string, planDir: string): void {
+    const env = appEnv(pod);
+    if (mode !== "rds-proxy") {
+        assert.strictEqual(env.PGSSLROOTCERT, undefined, `${release}: no proxy CA outside rds-proxy`);
+        return;
+    }
+    assert.strictEqual(env.POSTGRES_SSLMODE, "verify-full", `${release}: verify-full behind RDS Proxy`);
+    assert.strictEqual(env.POSTGRES_SSLROOTCERT, env.PGSSLROOTCERT);
+    const app = pod.containers.find((c: any) => c.name === "app");
+    const mount = (app.volumeMounts ?? []).find((m: any) => path.posix.dirname(env.PGSSLROOTCERT) === m.mountPath);
+    assert.ok(mount?.readOnly, `${release}: the app mounts ${path.posix.dirname(env.PGSSLROOTCERT)} read-only`);
+    const volume = pod.volumes.find((v: any) => v.name === mount.name);
+    const file = path.join(planDir, "kubernetes", `ConfigMap_velure_${volume.configMap.name}.yaml`);
+    const configMap = YAML.parse(fs.readFileSync(file, "utf8"));
+    assert.match(configMap.data[path.posix.basename(env.PGSSLROOTCERT)], /BEGIN CERTIFICATE/, `${release}: the ConfigMap holds the file PGSSLROOTCERT names`);
 }
 
 function assertSidecarAsDeclared(mode: string, pod: any, release: string): void {

@@ -1,6 +1,6 @@
 // The unit tests' view of the program: the plan's mock runner, with the values a user adds outside the
 // stack file (the secret password).
-import { StackConfig, runProgram, stackConfig as planStackConfig } from "../../plan/runtime";
+import { RunOptions, StackConfig, runProgram, stackConfig as planStackConfig } from "../../plan/runtime";
 
 export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecret, runProgram } from "../../plan/runtime";
 
@@ -13,9 +13,9 @@ export function stackConfig(stack: string, overrides: Record<string, unknown> = 
 }
 
 /** Runs the program and returns the error it fails with. */
-export async function programError(config: StackConfig): Promise<Error> {
+export async function programError(config: StackConfig, options: RunOptions = {}): Promise<Error> {
     try {
-        await runProgram(config);
+        await runProgram(config, options);
     } catch (e) {
         return e as Error;
     }

@@ -67,6 +67,26 @@ describe("npm run plan", () => {
         }
     }
 
+    it("--deployed <outputs.json> shows what is deployed and the switch's table, or the refusal with both numbers", async () => {
+        const out = path.join(scratch, "deployed");
+        await quietly(() => plan(["--stack", "prod", "--mode", "pgbouncer-cluster", "--out", out]));
+        const outputs = path.join(scratch, "prod-outputs.json");
+        fs.writeFileSync(outputs, JSON.stringify(JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8")).outputs));
+        // prod: the central PgBouncer (120) and the sidecars (240) fit its 390 together.
+        const { printed } = await quietly(() => plan(["--stack", "prod", "--deployed", outputs]));
+        assert.match(printed, /Deployed now \(.*prod-outputs\.json\): mode pgbouncer-cluster, 120 of 390 server connections to the primary/);
+        assert.match(printed, /Switch pgbouncer-cluster -> pgbouncer-sidecar: connection budget of the primary[\s\S]*deployed pgbouncer-cluster: pgbouncer → velure_auth +60/);
+        assert.match(printed, /new pgbouncer-sidecar: auth-service +120 {2}= \(8 max pods/);
+        assert.match(printed, / total +360 {2}of 390 available/);
+        // dev: 56 + 56 of 70 is refused, with the program's own message.
+        await quietly(() => plan(["--stack", "dev", "--out", out]));
+        fs.writeFileSync(outputs, JSON.stringify(JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8")).outputs));
+        await assert.rejects(
+            quietly(() => plan(["--stack", "dev", "--mode", "pgbouncer-sidecar", "--deployed", outputs])),
+            /during the switch from pgbouncer-cluster to pgbouncer-sidecar, the two poolers together can open 112 server connections to the primary, but it allows 70/,
+        );
+    });
+
     it("rejects bad arguments", () => {
         assert.throws(() => parseArgs([]), /--stack is required/);
         assert.throws(() => parseArgs(["--stack"]), /unexpected argument "--stack"/);
