@@ -30,12 +30,72 @@ function harnessConfig(cluster: LocalCluster): Record<string, string> {
     };
 }
 
+/** The dev stack with room for both poolers at once during a switch: 56 + 56 of 190. */
+function roomyConfig(config: Record<string, unknown>): Record<string, unknown> {
+    return { ...config, "velure-pooling:databaseMaxConnections": 200 };
+}
+
+/** What a refused run must leave as it was: the resources in the state, and the outputs. */
+async function stateSummary(project: PulumiProject): Promise<{ urns: string[]; outputs: Record<string, unknown> }> {
+    const state = JSON.parse((await project.ok(["stack", "export"])).stdout);
+    const resources = (state.deployment.resources ?? []).filter((r: any) => r.type !== "pulumi:pulumi:StackReference");
+    return { urns: resources.map((r: any) => r.urn).sort(), outputs: await project.outputs() };
+}
+
+/** One step of the engine's event log: its sequence, what it did, and to which resource. */
+interface StepEvent {
+    sequence: number;
+    done: boolean;
+    op: string;
+    urn: string;
+}
+
+function stepEvents(file: string): StepEvent[] {
+    return fs
+        .readFileSync(file, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line))
+        .flatMap((e) => {
+            const step = e.resourcePreEvent ?? e.resOutputsEvent;
+            return step ? [{ sequence: e.sequence, done: Boolean(e.resOutputsEvent), op: step.metadata.op, urn: step.metadata.urn }] : [];
+        });
+}
+
+/**
+ * The order the README promises for a switch: every resource of the new pooler is done before the first release
+ * update starts, and every release update is done before the first resource of the old pooler is deleted.
+ * Returns the observed order, for the log.
+ */
+function assertSwitchOrder(file: string, newPooler: string, oldPooler: string): string {
+    const steps = stepEvents(file);
+    const created = steps.filter((s) => s.done && s.op === "create" && s.urn.includes(`${newPooler}$`));
+    const releases = steps.filter((s) => s.op === "update" && s.urn.includes("kubernetes:helm.sh/v3:Release::"));
+    const releaseStarts = releases.filter((s) => !s.done);
+    const releaseEnds = releases.filter((s) => s.done);
+    const deleted = steps.filter((s) => !s.done && s.op === "delete" && s.urn.includes(oldPooler));
+    assert.ok(created.length > 0, `the new pooler's resources are created (${file})`);
+    assert.strictEqual(releaseStarts.length, SERVICES.length, `each release is updated once (${file})`);
+    assert.strictEqual(releaseEnds.length, SERVICES.length);
+    assert.ok(deleted.length > 0, `the old pooler's resources are deleted (${file})`);
+    const last = (list: StepEvent[]) => Math.max(...list.map((s) => s.sequence));
+    const first = (list: StepEvent[]) => Math.min(...list.map((s) => s.sequence));
+    assert.ok(last(created) < first(releaseStarts), `the new pooler (${newPooler}) is done before a release update starts`);
+    assert.ok(last(releaseEnds) < first(deleted), `both releases are updated before the old pooler (${oldPooler}) is deleted`);
+    return (
+        `        ${newPooler}: ${created.length} resources created, the last at event ${last(created)}; ` +
+        `releases updated from event ${first(releaseStarts)} to ${last(releaseEnds)}; ${oldPooler}: deleted from event ${first(deleted)}`
+    );
+}
+
 function stackFileConfig(stack: string): Record<string, unknown> {
     return YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config;
 }
 
 describe("the real engine, provider, Helm and API server", function () {
     this.timeout(20 * 60 * 1000);
+    const switchMessages: string[] = [];
+    const switchOrders: string[] = [];
     let cluster: LocalCluster;
     let project: PulumiProject;
     let devConfig: Record<string, unknown>;
@@ -126,9 +186,29 @@ describe("the real engine, provider, Helm and API server", function () {
         assert.ok(userlist.includes(`"velure" "e2e-S3cr3t ""quoted"" p@ss"`), "the userlist in the cluster carries the password");
     });
 
-    it("switches to pgbouncer-sidecar: the releases point at 127.0.0.1:6432, the pods carry the sidecar, the central PgBouncer is gone", async () => {
+    it("refuses the switch to pgbouncer-sidecar at preview and at up when both poolers would not fit (56 + 56 of 70), and changes nothing", async () => {
+        const before = await stateSummary(project);
         project.setConfig({ ...devConfig, "velure-pooling:mode": "pgbouncer-sidecar" });
-        await project.ok(["up", "--yes", "--skip-preview"]);
+        for (const command of [["preview"], ["up", "--yes", "--skip-preview"]]) {
+            const result = await project.run(command);
+            assert.notStrictEqual(result.code, 0, `pulumi ${command[0]} refuses the switch`);
+            const printed = result.stdout + result.stderr;
+            assert.match(
+                printed,
+                /during the switch from pgbouncer-cluster to pgbouncer-sidecar, the two poolers together can open 112 server connections to the primary, but it allows 70/,
+            );
+            assert.match(printed, /pulumi config set velure-pooling:acceptSwitchOverBudget pgbouncer-cluster->pgbouncer-sidecar/);
+            switchMessages.push(printed.match(/connection budget exceeded: during the switch[^\n]*/)?.[0] ?? "");
+        }
+        assert.deepStrictEqual(await stateSummary(project), before, "the state is as it was");
+        assert.strictEqual(cluster.get("deployment", centralDeploymentName(cluster), PGBOUNCER_NAMESPACE).status.readyReplicas, 2);
+        await assertWiring(cluster, `pgbouncer.${PGBOUNCER_NAMESPACE}.svc.cluster.local`, 5432);
+    });
+
+    it("with headroom, switches to pgbouncer-sidecar in the README's order: the new pooler, then the releases, then the old pooler's deletion", async () => {
+        project.setConfig({ ...roomyConfig(devConfig), "velure-pooling:mode": "pgbouncer-sidecar" });
+        const events = path.join(dir, "to-sidecar.events.jsonl");
+        await project.ok(["up", "--yes", "--skip-preview", "--event-log", events]);
         const outputs = await project.outputs();
         assert.deepStrictEqual([outputs.mode, outputs.postgresHost, outputs.postgresPort], ["pgbouncer-sidecar", "127.0.0.1", 6432]);
         assertReleasesDeployed(cluster);
@@ -138,11 +218,13 @@ describe("the real engine, provider, Helm and API server", function () {
         }
         assertPodsAdmittedAndReady(cluster, SERVICE_NAMESPACE, SERVICES.length);
         await waitUntilGone(cluster, "namespace", PGBOUNCER_NAMESPACE);
+        switchOrders.push(assertSwitchOrder(events, "velure:pooling:PgBouncerSidecar", "velure:pooling:PgBouncerCluster"));
     });
 
-    it("switches back to pgbouncer-cluster", async () => {
-        project.setConfig(devConfig);
-        await project.ok(["up", "--yes", "--skip-preview"]);
+    it("switches back to pgbouncer-cluster in the same order: the central Deployment is ready before a release points at it", async () => {
+        project.setConfig(roomyConfig(devConfig));
+        const events = path.join(dir, "to-cluster.events.jsonl");
+        await project.ok(["up", "--yes", "--skip-preview", "--event-log", events]);
         const outputs = await project.outputs();
         assert.strictEqual(outputs.postgresHost, `pgbouncer.${PGBOUNCER_NAMESPACE}.svc.cluster.local`);
         await assertWiring(cluster, outputs.postgresHost, 5432);
@@ -150,6 +232,8 @@ describe("the real engine, provider, Helm and API server", function () {
             assert.ok(!hasSidecar(deployment.spec.template.spec), `${deployment.metadata.name}: no sidecar left`);
         }
         assertPodsAdmittedAndReady(cluster, PGBOUNCER_NAMESPACE, 2);
+        switchOrders.push(assertSwitchOrder(events, "velure:pooling:PgBouncerCluster", "velure:pooling:PgBouncerSidecar"));
+        console.log(`      the refused switch: ${switchMessages[0]}\n      the switches' order of operations:\n${switchOrders.join("\n")}`);
     });
 
     it("destroys everything it made", async () => {
