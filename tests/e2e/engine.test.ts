@@ -236,6 +236,26 @@ describe("the real engine, provider, Helm and API server", function () {
         console.log(`      the refused switch: ${switchMessages[0]}\n      the switches' order of operations:\n${switchOrders.join("\n")}`);
     });
 
+    it("keeps the old pooler, and the services on it, when a release fails during a switch (Helm rolls it back)", async () => {
+        const failing = roomyConfig(devConfig);
+        const services = structuredClone(failing["velure-pooling:services"]) as any[];
+        // An annotation key the API server refuses: the auth-service's upgrade fails, and Helm (atomic) rolls it back.
+        services[0].values = { ...services[0].values, podAnnotations: { "not a valid key!": "x" } };
+        project.setConfig({ ...failing, "velure-pooling:mode": "pgbouncer-sidecar", "velure-pooling:services": services });
+        const result = await project.run(["up", "--yes", "--skip-preview"]);
+        assert.notStrictEqual(result.code, 0, "the run fails");
+        assert.match(result.stdout + result.stderr, /velure-auth-service/);
+        assert.strictEqual(cluster.get("deployment", centralDeploymentName(cluster), PGBOUNCER_NAMESPACE).status.readyReplicas, 2, "the central PgBouncer is still there, Ready");
+        const auth = serviceDeployments(cluster).find((d) => d.metadata.name === "velure-auth-service");
+        assert.strictEqual(appEnv(auth.spec.template.spec).POSTGRES_HOST, `pgbouncer.${PGBOUNCER_NAMESPACE}.svc.cluster.local`, "the rolled-back release still uses it");
+        assert.strictEqual((await project.outputs()).mode, "pgbouncer-cluster", "the outputs still say what runs");
+
+        // Back to the working config: the half-made switch is undone, and the next run starts from a clean state.
+        project.setConfig(roomyConfig(devConfig));
+        await project.ok(["up", "--yes", "--skip-preview"]);
+        await assertWiring(cluster, `pgbouncer.${PGBOUNCER_NAMESPACE}.svc.cluster.local`, 5432);
+    });
+
     it("destroys everything it made", async () => {
         await project.ok(["destroy", "--yes", "--skip-preview"]);
         for (const namespace of [SERVICE_NAMESPACE, PGBOUNCER_NAMESPACE]) {

@@ -44,6 +44,8 @@ export class PulumiProject {
             PULUMI_IGNORE_AMBIENT_PLUGINS: "true",
             PULUMI_SKIP_CONFIRMATIONS: "true",
             PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
+            // Turns on `--event-log` (a debug flag in this CLI), from which the switch tests read the engine's order.
+            PULUMI_DEBUG_COMMANDS: "true",
             // The Helm library inside the Kubernetes provider keeps its cache and repositories here.
             HELM_CACHE_HOME: path.join(scratch, "helm", "cache"),
             HELM_CONFIG_HOME: path.join(scratch, "helm", "config"),
