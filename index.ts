@@ -1,16 +1,37 @@
 // velure-pooling: reads and checks the config, declares the chosen pooler and the services' releases.
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { formatVersion } from "./components/pgbouncerIni";
-import { loadConfig } from "./config";
+import { VelureConfig, loadConfig } from "./config";
 import { prepareOption } from "./options";
 import { readDeployedPooler } from "./options/deployed";
+import { PreparedPooler } from "./options/types";
 import { deployReleases, serviceNamespaces } from "./services/releases";
 
+/**
+ * Everything that can be wrong with the config, or with a switch from what is deployed, fails here, before any
+ * resource is declared. The error is reported and the process ends at once: when the program's promise rejects
+ * instead, the CLI reports it much later (measured here: `pulumi preview` of a bad mode took 77 s that way, 16 s this
+ * way), because the Node process lingers before it exits.
+ */
+async function prepare(): Promise<{ config: VelureConfig; prepared: PreparedPooler }> {
+    try {
+        const config = loadConfig();
+        return { config, prepared: prepareOption(config, await readDeployedPooler()) };
+    } catch (e) {
+        // Only under the Pulumi CLI (which hands the program its engine's address); the plan and the tests' mock
+        // runtime get the error itself.
+        if (!process.env.PULUMI_NODEJS_MONITOR) {
+            throw e;
+        }
+        await pulumi.log.error((e as Error).message);
+        // The code the Node language host reads as "the error was reported": it prints nothing more.
+        return process.exit(32);
+    }
+}
+
 export = async () => {
-    // Everything that can be wrong with the config, or with a switch from what is deployed, fails here, before any
-    // resource is declared.
-    const config = loadConfig();
-    const prepared = prepareOption(config, await readDeployedPooler());
+    const { config, prepared } = await prepare();
 
     const provider = new k8s.Provider("velure-k8s", {
         kubeconfig: config.kubernetes.kubeconfig,
