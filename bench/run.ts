@@ -1,229 +1,303 @@
-// npm run bench [-- --smoke]: direct PostgreSQL against PgBouncer (the program's rendered config), each
-// scenario measured both ways in the same run, on 127.0.0.1. Prints a table and writes bench/results/*.json.
+// npm run bench [-- --smoke] [-- --repeat N]: direct PostgreSQL against PgBouncer (the program's rendered config) on
+// 127.0.0.1. Each scenario runs a warm-up, then N rounds that alternate which side goes first; the table gives the
+// median and the range of each side and the ratio of every round, and bench/results/*.json keeps every round.
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Client } from "pg";
-import { LOCAL_PGBOUNCER_VERSION, loopbackConfig, startPgBouncer } from "../tests/integration/pooler";
-import { PgBouncerProcess, PostgresServer, clientConfig, sampleMax } from "../tests/integration/servers";
+import { renderUserlist } from "../components/pgbouncerIni";
+import { LOCAL_PGBOUNCER_VERSION, USERLIST, loopbackConfig, renderIni } from "../tests/integration/pooler";
+import { PgBouncerProcess, PostgresServer, USER, clientConfig } from "../tests/integration/servers";
+import { LoadReading, cpuSeconds, round, startLoadMeter } from "./machine";
+import { PgbenchRun, pgbench } from "./pgbench";
+import { applicationName, sampleServerConnections, waitForNoServerConnections } from "./sampler";
 
 const SMOKE = process.argv.includes("--smoke");
-const SECONDS = SMOKE ? 1.5 : 8;
-const LATENCY_QUERIES = SMOKE ? 300 : 3000;
+const REPEAT = Number(process.argv[process.argv.indexOf("--repeat") + 1]) || (SMOKE ? 1 : 3);
+const SECONDS = SMOKE ? 2 : 8;
+const WARMUP_SECONDS = SMOKE ? 0 : 2;
+/** A round is marked disturbed when processes other than the benchmark's used more than this many cores. */
+const DISTURBED_CORES = 0.25;
 const DATABASE = "velure_auth";
+const THREADS = Math.min(2, os.cpus().length);
+const PK_SELECT = "\\set n random(0, 99)\nSELECT id, at FROM acked WHERE id = 'row-' || :n;\n";
 
-interface Run {
-    clients: number;
+interface Round extends PgbenchRun {
+    /** Clients that got a connection (pgbench either connects them all or aborts; the Node client counts). */
     connected: number;
-    transactions: number;
-    failures: number;
-    tps: number;
-    p50Ms: number;
-    p99Ms: number;
     peakServerConnections: number;
+    load: LoadReading;
+    disturbed: boolean;
+    /** PgBouncer's CPU per transaction (with connect-per-transaction: per login), when a PgBouncer served the round. */
+    pgbouncerCpuMsPerTransaction?: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-    if (sorted.length === 0) {
-        return NaN;
+/** One side of a comparison: where it connects, and which PgBouncer (if any) serves it. */
+interface Side {
+    name: string;
+    port: number;
+    bouncer?: PgBouncerProcess;
+}
+
+interface Scenario {
+    key: string;
+    title: string;
+    maxConnections: number;
+    /** Starts what the two sides need; the first side is the baseline of the ratio. */
+    sides(pg: PostgresServer): Promise<[Side, Side]>;
+    load(port: number, seconds: number, applicationName: string): Promise<PgbenchRun & { connected: number }>;
+    /** What the ratio compares: TPS, or PgBouncer's CPU per login. */
+    ratioOf: "tps" | "p50Ms" | "pgbouncerCpuMsPerTransaction";
+}
+
+function postmasterPid(pg: PostgresServer): number {
+    return Number(fs.readFileSync(path.join(pg.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+}
+
+async function measure(pg: PostgresServer, scenario: Scenario, side: Side, seconds: number): Promise<Round> {
+    if (!side.bouncer) {
+        // PgBouncer keeps its server connections between rounds (that is its job); a direct round starts from none.
+        await waitForNoServerConnections(pg, DATABASE, side.name);
     }
-    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+    const sampler = await sampleServerConnections(pg, DATABASE, side.name);
+    const meter = startLoadMeter(() => [process.pid, postmasterPid(pg)]);
+    const bouncerCpu = side.bouncer ? cpuSeconds(side.bouncer.pid) : 0;
+    const run = await scenario.load(side.port, seconds, applicationName(side.name));
+    const load = meter.stop();
+    const { peak } = await sampler.stop();
+    const perTransaction = side.bouncer && run.transactions > 0 ? round(((cpuSeconds(side.bouncer.pid) - bouncerCpu) * 1000) / run.transactions, 3) : undefined;
+    return { ...run, peakServerConnections: peak, load, disturbed: load.otherCores > DISTURBED_CORES, pgbouncerCpuMsPerTransaction: perTransaction };
 }
 
-const round = (n: number, digits = 2) => Number(n.toFixed(digits));
-
-async function tryConnect(port: number): Promise<Client | undefined> {
-    const client = new Client(clientConfig(port, DATABASE, { connectionTimeoutMillis: 5000 }));
-    client.on("error", () => undefined);
-    try {
-        await client.connect();
-        return client;
-    } catch {
-        return undefined;
-    }
-}
-
-async function timed(work: () => Promise<unknown>, latencies: number[]): Promise<boolean> {
-    const start = process.hrtime.bigint();
-    try {
-        await work();
-        latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
-        return true;
-    } catch {
-        return false;
-    }
-}
-
-const TRANSACTION = "SELECT id, at FROM acked WHERE id = $1";
-
-function summarize(clients: number, connected: number, latencies: number[], failures: number, elapsed: number, peak: number): Run {
-    const sorted = [...latencies].sort((a, b) => a - b);
-    return {
-        clients,
-        connected,
-        transactions: latencies.length,
-        failures,
-        tps: round(latencies.length / elapsed, 0),
-        p50Ms: round(percentile(sorted, 50), 3),
-        p99Ms: round(percentile(sorted, 99), 3),
-        peakServerConnections: peak,
-    };
-}
-
-/** `clients` persistent connections, each running transactions back to back for SECONDS. */
-async function persistentLoad(pg: PostgresServer, port: number, clients: number): Promise<Run> {
-    const sampler = sampleMax(() => pg.backends(DATABASE), 100);
-    const connections = await Promise.all(Array.from({ length: clients }, () => tryConnect(port)));
+/**
+ * `clients` persistent connections with the Node client, for what pgbench cannot do: go on when the server refuses
+ * some clients, and time each transaction (for percentiles).
+ */
+async function nodePersistentLoad(
+    port: number,
+    clients: number,
+    seconds: number,
+    applicationName: string,
+    sql = "SELECT id, at FROM acked WHERE id = $1",
+): Promise<PgbenchRun & { connected: number }> {
+    const connections = await Promise.all(
+        Array.from({ length: clients }, async () => {
+            const client = new Client(clientConfig(port, DATABASE, { connectionTimeoutMillis: 5000, application_name: applicationName }));
+            client.on("error", () => undefined);
+            return client.connect().then(
+                () => client,
+                () => undefined,
+            );
+        }),
+    );
     const latencies: number[] = [];
-    let failures = 0;
-    const deadline = Date.now() + SECONDS * 1000;
+    let failedQueries = 0;
     const started = Date.now();
+    const deadline = started + seconds * 1000;
     await Promise.all(
         connections.map(async (client, i) => {
-            if (!client) {
-                return;
-            }
-            while (Date.now() < deadline) {
-                if (!(await timed(() => client.query(TRANSACTION, [`row-${i % 100}`]), latencies))) {
-                    failures++;
+            while (client && Date.now() < deadline) {
+                const start = process.hrtime.bigint();
+                try {
+                    await (sql.includes("$1") ? client.query(sql, [`row-${i % 100}`]) : client.query(sql));
+                    latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
+                } catch {
+                    failedQueries++;
                 }
             }
         }),
     );
     const elapsed = (Date.now() - started) / 1000;
     await Promise.all(connections.map((c) => c?.end().catch(() => undefined)));
-    return summarize(clients, connections.filter(Boolean).length, latencies, failures, elapsed, await sampler.stop());
+    const connected = connections.filter(Boolean).length;
+    latencies.sort((a, b) => a - b);
+    const at = (p: number) => (latencies.length ? round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))], 3) : NaN);
+    // A refused client is a failure: it never ran a transaction.
+    const average = latencies.length ? round(latencies.reduce((sum, l) => sum + l, 0) / latencies.length, 3) : NaN;
+    return {
+        clients,
+        connected,
+        transactions: latencies.length,
+        failures: clients - connected + failedQueries,
+        tps: Math.round(latencies.length / elapsed),
+        latencyAvgMs: average,
+        p50Ms: at(50),
+        p99Ms: at(99),
+    };
 }
 
-/** `workers` loops of connect, one transaction, disconnect. */
-async function connectPerTransaction(pg: PostgresServer, port: number, workers: number): Promise<Run> {
-    const sampler = sampleMax(() => pg.backends(DATABASE), 100);
-    const latencies: number[] = [];
-    let failures = 0;
-    const deadline = Date.now() + SECONDS * 1000;
-    const started = Date.now();
-    await Promise.all(
-        Array.from({ length: workers }, async () => {
-            while (Date.now() < deadline) {
-                const ok = await timed(async () => {
-                    const client = new Client(clientConfig(port, DATABASE));
-                    client.on("error", () => undefined);
-                    await client.connect();
-                    try {
-                        await client.query(TRANSACTION, ["row-1"]);
-                    } finally {
-                        await client.end();
-                    }
-                }, latencies);
-                failures += ok ? 0 : 1;
+async function withConnectedCount(run: Promise<PgbenchRun>): Promise<PgbenchRun & { connected: number }> {
+    const result = await run;
+    return { ...result, connected: result.failures > 0 && result.transactions === 0 ? 0 : result.clients };
+}
+
+function pgbenchLoad(clients: number, script: string, connectEach = false) {
+    return (port: number, seconds: number, applicationName: string) =>
+        withConnectedCount(pgbench({ port, database: DATABASE, clients, threads: Math.min(THREADS, clients), seconds, script, connectEach, applicationName }));
+}
+
+async function startBouncer(pg: PostgresServer, userlist = USERLIST): Promise<PgBouncerProcess> {
+    const config = loopbackConfig(pg);
+    const bouncer = new PgBouncerProcess();
+    return bouncer.start(renderIni(config, bouncer), userlist);
+}
+
+async function directAndPooled(pg: PostgresServer): Promise<[Side, Side]> {
+    const bouncer = await startBouncer(pg);
+    return [{ name: "direct", port: pg.port }, { name: "pooled", port: bouncer.port, bouncer }];
+}
+
+/** The role's SCRAM secret from pg_authid: what a userlist holds instead of the password, as RDS users cannot read it. */
+async function scramSecret(pg: PostgresServer): Promise<string> {
+    return pg.superuser(async (c) => (await c.query("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [USER])).rows[0].rolpassword as string);
+}
+
+const SCENARIOS: Scenario[] = [
+    {
+        key: "overload",
+        title: "overload: 200 clients, max_connections 40 (the Node client: pgbench stops when a client cannot connect)",
+        maxConnections: 40,
+        sides: directAndPooled,
+        load: (port, seconds, name) => nodePersistentLoad(port, 200, seconds, name),
+        ratioOf: "tps",
+    },
+    { key: "persistent", title: "persistent: 50 clients (pgbench, primary-key SELECT)", maxConnections: 100, sides: directAndPooled, load: pgbenchLoad(50, PK_SELECT), ratioOf: "tps" },
+    {
+        key: "latency",
+        title: "added latency: 1 client, SELECT 1 one after another (the Node client, which times each query)",
+        maxConnections: 100,
+        sides: directAndPooled,
+        load: (port, seconds, name) => nodePersistentLoad(port, 1, seconds, name, "SELECT 1"),
+        ratioOf: "p50Ms",
+    },
+    {
+        key: "connectPerTransaction",
+        title: "connect per transaction: 8 clients, a new connection and SCRAM login each time (pgbench -C)",
+        maxConnections: 100,
+        sides: directAndPooled,
+        load: pgbenchLoad(8, PK_SELECT, true),
+        ratioOf: "tps",
+    },
+    {
+        key: "loginCost",
+        title: `PgBouncer ${LOCAL_PGBOUNCER_VERSION} login cost: connect per transaction, userlist with the plain-text password vs the SCRAM secret`,
+        maxConnections: 100,
+        sides: async (pg) => {
+            const plain = await startBouncer(pg);
+            const secret = await startBouncer(pg, renderUserlist([{ name: USER, password: await scramSecret(pg) }]));
+            return [{ name: "plaintext", port: plain.port, bouncer: plain }, { name: "scram-secret", port: secret.port, bouncer: secret }];
+        },
+        load: pgbenchLoad(8, PK_SELECT, true),
+        ratioOf: "pgbouncerCpuMsPerTransaction",
+    },
+];
+
+interface Summary {
+    median: number;
+    min: number;
+    max: number;
+}
+
+function summary(values: number[]): Summary {
+    const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+    const mid = sorted.length / 2;
+    const median = sorted.length % 2 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
+    return { median: round(median, 3), min: sorted[0], max: sorted[sorted.length - 1] };
+}
+
+async function runScenario(scenario: Scenario): Promise<Record<string, unknown>> {
+    const pg = await new PostgresServer({ maxConnections: scenario.maxConnections, databases: [DATABASE] }).start();
+    const sides = await scenario.sides(pg);
+    try {
+        await pg.superuser((c) => c.query("INSERT INTO acked (id) SELECT 'row-' || g FROM generate_series(0, 99) g ON CONFLICT DO NOTHING"), DATABASE);
+        if (WARMUP_SECONDS > 0) {
+            for (const side of sides) {
+                await scenario.load(side.port, WARMUP_SECONDS, applicationName(side.name));
             }
-        }),
-    );
-    const elapsed = (Date.now() - started) / 1000;
-    return summarize(workers, workers, latencies, failures, elapsed, await sampler.stop());
-}
-
-/** One client, simple queries one after another: the latency the pooler adds. */
-async function singleClientLatency(port: number): Promise<{ p50Ms: number; p99Ms: number }> {
-    const client = (await tryConnect(port)) as Client;
-    const latencies: number[] = [];
-    for (let i = 0; i < LATENCY_QUERIES; i++) {
-        await timed(() => client.query("SELECT 1"), latencies);
-    }
-    await client.end();
-    const sorted = latencies.sort((a, b) => a - b);
-    return { p50Ms: round(percentile(sorted, 50), 4), p99Ms: round(percentile(sorted, 99), 4) };
-}
-
-async function withPgBouncer<T>(pg: PostgresServer, work: (bouncer: PgBouncerProcess) => Promise<T>): Promise<T> {
-    const bouncer = await startPgBouncer(loopbackConfig(pg));
-    try {
-        return await work(bouncer);
+        }
+        const rounds: Record<string, Round>[] = [];
+        for (let i = 0; i < REPEAT; i++) {
+            // Alternate which side goes first, so that neither always runs on the colder (or warmer) server.
+            const order = i % 2 === 0 ? sides : [sides[1], sides[0]];
+            const round: Record<string, Round> = {};
+            for (const side of order) {
+                round[side.name] = await measure(pg, scenario, side, SECONDS);
+            }
+            rounds.push(round);
+        }
+        const [a, b] = sides.map((s) => s.name);
+        const ratios = rounds.map((r) => round(Number(r[b][scenario.ratioOf]) / Number(r[a][scenario.ratioOf]), 3));
+        // For latency, what the second side adds matters more than the ratio.
+        const added = scenario.ratioOf === "p50Ms" ? rounds.map((r) => round(Number(r[b].p50Ms) - Number(r[a].p50Ms), 3)) : undefined;
+        const of = (side: string, key: keyof Round) => summary(rounds.map((r) => Number(r[side][key])));
+        const perSide = Object.fromEntries(
+            [a, b].map((side) => [
+                side,
+                {
+                    tps: of(side, "tps"),
+                    latencyAvgMs: of(side, "latencyAvgMs"),
+                    p50Ms: rounds[0][side].p50Ms === undefined ? undefined : of(side, "p50Ms"),
+                    p99Ms: rounds[0][side].p99Ms === undefined ? undefined : of(side, "p99Ms"),
+                    connected: of(side, "connected"),
+                    failures: of(side, "failures"),
+                    peakServerConnections: of(side, "peakServerConnections"),
+                    pgbouncerCpuMsPerTransaction: rounds[0][side].pgbouncerCpuMsPerTransaction === undefined ? undefined : of(side, "pgbouncerCpuMsPerTransaction"),
+                },
+            ]),
+        );
+        return {
+            title: scenario.title,
+            maxConnections: scenario.maxConnections,
+            sides: perSide,
+            ratio: { of: `${b} / ${a} ${scenario.ratioOf}`, perRound: ratios, ...summary(ratios) },
+            ...(added ? { addedP50Ms: { perRound: added, ...summary(added) } } : {}),
+            disturbedRounds: rounds.map((r, i) => (Object.values(r).some((x) => x.disturbed) ? i + 1 : 0)).filter(Boolean),
+            rounds,
+        };
     } finally {
-        await bouncer.stop();
-    }
-}
-
-async function seed(pg: PostgresServer): Promise<void> {
-    await pg.superuser((c) => c.query("INSERT INTO acked (id) SELECT 'row-' || g FROM generate_series(0, 99) g ON CONFLICT DO NOTHING"), DATABASE);
-}
-
-async function scenarioAtMaxConnections(maxConnections: number, work: (pg: PostgresServer) => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
-    const pg = await new PostgresServer({ maxConnections, databases: [DATABASE] }).start();
-    try {
-        await seed(pg);
-        return await work(pg);
-    } finally {
+        await Promise.all(sides.map((s) => s.bouncer?.stop()));
         pg.stop();
     }
 }
 
-async function main(): Promise<void> {
-    const results: Record<string, any> = {};
-    // 1. 200 clients against a database that allows 40 connections.
-    results.overload = await scenarioAtMaxConnections(40, async (pg) => ({
-        maxConnections: 40,
-        direct: await persistentLoad(pg, pg.port, 200),
-        pooled: await withPgBouncer(pg, (b) => persistentLoad(pg, b.port, 200)),
-    }));
-    // 2-4 run where the database admits every client directly, so that direct has its best case.
-    Object.assign(
-        results,
-        await scenarioAtMaxConnections(100, async (pg) => {
-            const persistent = { direct: await persistentLoad(pg, pg.port, 50), pooled: await withPgBouncer(pg, (b) => persistentLoad(pg, b.port, 50)) };
-            const latencyDirect = await singleClientLatency(pg.port);
-            const latencyPooled = await withPgBouncer(pg, (b) => singleClientLatency(b.port));
-            const perTransaction = { direct: await connectPerTransaction(pg, pg.port, 8), pooled: await withPgBouncer(pg, (b) => connectPerTransaction(pg, b.port, 8)) };
-            return {
-                persistent: { ...persistent, tpsRatioPooledOverDirect: round(persistent.pooled.tps / persistent.direct.tps) },
-                addedLatency: {
-                    direct: latencyDirect,
-                    pooled: latencyPooled,
-                    addedP50Ms: round(latencyPooled.p50Ms - latencyDirect.p50Ms, 4),
-                    addedP99Ms: round(latencyPooled.p99Ms - latencyDirect.p99Ms, 4),
-                },
-                connectPerTransaction: { ...perTransaction, tpsRatioPooledOverDirect: round(perTransaction.pooled.tps / perTransaction.direct.tps) },
-            };
-        }),
-    );
+const range = (s: Summary, digits = 0) => (s.min === s.max ? `${round(s.median, digits)}` : `${round(s.median, digits)} (${round(s.min, digits)}–${round(s.max, digits)})`);
 
+function printScenario(index: number, result: any): void {
+    console.log(`\n${index}. ${result.title}`);
+    console.log(`  ${"".padEnd(13)} ${"clients ok".padStart(10)} ${"failed".padStart(7)} ${"TPS median (range)".padStart(22)} ${"avg ms".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"peak conns".padStart(10)}${Object.values<any>(result.sides).some((side) => side.pgbouncerCpuMsPerTransaction) ? "  PgBouncer CPU ms/tx" : ""}`);
+    for (const [name, side] of Object.entries<any>(result.sides)) {
+        const cpu = side.pgbouncerCpuMsPerTransaction ? `  ${range(side.pgbouncerCpuMsPerTransaction, 3).padStart(19)}` : "";
+        console.log(
+            `  ${name.padEnd(13)} ${`${side.connected.median}/${result.rounds[0][name].clients}`.padStart(10)} ${String(side.failures.median).padStart(7)} ${range(side.tps).padStart(22)} ${String(side.latencyAvgMs.median).padStart(8)} ${String(side.p50Ms?.median ?? "-").padStart(8)} ${String(side.p99Ms?.median ?? "-").padStart(8)} ${String(side.peakServerConnections.max).padStart(10)}${cpu}`,
+        );
+    }
+    console.log(`  ${result.ratio.of}, per round: ${result.ratio.perRound.join(", ")}; median ${result.ratio.median}`);
+    if (result.addedP50Ms) {
+        console.log(`  p50 added, ms, per round: ${result.addedP50Ms.perRound.join(", ")}; median ${result.addedP50Ms.median}`);
+    }
+    console.log(`  disturbed rounds (other processes above ${DISTURBED_CORES} cores): ${result.disturbedRounds.length ? result.disturbedRounds.join(", ") : "none"}`);
+}
+
+async function main(): Promise<void> {
+    const results: Record<string, unknown> = {};
+    for (const scenario of SCENARIOS) {
+        results[scenario.key] = await runScenario(scenario);
+        printScenario(Object.keys(results).length, results[scenario.key]);
+    }
     const report = {
         date: new Date().toISOString(),
         smoke: SMOKE,
+        repeat: REPEAT,
         secondsPerRun: SECONDS,
-        machine: { cpus: os.cpus().length, node: process.version, pgbouncer: LOCAL_PGBOUNCER_VERSION },
+        warmupSeconds: WARMUP_SECONDS,
+        machine: { cpus: os.cpus().length, loadavg: os.loadavg(), node: process.version, pgbouncer: LOCAL_PGBOUNCER_VERSION, pgbenchThreads: THREADS },
         results,
     };
-    printTable(results);
     const dir = path.join(__dirname, "results");
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `${SMOKE ? "smoke" : "bench"}-${report.date.replace(/[:.]/g, "-")}.json`);
     fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`\nwritten: ${path.relative(process.cwd(), file)}`);
-}
-
-function printTable(r: Record<string, any>): void {
-    const row = (name: string, run: Run) =>
-        `  ${name.padEnd(8)} ${`${run.connected}/${run.clients}`.padStart(8)} ${String(run.failures).padStart(8)} ${String(run.tps).padStart(8)} ${String(run.p50Ms).padStart(9)} ${String(run.p99Ms).padStart(9)} ${String(run.peakServerConnections).padStart(6)}`;
-    const header = `  ${"".padEnd(8)} ${"clients".padStart(8)} ${"failed".padStart(8)} ${"tps".padStart(8)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"peak".padStart(6)}`;
-    console.log(`\n1. overload: 200 clients, max_connections ${r.overload.maxConnections} (peak = server connections)`);
-    console.log(header);
-    console.log(row("direct", r.overload.direct));
-    console.log(row("pooled", r.overload.pooled));
-    console.log("\n2. persistent: 50 clients");
-    console.log(header);
-    console.log(row("direct", r.persistent.direct));
-    console.log(row("pooled", r.persistent.pooled));
-    console.log(`  TPS pooled/direct: ${r.persistent.tpsRatioPooledOverDirect}`);
-    console.log("\n3. added latency: 1 client, SELECT 1");
-    console.log(`  direct p50 ${r.addedLatency.direct.p50Ms} ms, p99 ${r.addedLatency.direct.p99Ms} ms`);
-    console.log(`  pooled p50 ${r.addedLatency.pooled.p50Ms} ms, p99 ${r.addedLatency.pooled.p99Ms} ms`);
-    console.log(`  added by PgBouncer: p50 ${r.addedLatency.addedP50Ms} ms, p99 ${r.addedLatency.addedP99Ms} ms`);
-    console.log("\n4. connect per transaction: 8 workers (SCRAM login every time)");
-    console.log(header);
-    console.log(row("direct", r.connectPerTransaction.direct));
-    console.log(row("pooled", r.connectPerTransaction.pooled));
-    console.log(`  TPS pooled/direct: ${r.connectPerTransaction.tpsRatioPooledOverDirect}`);
 }
 
 main().catch((e) => {
