@@ -12,9 +12,8 @@ export function applicationName(side: string): string {
     return `velure-bench-${side}`;
 }
 
-export interface Sampler {
-    /** Stops sampling; resolves with the peak and the number of samples taken. */
-    stop(): Promise<{ peak: number; samples: number }>;
+async function count(client: Client, database: string, side: string): Promise<number> {
+    return (await client.query(SQL, [USER, database, applicationName(side)])).rows[0].n as number;
 }
 
 /**
@@ -22,37 +21,39 @@ export interface Sampler {
  * moment), so that one round's peak does not count the last round's leftovers.
  */
 export async function waitForNoServerConnections(pg: PostgresServer, database: string, side: string, timeoutMs = 10000): Promise<void> {
-    const client = new Client({ host: pg.dir, port: pg.port, user: "postgres", database: "postgres" });
-    await client.connect();
-    try {
-        const deadline = Date.now() + timeoutMs;
-        while ((await client.query(SQL, [USER, database, applicationName(side)])).rows[0].n > 0 && Date.now() < deadline) {
+    const deadline = Date.now() + timeoutMs;
+    await pg.superuser(async (client) => {
+        while ((await count(client, database, side)) > 0 && Date.now() < deadline) {
             await sleep(50);
         }
-    } finally {
-        await client.end();
-    }
+    });
 }
 
+export interface Sampler {
+    /** Stops sampling; resolves with the peak and the number of samples taken. */
+    stop(): Promise<{ peak: number; samples: number }>;
+}
+
+/** Samples one side's server connections every `everyMs` in one session (pg.superuser's), until stopped. */
 export async function sampleServerConnections(pg: PostgresServer, database: string, side: string, everyMs = 10): Promise<Sampler> {
-    const client = new Client({ host: pg.dir, port: pg.port, user: "postgres", database: "postgres" });
-    await client.connect();
     let peak = 0;
     let samples = 0;
     let running = true;
-    const loop = (async () => {
+    let started: () => void = () => undefined;
+    const connected = new Promise<void>((resolve) => (started = resolve));
+    const loop = pg.superuser(async (client) => {
+        started();
         while (running) {
-            const n = (await client.query(SQL, [USER, database, applicationName(side)])).rows[0].n as number;
-            peak = Math.max(peak, n);
+            peak = Math.max(peak, await count(client, database, side));
             samples++;
             await sleep(everyMs);
         }
-    })();
+    });
+    await Promise.race([connected, loop]);
     return {
         stop: async () => {
             running = false;
             await loop;
-            await client.end();
             return { peak, samples };
         },
     };
