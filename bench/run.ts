@@ -1,6 +1,7 @@
-// npm run bench [-- --smoke] [-- --repeat N]: direct PostgreSQL against PgBouncer (the program's rendered config) on
-// 127.0.0.1. Each scenario runs a warm-up, then N rounds that alternate which side goes first; the table gives the
-// median and the range of each side and the ratio of every round, and bench/results/*.json keeps every round.
+// npm run bench [-- --smoke] [-- --repeat N] [-- --seconds S] [-- --only a,b]: direct PostgreSQL against PgBouncer
+// (the program's rendered config) on 127.0.0.1. Each scenario runs a warm-up, then N rounds that alternate which side
+// goes first; the table gives the median and the range of each side over the undisturbed rounds and the ratio of
+// every round, and bench/results/*.json keeps every round. `npm run bench:agree` checks that saved runs agree.
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -8,13 +9,36 @@ import { Client } from "pg";
 import { renderUserlist } from "../components/pgbouncerIni";
 import { LOCAL_PGBOUNCER_VERSION, USERLIST, loopbackConfig, renderIni } from "../tests/integration/pooler";
 import { PgBouncerProcess, PostgresServer, USER, clientConfig } from "../tests/integration/servers";
+import { Spread } from "./agreement";
 import { LoadReading, cpuSeconds, round, startLoadMeter } from "./machine";
 import { PgbenchRun, pgbench } from "./pgbench";
 import { applicationName, sampleServerConnections, waitForNoServerConnections } from "./sampler";
 
 const SMOKE = process.argv.includes("--smoke");
-const REPEAT = Number(process.argv[process.argv.indexOf("--repeat") + 1]) || (SMOKE ? 1 : 3);
-const SECONDS = SMOKE ? 2 : 8;
+const flag = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+
+/** A bad flag ends the run before anything starts, with what is allowed. */
+function refuse(message: string): never {
+    console.error(`npm run bench: ${message}`);
+    process.exit(2);
+}
+
+/** A flag's whole number of at least 1, or `fallback` when the flag is absent. */
+function countFlag(name: string, fallback: number): number {
+    const value = flag(name);
+    if (value === undefined) {
+        return fallback;
+    }
+    if (!/^[1-9]\d*$/.test(value)) {
+        refuse(`${name} ${value}: expected a whole number of at least 1`);
+    }
+    return Number(value);
+}
+
+// Many short rounds rather than a few long ones: on this shared machine a round's TPS moves by 10-15 % from one
+// round to the next, so a range over 11 rounds covers the drift between runs that one over 3 did not.
+const REPEAT = countFlag("--repeat", SMOKE ? 1 : 11);
+const SECONDS = countFlag("--seconds", SMOKE ? 2 : 5);
 const WARMUP_SECONDS = SMOKE ? 0 : 2;
 /** A round is marked disturbed when processes other than the benchmark's used more than this many cores. */
 const DISTURBED_CORES = 0.25;
@@ -192,17 +216,43 @@ const SCENARIOS: Scenario[] = [
     },
 ];
 
-interface Summary {
-    median: number;
-    min: number;
-    max: number;
-}
-
-function summary(values: number[]): Summary {
+function summary(values: number[]): Spread {
     const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
     const mid = sorted.length / 2;
     const median = sorted.length % 2 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
     return { median: round(median, 3), min: sorted[0], max: sorted[sorted.length - 1] };
+}
+
+const isDisturbed = (round: Record<string, Round>) => Object.values(round).some((side) => side.disturbed);
+
+/**
+ * The rounds that the medians and ranges count: the undisturbed ones, unless fewer than half are (then all, so that
+ * a busy machine still gives figures, with every round marked).
+ */
+function countedRounds(rounds: Record<string, Round>[]): number[] {
+    const clean = rounds.map((r, i) => (isDisturbed(r) ? -1 : i)).filter((i) => i >= 0);
+    return clean.length * 2 >= rounds.length ? clean : rounds.map((_, i) => i);
+}
+
+function summarize(scenario: Scenario, sides: [Side, Side], rounds: Record<string, Round>[]): Record<string, unknown> {
+    const [a, b] = sides.map((s) => s.name);
+    const counted = countedRounds(rounds).map((i) => rounds[i]);
+    const ratioOf = (r: Record<string, Round>) => round(Number(r[b][scenario.ratioOf]) / Number(r[a][scenario.ratioOf]), 3);
+    // For latency, what the second side adds matters more than the ratio.
+    const addedOf = (r: Record<string, Round>) => round(Number(r[b].p50Ms) - Number(r[a].p50Ms), 3);
+    const latency = scenario.ratioOf === "p50Ms";
+    const of = (side: string, key: keyof Round) => (rounds[0][side][key] === undefined ? undefined : summary(counted.map((r) => Number(r[side][key]))));
+    const keys: (keyof Round)[] = ["tps", "latencyAvgMs", "p50Ms", "p99Ms", "connected", "failures", "peakServerConnections", "pgbouncerCpuMsPerTransaction"];
+    return {
+        title: scenario.title,
+        maxConnections: scenario.maxConnections,
+        sides: Object.fromEntries([a, b].map((side) => [side, Object.fromEntries(keys.map((key) => [key, of(side, key)]))])),
+        ratio: { of: `${b} / ${a} ${scenario.ratioOf}`, perRound: rounds.map(ratioOf), ...summary(counted.map(ratioOf)) },
+        ...(latency ? { addedP50Ms: { perRound: rounds.map(addedOf), ...summary(counted.map(addedOf)) } } : {}),
+        disturbedRounds: rounds.map((r, i) => (isDisturbed(r) ? i + 1 : 0)).filter(Boolean),
+        countedRounds: countedRounds(rounds).map((i) => i + 1),
+        rounds,
+    };
 }
 
 async function runScenario(scenario: Scenario): Promise<Record<string, unknown>> {
@@ -225,42 +275,14 @@ async function runScenario(scenario: Scenario): Promise<Record<string, unknown>>
             }
             rounds.push(round);
         }
-        const [a, b] = sides.map((s) => s.name);
-        const ratios = rounds.map((r) => round(Number(r[b][scenario.ratioOf]) / Number(r[a][scenario.ratioOf]), 3));
-        // For latency, what the second side adds matters more than the ratio.
-        const added = scenario.ratioOf === "p50Ms" ? rounds.map((r) => round(Number(r[b].p50Ms) - Number(r[a].p50Ms), 3)) : undefined;
-        const of = (side: string, key: keyof Round) => summary(rounds.map((r) => Number(r[side][key])));
-        const perSide = Object.fromEntries(
-            [a, b].map((side) => [
-                side,
-                {
-                    tps: of(side, "tps"),
-                    latencyAvgMs: of(side, "latencyAvgMs"),
-                    p50Ms: rounds[0][side].p50Ms === undefined ? undefined : of(side, "p50Ms"),
-                    p99Ms: rounds[0][side].p99Ms === undefined ? undefined : of(side, "p99Ms"),
-                    connected: of(side, "connected"),
-                    failures: of(side, "failures"),
-                    peakServerConnections: of(side, "peakServerConnections"),
-                    pgbouncerCpuMsPerTransaction: rounds[0][side].pgbouncerCpuMsPerTransaction === undefined ? undefined : of(side, "pgbouncerCpuMsPerTransaction"),
-                },
-            ]),
-        );
-        return {
-            title: scenario.title,
-            maxConnections: scenario.maxConnections,
-            sides: perSide,
-            ratio: { of: `${b} / ${a} ${scenario.ratioOf}`, perRound: ratios, ...summary(ratios) },
-            ...(added ? { addedP50Ms: { perRound: added, ...summary(added) } } : {}),
-            disturbedRounds: rounds.map((r, i) => (Object.values(r).some((x) => x.disturbed) ? i + 1 : 0)).filter(Boolean),
-            rounds,
-        };
+        return summarize(scenario, sides, rounds);
     } finally {
         await Promise.all(sides.map((s) => s.bouncer?.stop()));
         pg.stop();
     }
 }
 
-const range = (s: Summary, digits = 0) => (s.min === s.max ? `${round(s.median, digits)}` : `${round(s.median, digits)} (${round(s.min, digits)}–${round(s.max, digits)})`);
+const range = (s: Spread, digits = 0) => (s.min === s.max ? `${round(s.median, digits)}` : `${round(s.median, digits)} (${round(s.min, digits)}–${round(s.max, digits)})`);
 
 function printScenario(index: number, result: any): void {
     console.log(`\n${index}. ${result.title}`);
@@ -275,12 +297,23 @@ function printScenario(index: number, result: any): void {
     if (result.addedP50Ms) {
         console.log(`  p50 added, ms, per round: ${result.addedP50Ms.perRound.join(", ")}; median ${result.addedP50Ms.median}`);
     }
-    console.log(`  disturbed rounds (other processes above ${DISTURBED_CORES} cores): ${result.disturbedRounds.length ? result.disturbedRounds.join(", ") : "none"}`);
+    const left = result.countedRounds.length < result.rounds.length ? " (left out of the medians and ranges)" : result.disturbedRounds.length ? " (all rounds counted: fewer than half were clean)" : "";
+    console.log(`  disturbed rounds (other processes above ${DISTURBED_CORES} cores): ${result.disturbedRounds.length ? result.disturbedRounds.join(", ") : "none"}${left}`);
+}
+
+/** The scenarios `--only a,b` names, all without it. */
+function selectedScenarios(): Scenario[] {
+    const only = flag("--only")?.split(",");
+    const unknown = only?.filter((key) => !SCENARIOS.some((s) => s.key === key)) ?? [];
+    if (only && (unknown.length || !only.length)) {
+        refuse(`--only ${flag("--only")}: expected scenarios among ${SCENARIOS.map((s) => s.key).join(", ")}, separated by commas`);
+    }
+    return SCENARIOS.filter((s) => !only || only.includes(s.key));
 }
 
 async function main(): Promise<void> {
     const results: Record<string, unknown> = {};
-    for (const scenario of SCENARIOS) {
+    for (const scenario of selectedScenarios()) {
         results[scenario.key] = await runScenario(scenario);
         printScenario(Object.keys(results).length, results[scenario.key]);
     }

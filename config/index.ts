@@ -26,6 +26,7 @@ import { readServerCa } from "./certificates";
 import { readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
 import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
+import { ROLLOUT } from "../components/connectionBudget";
 import { APP_CONTAINER_PORT, READ_ONLY_SUFFIX, AppResources, EXPORTER_PORT, MonitoringSpec, RdsProxySpec, ResourceSpec } from "../components/specs";
 
 export { ConfigError } from "./reader";
@@ -191,7 +192,7 @@ const DATABASE_NAME_LIMIT = "PostgreSQL's and PgBouncer's limit is 63, and with 
 
 /** Chart values that the program sets from other keys, or pins because the budget counts on them. */
 function ownedValues(at: string): Record<string, string> {
-    const rollout = "the program pins it: the connection budget counts a rollout of one surge pod and one draining pod";
+    const rollout = `the program pins it: the connection budget counts a rollout of ${ROLLOUT.surge} surge pod and ${ROLLOUT.draining} draining pod`;
     return {
         fullnameOverride: "the program names the release velure-<name>",
         image: `set ${at}.image`,
@@ -317,13 +318,13 @@ function findDuplicate(values: string[]): string | undefined {
     return values.find((v, i) => v !== "" && values.indexOf(v) !== i);
 }
 
-function readServices(r: Reader): ServiceSpec[] {
+function readServices(r: Reader, database: DatabaseSpec): ServiceSpec[] {
     const raw = r.object<unknown>("services");
     if (!Array.isArray(raw) || raw.length === 0) {
         r.problem("services", raw, "expected a non-empty list of services");
         return [];
     }
-    const maxDatabaseName = r.string("databaseReplicaHost") ? 63 - READ_ONLY_SUFFIX.length : 63;
+    const maxDatabaseName = database.replicaHost ? 63 - READ_ONLY_SUFFIX.length : 63;
     const services = raw.map((s, i) => readService(r, i, s, maxDatabaseName)).filter((s): s is ServiceSpec => s !== undefined);
     const duplicateName = findDuplicate(services.map((s) => s.name));
     if (duplicateName) {
@@ -561,7 +562,7 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
     const result: VelureConfig = {
         mode,
         database,
-        services: readServices(r),
+        services: readServices(r, database),
         kubernetes: {
             kubeconfig,
             context: context || undefined,

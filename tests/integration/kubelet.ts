@@ -253,7 +253,8 @@ export class RunningPod {
         throw new Error(`${name}: a probe with no handler`);
     }
 
-    private execOnce(container: Container, command: string[], timeoutMs: number): Promise<Outcome> {
+    /** Runs the command in the container; `code` is its exit status, null when a signal ended it. */
+    private execOnce(container: Container, command: string[], timeoutMs: number): Promise<Outcome & { code: number | null }> {
         return new Promise((resolve) => {
             const child = this.spawnIn(container, command);
             let output = "";
@@ -262,7 +263,7 @@ export class RunningPod {
             const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
             child.once("exit", (code, signal) => {
                 clearTimeout(timer);
-                resolve({ ok: code === 0, detail: `${command[0]} exited ${code ?? signal}${output ? `: ${output.trim()}` : ""}` });
+                resolve({ ok: code === 0, code, detail: `${command[0]} exited ${code ?? signal}${output ? `: ${output.trim()}` : ""}` });
             });
         });
     }
@@ -296,7 +297,7 @@ export class RunningPod {
         }
         const started = Date.now();
         const outcome = await this.execOnce(container, command, this.graceSeconds() * 1000);
-        return { status: outcome.ok ? 0 : Number(/exited (\S+)/.exec(outcome.detail)?.[1]), seconds: (Date.now() - started) / 1000 };
+        return { status: outcome.code, seconds: (Date.now() - started) / 1000 };
     }
 
     graceSeconds(): number {

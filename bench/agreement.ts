@@ -1,0 +1,80 @@
+// Whether full runs of the benchmark agree: every figure's median in one run lies within the range (min–max over
+// its rounds) of every other run. `npm run bench:agree -- <result.json> <result.json> ...` checks saved runs.
+import * as fs from "fs";
+
+export interface Spread {
+    median: number;
+    min: number;
+    max: number;
+}
+
+/** One run's figures by name, such as "persistent pooled tps" or "persistent ratio". */
+export type Figures = Map<string, Spread>;
+
+export interface Disagreement {
+    figure: string;
+    /** The run (0-based, in the order given) whose median falls outside... */
+    run: number;
+    median: number;
+    /** ...the range of this run. */
+    against: number;
+    min: number;
+    max: number;
+}
+
+const isSpread = (value: unknown): value is Spread =>
+    typeof value === "object" && value !== null && ["median", "min", "max"].every((k) => typeof (value as Record<string, unknown>)[k] === "number");
+
+/** The figures of one result file's `results`: each side's summaries, the ratio and the added p50. */
+export function figuresOf(results: Record<string, any>): Figures {
+    const figures: Figures = new Map();
+    for (const [scenario, result] of Object.entries(results)) {
+        for (const [side, summaries] of Object.entries<Record<string, unknown>>(result.sides)) {
+            for (const [key, spread] of Object.entries(summaries)) {
+                if (isSpread(spread)) {
+                    figures.set(`${scenario} ${side} ${key}`, spread);
+                }
+            }
+        }
+        for (const key of ["ratio", "addedP50Ms"]) {
+            if (isSpread(result[key])) {
+                figures.set(`${scenario} ${key}`, result[key]);
+            }
+        }
+    }
+    return figures;
+}
+
+/** Every (figure, run, other run) where the run's median lies outside the other run's range. */
+export function disagreements(runs: Figures[]): Disagreement[] {
+    const found: Disagreement[] = [];
+    for (const figure of runs[0]?.keys() ?? []) {
+        const spreads = runs.map((figures) => figures.get(figure));
+        spreads.forEach((spread, run) =>
+            spreads.forEach((other, against) => {
+                if (spread && other && run !== against && (spread.median < other.min || spread.median > other.max)) {
+                    found.push({ figure, run, median: spread.median, against, min: other.min, max: other.max });
+                }
+            }),
+        );
+    }
+    return found;
+}
+
+function main(files: string[]): void {
+    if (files.length < 2) {
+        throw new Error("usage: npm run bench:agree -- <result.json> <result.json> [...]: at least two runs to compare");
+    }
+    const runs = files.map((file) => figuresOf(JSON.parse(fs.readFileSync(file, "utf8")).results));
+    files.forEach((file, i) => console.log(`run ${i + 1}: ${file}`));
+    const found = disagreements(runs);
+    for (const d of found) {
+        console.log(`${d.figure}: run ${d.run + 1}'s median ${d.median} lies outside run ${d.against + 1}'s range ${d.min}–${d.max}`);
+    }
+    console.log(`${runs[0].size} figures, ${files.length} runs: ${found.length ? `${found.length} disagreements` : "every median lies within every other run's range"}`);
+    process.exitCode = found.length ? 1 : 0;
+}
+
+if (require.main === module) {
+    main(process.argv.slice(2));
+}
