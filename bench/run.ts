@@ -255,30 +255,69 @@ function summarize(scenario: Scenario, sides: [Side, Side], rounds: Record<strin
     };
 }
 
-async function runScenario(scenario: Scenario): Promise<Record<string, unknown>> {
+/** A scenario's servers, started and warmed up, and the rounds measured so far. */
+interface Bench {
+    scenario: Scenario;
+    pg: PostgresServer;
+    sides: [Side, Side];
+    rounds: Record<string, Round>[];
+}
+
+async function stopBench(pg: PostgresServer, sides: Side[]): Promise<void> {
+    await Promise.all(sides.map((s) => s.bouncer?.stop()));
+    pg.stop();
+}
+
+async function startBench(scenario: Scenario): Promise<Bench> {
     const pg = await new PostgresServer({ maxConnections: scenario.maxConnections, databases: [DATABASE] }).start();
-    const sides = await scenario.sides(pg);
+    let sides: [Side, Side] | undefined;
     try {
+        sides = await scenario.sides(pg);
         await pg.superuser((c) => c.query("INSERT INTO acked (id) SELECT 'row-' || g FROM generate_series(0, 99) g ON CONFLICT DO NOTHING"), DATABASE);
         if (WARMUP_SECONDS > 0) {
             for (const side of sides) {
                 await scenario.load(side.port, WARMUP_SECONDS, applicationName(side.name));
             }
         }
-        const rounds: Record<string, Round>[] = [];
-        for (let i = 0; i < REPEAT; i++) {
-            // Alternate which side goes first, so that neither always runs on the colder (or warmer) server.
-            const order = i % 2 === 0 ? sides : [sides[1], sides[0]];
-            const round: Record<string, Round> = {};
-            for (const side of order) {
-                round[side.name] = await measure(pg, scenario, side, SECONDS);
-            }
-            rounds.push(round);
+        return { scenario, pg, sides, rounds: [] };
+    } catch (e) {
+        await stopBench(pg, sides ?? []);
+        throw e;
+    }
+}
+
+async function measureRound(bench: Bench): Promise<void> {
+    // Alternate which side goes first, so that neither always runs on the colder (or warmer) server.
+    const order = bench.rounds.length % 2 === 0 ? bench.sides : [bench.sides[1], bench.sides[0]];
+    const measured: Record<string, Round> = {};
+    for (const side of order) {
+        measured[side.name] = await measure(bench.pg, bench.scenario, side, SECONDS);
+    }
+    bench.rounds.push(measured);
+}
+
+/**
+ * Round 1 of every scenario, then round 2 of every scenario, and so on: this shared machine's speed drifts over
+ * minutes, and rounds spread over the whole run let each scenario's range and median take that drift in, where
+ * rounds run back to back would measure whichever minutes the scenario happened to get.
+ */
+async function runScenarios(scenarios: Scenario[]): Promise<Record<string, unknown>> {
+    const benches: Bench[] = [];
+    try {
+        for (const scenario of scenarios) {
+            benches.push(await startBench(scenario));
         }
-        return summarize(scenario, sides, rounds);
+        for (let i = 1; i <= REPEAT; i++) {
+            process.stderr.write(`round ${i} of ${REPEAT}: ${benches.map((b) => b.scenario.key).join(", ")}\n`);
+            for (const bench of benches) {
+                await measureRound(bench);
+            }
+        }
+        return Object.fromEntries(benches.map((b) => [b.scenario.key, summarize(b.scenario, b.sides, b.rounds)]));
     } finally {
-        await Promise.all(sides.map((s) => s.bouncer?.stop()));
-        pg.stop();
+        for (const bench of benches) {
+            await stopBench(bench.pg, bench.sides);
+        }
     }
 }
 
@@ -312,11 +351,8 @@ function selectedScenarios(): Scenario[] {
 }
 
 async function main(): Promise<void> {
-    const results: Record<string, unknown> = {};
-    for (const scenario of selectedScenarios()) {
-        results[scenario.key] = await runScenario(scenario);
-        printScenario(Object.keys(results).length, results[scenario.key]);
-    }
+    const results = await runScenarios(selectedScenarios());
+    Object.values(results).forEach((result, i) => printScenario(i + 1, result));
     const report = {
         date: new Date().toISOString(),
         smoke: SMOKE,
