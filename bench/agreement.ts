@@ -65,6 +65,10 @@ function main(files: string[]): void {
     if (files.length < 2) {
         throw new Error("usage: npm run bench:agree -- <result.json> <result.json> [...]: at least two runs to compare");
     }
+    const missing = files.filter((file) => !fs.existsSync(file));
+    if (missing.length) {
+        throw new Error(`npm run bench:agree: no such result file: ${missing.join(", ")}`);
+    }
     const runs = files.map((file) => figuresOf(JSON.parse(fs.readFileSync(file, "utf8")).results));
     files.forEach((file, i) => console.log(`run ${i + 1}: ${file}`));
     const found = disagreements(runs);
@@ -76,5 +80,10 @@ function main(files: string[]): void {
 }
 
 if (require.main === module) {
-    main(process.argv.slice(2));
+    try {
+        main(process.argv.slice(2));
+    } catch (e) {
+        console.error((e as Error).message);
+        process.exitCode = 2;
+    }
 }

@@ -36,9 +36,9 @@ function countFlag(name: string, fallback: number): number {
 }
 
 // Many short rounds rather than a few long ones: on this shared machine a round's TPS moves by 10-15 % from one
-// round to the next, so a range over 11 rounds covers the drift between runs that one over 3 did not.
-const REPEAT = countFlag("--repeat", SMOKE ? 1 : 11);
-const SECONDS = countFlag("--seconds", SMOKE ? 2 : 5);
+// round to the next, and a range over 15 rounds takes in what a range over 3 left to chance.
+const REPEAT = countFlag("--repeat", SMOKE ? 1 : 15);
+const SECONDS = countFlag("--seconds", SMOKE ? 2 : 4);
 const WARMUP_SECONDS = SMOKE ? 0 : 2;
 /** A round is marked disturbed when processes other than the benchmark's used more than this many cores. */
 const DISTURBED_CORES = 0.25;
