@@ -236,7 +236,8 @@ function countedRounds(rounds: Record<string, Round>[]): number[] {
 
 function summarize(scenario: Scenario, sides: [Side, Side], rounds: Record<string, Round>[]): Record<string, unknown> {
     const [a, b] = sides.map((s) => s.name);
-    const counted = countedRounds(rounds).map((i) => rounds[i]);
+    const countedIndexes = countedRounds(rounds);
+    const counted = countedIndexes.map((i) => rounds[i]);
     const ratioOf = (r: Record<string, Round>) => round(Number(r[b][scenario.ratioOf]) / Number(r[a][scenario.ratioOf]), 3);
     // For latency, what the second side adds matters more than the ratio.
     const addedOf = (r: Record<string, Round>) => round(Number(r[b].p50Ms) - Number(r[a].p50Ms), 3);
@@ -250,7 +251,7 @@ function summarize(scenario: Scenario, sides: [Side, Side], rounds: Record<strin
         ratio: { of: `${b} / ${a} ${scenario.ratioOf}`, perRound: rounds.map(ratioOf), ...summary(counted.map(ratioOf)) },
         ...(latency ? { addedP50Ms: { perRound: rounds.map(addedOf), ...summary(counted.map(addedOf)) } } : {}),
         disturbedRounds: rounds.map((r, i) => (isDisturbed(r) ? i + 1 : 0)).filter(Boolean),
-        countedRounds: countedRounds(rounds).map((i) => i + 1),
+        countedRounds: countedIndexes.map((i) => i + 1),
         rounds,
     };
 }
@@ -344,7 +345,7 @@ function printScenario(index: number, result: any): void {
 function selectedScenarios(): Scenario[] {
     const only = flag("--only")?.split(",");
     const unknown = only?.filter((key) => !SCENARIOS.some((s) => s.key === key)) ?? [];
-    if (only && (unknown.length || !only.length)) {
+    if (unknown.length) {
         refuse(`--only ${flag("--only")}: expected scenarios among ${SCENARIOS.map((s) => s.key).join(", ")}, separated by commas`);
     }
     return SCENARIOS.filter((s) => !only || only.includes(s.key));
