@@ -200,7 +200,9 @@ export class RunningPod {
         }
         const env: Record<string, string> = { ...this.env(container), PATH: image.path.join(":") };
         const [bin, ...args] = argv.map((a) => this.local(a.replace(/\$\((\w+)\)/g, (_, v) => env[v] ?? `$(${v})`)));
-        return spawn(bin, args, { ...(image.asServerUser ? runAs : {}), cwd: this.dir, env, stdio: ["ignore", "pipe", "pipe"] });
+        // A process group of its own stands in for the container's cgroup: a kill reaches the processes its first one
+        // started (the entrypoint's PgBouncer), which would otherwise outlive the pod.
+        return spawn(bin, args, { ...(image.asServerUser ? runAs : {}), cwd: this.dir, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     }
 
     /** Starts the container's process (or, for the app, the HTTP stand-in on the pod's IP). */
@@ -260,7 +262,7 @@ export class RunningPod {
             let output = "";
             child.stdout?.on("data", (d) => (output += d));
             child.stderr?.on("data", (d) => (output += d));
-            const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+            const timer = setTimeout(() => killAll(child), timeoutMs);
             child.once("exit", (code, signal) => {
                 clearTimeout(timer);
                 resolve({ ok: code === 0, code, detail: `${command[0]} exited ${code ?? signal}${output ? `: ${output.trim()}` : ""}` });
@@ -313,7 +315,7 @@ export class RunningPod {
         proc.child.kill("SIGTERM");
         const status = await Promise.race([proc.exited, sleep(withinSeconds * 1000).then(() => "killed" as const)]);
         if (status === "killed") {
-            proc.child.kill("SIGKILL");
+            killAll(proc.child);
         }
         return status;
     }
@@ -321,13 +323,22 @@ export class RunningPod {
     /** Stops everything (SIGKILL, as at the end of a grace period) and removes the scratch pod. */
     async remove(): Promise<void> {
         for (const { child, exited } of this.processes.values()) {
-            if (child.exitCode === null && child.signalCode === null) {
-                child.kill("SIGKILL");
-                await exited;
-            }
+            killAll(child);
+            await exited;
         }
         await Promise.all([...this.servers.values()].map((s) => new Promise((resolve) => s.close(resolve))));
         fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+}
+
+/** SIGKILL to every process the container (or exec) started, as the kubelet kills a container's whole cgroup. */
+function killAll(child: ChildProcess): void {
+    try {
+        process.kill(-(child.pid as number), "SIGKILL");
+    } catch (e: any) {
+        if (e.code !== "ESRCH") {
+            throw e;
+        }
     }
 }
 

@@ -75,17 +75,6 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
     throw new Error(`timed out waiting for ${what}`);
 }
 
-function tcpOpen(port: number): Promise<boolean> {
-    return new Promise((resolve) => {
-        const socket = net.connect(port, HOST);
-        socket.once("connect", () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("error", () => resolve(false));
-    });
-}
-
 function run(bin: string, args: string[]): string {
     return execFileSync(bin, args, { ...runAs, stdio: ["ignore", "pipe", "pipe"], cwd: "/" }).toString();
 }
@@ -238,12 +227,16 @@ export class PgBouncerProcess {
         writeOwned(this.iniFile, render(this.port));
         writeOwned(this.authFile, userlist);
         const child = spawn(PGBOUNCER_BIN, [this.iniFile], { ...runAs, cwd: this.dir, stdio: ["ignore", "pipe", "pipe"] });
+        this.log = "";
         child.stdout?.on("data", (d) => (this.log += d));
         child.stderr?.on("data", (d) => (this.log += d));
         this.child = child;
         this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+        // Its log line, not a probe connection: PgBouncer may not yet have seen a probe's close when a test's first
+        // clients arrive, and would count it against max_client_conn.
+        const listening = new RegExp(`listening on \\S+:${this.port}\\b`);
         await Promise.race([
-            waitFor(`PgBouncer on port ${this.port}`, () => tcpOpen(this.port)),
+            waitFor(`PgBouncer on port ${this.port}`, async () => listening.test(this.log)),
             this.exited.then((code) => {
                 throw new Error(`PgBouncer exited with ${code}:\n${this.log}`);
             }),
