@@ -12,7 +12,7 @@ import { PgBouncerProcess, PostgresServer, USER, clientConfig } from "../tests/i
 import { Spread } from "./agreement";
 import { LoadReading, cpuSeconds, round, startLoadMeter } from "./machine";
 import { PgbenchRun, pgbench } from "./pgbench";
-import { applicationName, sampleServerConnections, waitForNoServerConnections } from "./sampler";
+import { applicationName, closeServerConnections, sampleServerConnections } from "./sampler";
 
 const SMOKE = process.argv.includes("--smoke");
 const flag = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
@@ -74,19 +74,25 @@ interface Scenario {
     ratioOf: "tps" | "p50Ms" | "pgbouncerCpuMsPerTransaction";
 }
 
+/** A scenario's servers, started and warmed up, and the rounds measured so far. */
+interface Bench {
+    scenario: Scenario;
+    pg: PostgresServer;
+    sides: [Side, Side];
+    rounds: Record<string, Round>[];
+}
+
 function postmasterPid(pg: PostgresServer): number {
     return Number(fs.readFileSync(path.join(pg.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
 }
 
-async function measure(pg: PostgresServer, scenario: Scenario, side: Side, seconds: number): Promise<Round> {
-    if (!side.bouncer) {
-        // PgBouncer keeps its server connections between rounds (that is its job); a direct round starts from none.
-        await waitForNoServerConnections(pg, DATABASE, side.name);
-    }
+async function measure(bench: Bench, side: Side): Promise<Round> {
+    const { pg, scenario } = bench;
+    await closeServerConnections(pg, DATABASE, bench.sides.map((s) => s.name));
     const sampler = await sampleServerConnections(pg, DATABASE, side.name);
     const meter = startLoadMeter(() => [process.pid, postmasterPid(pg)]);
     const bouncerCpu = side.bouncer ? cpuSeconds(side.bouncer.pid) : 0;
-    const run = await scenario.load(side.port, seconds, applicationName(side.name));
+    const run = await scenario.load(side.port, SECONDS, applicationName(side.name));
     const load = meter.stop();
     const { peak } = await sampler.stop();
     const perTransaction = side.bouncer && run.transactions > 0 ? round(((cpuSeconds(side.bouncer.pid) - bouncerCpu) * 1000) / run.transactions, 3) : undefined;
@@ -208,8 +214,13 @@ const SCENARIOS: Scenario[] = [
         maxConnections: 100,
         sides: async (pg) => {
             const plain = await startBouncer(pg);
-            const secret = await startBouncer(pg, renderUserlist([{ name: USER, password: await scramSecret(pg) }]));
-            return [{ name: "plaintext", port: plain.port, bouncer: plain }, { name: "scram-secret", port: secret.port, bouncer: secret }];
+            try {
+                const secret = await startBouncer(pg, renderUserlist([{ name: USER, password: await scramSecret(pg) }]));
+                return [{ name: "plaintext", port: plain.port, bouncer: plain }, { name: "scram-secret", port: secret.port, bouncer: secret }];
+            } catch (e) {
+                await plain.stop();
+                throw e;
+            }
         },
         load: pgbenchLoad(8, PK_SELECT, true),
         ratioOf: "pgbouncerCpuMsPerTransaction",
@@ -256,14 +267,6 @@ function summarize(scenario: Scenario, sides: [Side, Side], rounds: Record<strin
     };
 }
 
-/** A scenario's servers, started and warmed up, and the rounds measured so far. */
-interface Bench {
-    scenario: Scenario;
-    pg: PostgresServer;
-    sides: [Side, Side];
-    rounds: Record<string, Round>[];
-}
-
 async function stopBench(pg: PostgresServer, sides: Side[]): Promise<void> {
     await Promise.all(sides.map((s) => s.bouncer?.stop()));
     pg.stop();
@@ -292,7 +295,7 @@ async function measureRound(bench: Bench): Promise<void> {
     const order = bench.rounds.length % 2 === 0 ? bench.sides : [bench.sides[1], bench.sides[0]];
     const measured: Record<string, Round> = {};
     for (const side of order) {
-        measured[side.name] = await measure(bench.pg, bench.scenario, side, SECONDS);
+        measured[side.name] = await measure(bench, side);
     }
     bench.rounds.push(measured);
 }
