@@ -195,7 +195,10 @@ export async function plan(argv: string[]): Promise<number> {
     for (const note of notes) {
         console.log(`note: ${note}`);
     }
-    if (notes.length > 0) {
+    for (const warning of run.warnings) {
+        console.log(`warning: ${warning}`);
+    }
+    if (notes.length + run.warnings.length > 0) {
         console.log("");
     }
     printTree(run);

@@ -43,6 +43,8 @@ export function unwrapSecrets(value: any): any {
 export interface ProgramRun {
     resources: Declared[];
     outputs: Record<string, any>;
+    /** What the program passed to pulumi.log.warn, which the engine would print. */
+    warnings: string[];
     ofType(type: string): Declared[];
     one(type: string, name?: string): Declared;
 }
@@ -124,9 +126,22 @@ export interface RunOptions {
     deployedOutputs?: Record<string, unknown>;
 }
 
+/** Takes what the program passes to pulumi.log.warn, until the returned function restores it. */
+function collectWarnings(into: string[]): () => void {
+    const log = pulumi.log as { warn: typeof pulumi.log.warn };
+    const warn = log.warn;
+    log.warn = async (message: string) => {
+        into.push(message);
+    };
+    return () => {
+        log.warn = warn;
+    };
+}
+
 /** Runs index.ts with this config; rejects with the program's error (and what it declared) when it throws. */
 export async function runProgram(config: StackConfig, options: RunOptions = {}): Promise<ProgramRun> {
     const resources: Declared[] = [];
+    const warnings: string[] = [];
     const suffix = options.autoNameSuffix ?? "-generated";
     await pulumi.runtime.setMocks(
         {
@@ -164,6 +179,7 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
     pulumi.runtime.setAllConfig(config, options.secretKeys ?? ["velure-pooling:databasePassword"]);
     const cwd = process.cwd();
     process.chdir(ROOT);
+    const restoreWarn = collectWarnings(warnings);
     try {
         forgetProgramModules();
         let program: Record<string, unknown>;
@@ -184,6 +200,7 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
         return {
             resources,
             outputs,
+            warnings,
             ofType: (type) => resources.filter((r) => r.type === type),
             one(type, name) {
                 const found = resources.filter((r) => r.type === type && (name === undefined || r.name === name));
@@ -194,6 +211,7 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
             },
         };
     } finally {
+        restoreWarn();
         process.chdir(cwd);
     }
 }
