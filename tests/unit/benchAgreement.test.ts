@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { Figures, disagreements, figuresOf } from "../../bench/agreement";
+import { Figures, disagreements, figuresOf, kindOf } from "../../bench/agreement";
 
 const spread = (median: number, min: number, max: number) => ({ median, min, max });
 
@@ -35,10 +35,22 @@ describe("bench: whether full runs agree", () => {
         const runs = [run([7422, 7072, 7887], [1.0, 0.9, 1.1]), run([7850, 7730, 7995], [1.0, 0.9, 1.1]), run([7148, 7135, 7658], [1.0, 0.9, 1.1])];
         const tps = disagreements(runs).filter((d) => d.figure === "persistent direct tps");
         assert.deepStrictEqual(tps, [
-            { figure: "persistent direct tps", run: 0, median: 7422, against: 1, min: 7730, max: 7995 },
-            { figure: "persistent direct tps", run: 1, median: 7850, against: 2, min: 7135, max: 7658 },
-            { figure: "persistent direct tps", run: 2, median: 7148, against: 1, min: 7730, max: 7995 },
+            { figure: "persistent direct tps", kind: "machine", run: 0, median: 7422, against: 1, min: 7730, max: 7995 },
+            { figure: "persistent direct tps", kind: "machine", run: 1, median: 7850, against: 2, min: 7135, max: 7658 },
+            { figure: "persistent direct tps", kind: "machine", run: 2, median: 7148, against: 1, min: 7730, max: 7995 },
         ]);
         assert.ok(!disagreements(runs).some((d) => d.figure === "persistent ratio"), "the ratios agree");
+    });
+
+    it("fails only on comparison figures: ratios, the added p50, clients, failures and server connections", () => {
+        const comparison = ["persistent ratio", "latency addedP50Ms", "overload direct connected", "overload direct failures", "persistent pooled peakServerConnections"];
+        const machine = ["persistent direct tps", "latency pooled p99Ms", "latency pooled p50Ms", "overload direct latencyAvgMs", "loginCost plaintext pgbouncerCpuMsPerTransaction"];
+        assert.deepStrictEqual(comparison.map(kindOf), comparison.map(() => "comparison"));
+        assert.deepStrictEqual(machine.map(kindOf), machine.map(() => "machine"));
+        const runs = [run([7400, 7000, 7900], [1.0, 0.95, 1.05]), run([7400, 7000, 7900], [1.2, 1.15, 1.25])];
+        assert.deepStrictEqual(
+            disagreements(runs).map((d) => [d.figure, d.kind, d.run]),
+            [["persistent ratio", "comparison", 0], ["persistent ratio", "comparison", 1]],
+        );
     });
 });
