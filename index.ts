@@ -6,6 +6,7 @@ import { VelureConfig, loadConfig } from "./config";
 import { prepareOption } from "./options";
 import { readDeployedPooler } from "./options/deployed";
 import { PreparedPooler } from "./options/types";
+import { assertPrerequisites } from "./services/prerequisites";
 import { deployReleases, serviceNamespaces } from "./services/releases";
 
 /**
@@ -14,10 +15,13 @@ import { deployReleases, serviceNamespaces } from "./services/releases";
  * instead, the CLI reports it much later (measured here: `pulumi preview` of a bad mode took 77 s that way, 16 s this
  * way), because the Node process lingers before it exits.
  */
-async function prepare(): Promise<{ config: VelureConfig; prepared: PreparedPooler }> {
+async function prepare(): Promise<{ config: VelureConfig; prepared: PreparedPooler; provider: k8s.Provider }> {
     try {
         const config = loadConfig();
-        return { config, prepared: prepareOption(config, await readDeployedPooler()) };
+        const prepared = prepareOption(config, await readDeployedPooler());
+        const provider = kubernetesProvider(config);
+        await assertPrerequisites(config, provider);
+        return { config, prepared, provider };
     } catch (e) {
         // Only under the Pulumi CLI (which hands the program its engine's address); the plan and the tests' mock
         // runtime get the error itself.
@@ -30,13 +34,25 @@ async function prepare(): Promise<{ config: VelureConfig; prepared: PreparedPool
     }
 }
 
-export = async () => {
-    const { config, prepared } = await prepare();
-
-    const provider = new k8s.Provider("velure-k8s", {
+function kubernetesProvider(config: VelureConfig): k8s.Provider {
+    return new k8s.Provider("velure-k8s", {
         kubeconfig: config.kubernetes.kubeconfig,
         context: config.kubernetes.context,
+        // Server-side apply (this provider's default) creates by patching, which silently takes over an object that
+        // already exists, and then deletes it with the stack. Client-side creates fail with "already exists"
+        // instead: the program never adopts (or relabels, or later deletes) what it did not create.
+        enableServerSideApply: false,
     });
+}
+
+/** A value derived from a key set with --secret stays a secret in the outputs. */
+function secretIf<T>(secret: boolean, value: T): pulumi.Input<T> {
+    return secret ? (pulumi.secret(value) as pulumi.Output<T>) : value;
+}
+
+export = async () => {
+    const { config, prepared, provider } = await prepare();
+
     const namespaces = serviceNamespaces(config, provider);
     const pooler = prepared.declare({ provider, serviceNamespaces: namespaces });
     const releases = deployReleases(config, pooler, provider, namespaces);
@@ -46,7 +62,7 @@ export = async () => {
         postgresHost: pooler.host,
         postgresPort: pooler.port,
         connectionBudget: prepared.budget,
-        services: Object.fromEntries(
+        services: secretIf(config.secretServices, Object.fromEntries(
             config.services.map((service) => {
                 const connection = pooler.connectionFor(service);
                 return [
@@ -54,7 +70,7 @@ export = async () => {
                     { release: releases[service.name].name, namespace: service.namespace, database: service.database, host: connection.host, port: connection.port },
                 ];
             }),
-        ),
+        )),
         /** The PgBouncer version the config was rendered for (PgBouncer modes only). */
         pgbouncerVersion: config.mode === "rds-proxy" ? undefined : formatVersion(config.pgbouncer.version),
     };

@@ -7,6 +7,11 @@ export interface BudgetLine {
     connections: number;
     /** How the figure was computed, for the error message and the README's arithmetic. */
     formula: string;
+    /** connections = pods × perPod: what a change within one mode compares, generation by generation. */
+    pods?: number;
+    perPod?: number;
+    /** Where these pods run (namespace/name): a line of another placement is another generation of pods. */
+    placement?: string;
 }
 
 /** A database server's limit, and the config keys that set it (named in the error). */
@@ -39,16 +44,45 @@ export const PRIMARY_LIMITS_KEY = "databaseMaxConnections";
 /**
  * A rolling update adds one pod at a time (maxSurge 1, maxUnavailable 0), and the pod it replaces keeps its server
  * connections while it drains. minReadySeconds of a grace period makes the next replacement wait until that pod is
- * gone, so a rollout holds at most one surge pod and one draining pod beyond the replicas.
+ * gone, so a rollout holds at most one surge pod and one draining pod beyond the replicas. A node drain or a
+ * consolidation evicts pods too, whose replacements start while they drain: the pods' PodDisruptionBudget
+ * (maxUnavailable 1) lets the eviction API take one pod at a time, counted as one evicted pod (EVICTION_BOUND says
+ * what that bound rests on).
  */
-export const ROLLOUT = { surge: 1, draining: 1 } as const;
+export const ROLLOUT = { surge: 1, draining: 1, evicted: 1 } as const;
+
+/** What the budget's "evicted" term rests on, and what it cannot bound: the plan and the README print it. */
+export const EVICTION_BOUND =
+    "1 evicted: the pods' PodDisruptionBudget (maxUnavailable 1) lets a drain or a consolidation evict one pod at a time, " +
+    "and the next only once its replacement is Ready; an evicted pod whose replacement is Ready within its grace period " +
+    "overlaps the next eviction, and pods deleted outside the eviction API (kubectl delete, a lost node) are not bounded at all";
 
 /** The pods a rollout may run at once, as a count and as the words of a budget formula. */
 export function rolloutPods(pods: number, what: string): { pods: number; formula: string } {
     return {
-        pods: pods + ROLLOUT.surge + ROLLOUT.draining,
-        formula: `(${pods} ${what} + ${ROLLOUT.surge} surge + ${ROLLOUT.draining} draining)`,
+        pods: pods + ROLLOUT.surge + ROLLOUT.draining + ROLLOUT.evicted,
+        formula: `(${pods} ${what} + ${ROLLOUT.surge} surge + ${ROLLOUT.draining} draining + ${ROLLOUT.evicted} evicted)`,
     };
+}
+
+/** A line of `pods` pods at `perPod` server connections each. */
+export function podsLine(name: string, placement: string, rollout: { pods: number; formula: string }, perPod: number, perPodWords: string): BudgetLine {
+    return { name, placement, pods: rollout.pods, perPod, connections: rollout.pods * perPod, formula: `${rollout.formula} × ${perPodWords} ${perPod}` };
+}
+
+/** What one pod of a rollout may take to start and become Ready (image pull, probes), beyond minReadySeconds. */
+export const POD_START_SECONDS = 60;
+/** Helm's and the provider's waits never go below the 10 minutes they had before. */
+const MIN_ROLLOUT_WAIT_SECONDS = 600;
+const ROLLOUT_WAIT_MARGIN_SECONDS = 120;
+
+/**
+ * How long a rollout of `pods` pods one at a time may take (each starts, is Ready, then waits minReadySeconds before
+ * the next): what Helm's and the Kubernetes provider's waits allow it, so that a slow but healthy rollout is not
+ * rolled back half-way.
+ */
+export function rolloutWaitSeconds(pods: number, minReadySeconds: number): number {
+    return Math.max(MIN_ROLLOUT_WAIT_SECONDS, pods * (POD_START_SECONDS + minReadySeconds) + ROLLOUT_WAIT_MARGIN_SECONDS);
 }
 
 /** The Deployment settings that bound a rollout to ROLLOUT, for pods with this grace period. */
@@ -111,6 +145,60 @@ export function switchBudget(deployed: PoolerBudget, next: PoolerBudget): Connec
     const primary = server(next.budget.server);
     const replica = next.budget.replica ?? deployed.budget.replica;
     return replica ? { ...primary, replica: server(replica.server) } : primary;
+}
+
+const hasShape = (line: BudgetLine): line is BudgetLine & { pods: number; perPod: number } => line.pods !== undefined && line.perPod !== undefined;
+
+/**
+ * One line of a change within a mode. The same pods (name and placement) are rolled: old pods keep the deployed pool
+ * size while new ones start, so the worst case is the larger pod count at the larger pool size. A deployed line
+ * without its pod count (an older program's output) counts both generations in full.
+ */
+function rolledLine(before: BudgetLine, after: BudgetLine): BudgetLine[] {
+    if (!hasShape(before) || !hasShape(after)) {
+        return [{ ...before, name: `deployed: ${before.name}` }, { ...after, name: `new: ${after.name}` }];
+    }
+    if (before.pods === after.pods && before.perPod === after.perPod) {
+        return [after];
+    }
+    const pods = Math.max(before.pods, after.pods);
+    const perPod = Math.max(before.perPod, after.perPod);
+    return [
+        {
+            ...after,
+            pods,
+            perPod,
+            connections: pods * perPod,
+            formula: `max(${before.pods}, ${after.pods}) pods × max(${before.perPod}, ${after.perPod}) per pod (deployed and new pools during the rollout)`,
+        },
+    ];
+}
+
+/** The lines of a change within one mode: rolled lines merged, and the pods that move or go away counted until they are gone. */
+function changeLines(deployed: BudgetLine[], next: BudgetLine[]): BudgetLine[] {
+    const same = (a: BudgetLine) => (b: BudgetLine) => a.name === b.name && a.placement === b.placement;
+    const lines = next.flatMap((line) => {
+        const before = deployed.find(same(line));
+        return before ? rolledLine(before, line) : [line];
+    });
+    const leaving = deployed.filter((line) => !next.some(same(line))).map((line) => ({ ...line, name: `deployed: ${line.name}` }));
+    return [...lines, ...leaving];
+}
+
+/**
+ * The budget of an update from what is deployed to the new config: a switch of mode adds both poolers; within a mode,
+ * the generations of pods that a rollout or a replacement (a new namespace or name) runs side by side.
+ */
+export function transitionBudget(deployed: PoolerBudget, next: PoolerBudget): ConnectionBudget {
+    if (deployed.mode !== next.mode) {
+        return switchBudget(deployed, next);
+    }
+    const server = (now: ConnectionBudget): ConnectionBudget => {
+        const old = servers(deployed.budget).find((s) => s.server === now.server);
+        return buildBudget(now, changeLines(old?.lines ?? [], now.lines));
+    };
+    const primary = server(next.budget);
+    return next.budget.replica ? { ...primary, replica: server(next.budget.replica) } : primary;
 }
 
 function assertServerFits(budget: ConnectionBudget, advice: string, who: string): void {

@@ -2,7 +2,7 @@
 // behind the Service pgbouncer.<namespace>.svc.cluster.local, shared by all services.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { BudgetLine, boundedRollout, rolloutPods } from "./connectionBudget";
+import { BudgetLine, boundedRollout, podsLine, rolloutPods, rolloutWaitSeconds } from "./connectionBudget";
 import { PoolTuning } from "./pgbouncerIni";
 import { RESTRICTED_POD_SECURITY } from "./podSecurity";
 import {
@@ -68,13 +68,9 @@ export function preStopCommand(sequence: ShutdownSequence): string[] {
 }
 
 /** Worst-case server connections: every pod a rollout may run, at its max_db_connections, for every pool. */
-export function clusterBudgetLines(replicas: number, tuning: PoolTuning, pools: string[]): BudgetLine[] {
+export function clusterBudgetLines(namespace: string, replicas: number, tuning: PoolTuning, pools: string[]): BudgetLine[] {
     const rollout = rolloutPods(replicas, "replicas");
-    return pools.map((name) => ({
-        name: `pgbouncer → ${name}`,
-        connections: rollout.pods * tuning.maxDbConnections,
-        formula: `${rollout.formula} × max_db_connections ${tuning.maxDbConnections}`,
-    }));
+    return pools.map((name) => podsLine(`pgbouncer → ${name}`, `${namespace}/${SERVICE_NAME}`, rollout, tuning.maxDbConnections, "max_db_connections"));
 }
 
 export function validatePgBouncerClusterArgs(args: PgBouncerClusterArgs): void {
@@ -94,6 +90,22 @@ export function validatePgBouncerClusterArgs(args: PgBouncerClusterArgs): void {
 export function renderClusterIni(args: PgBouncerClusterArgs): string {
     // "*": every address of the pod, IPv4 and IPv6 (dual-stack and IPv6-only clusters).
     return renderPoolerIni(args, { addr: "*", port: CLUSTER_PORT });
+}
+
+/**
+ * The cluster's DNS: the kube-dns Service's pods (CoreDNS on EKS and most distributions carries k8s-app=kube-dns) in
+ * kube-system. A NetworkPolicy sees the traffic after the Service's address is translated to the pod's, so the pods
+ * are what it must allow. A node-local DNS cache listens elsewhere and is not covered (README: Known limits).
+ */
+export const CLUSTER_DNS_PEER = {
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+    podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+};
+
+/** The provider's wait for the Deployment: its rollout one pod at a time, each a grace period (minReadySeconds) apart. */
+function rolloutTimeouts(replicas: number, minReadySeconds: number): pulumi.CustomTimeouts {
+    const wait = `${rolloutWaitSeconds(replicas, minReadySeconds)}s`;
+    return { create: wait, update: wait };
 }
 
 function namespaceIn(namespaces: string[]) {
@@ -182,7 +194,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                     selector: { matchLabels: labels },
                     ...boundedRollout(sequence.terminationGracePeriodSeconds),
                     template: {
-                        metadata: { labels, annotations: { "checksum/config": files.checksum, ...podScrapeAnnotations(args.monitoring) } },
+                        metadata: { labels, annotations: { ...files.annotations, ...podScrapeAnnotations(args.monitoring) } },
                         spec: {
                             automountServiceAccountToken: false,
                             enableServiceLinks: false,
@@ -198,11 +210,11 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                     },
                 },
             },
-            { parent: this },
+            { parent: this, customTimeouts: rolloutTimeouts(args.replicas, sequence.terminationGracePeriodSeconds) },
         );
     }
 
-    /** Only the services' namespaces reach port 5432; PgBouncer itself reaches DNS and the database. */
+    /** Only the services' namespaces reach port 5432; PgBouncer itself reaches the cluster's DNS and the database. */
     private networkPolicy(name: string, args: PgBouncerClusterArgs, ns: pulumi.Output<string>, labels: Record<string, string>): void {
         new k8s.networking.v1.NetworkPolicy(
             `${name}-netpol`,
@@ -221,7 +233,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                             : []),
                     ],
                     egress: [
-                        { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
+                        { to: [CLUSTER_DNS_PEER], ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
                         {
                             ...(args.databaseCidrs.length > 0 ? { to: args.databaseCidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}),
                             ports: [{ protocol: "TCP", port: args.databasePort }],
@@ -252,7 +264,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
             {
                 apiVersion: "monitoring.coreos.com/v1",
                 kind: "ServiceMonitor",
-                metadata: { namespace: ns, labels },
+                metadata: { namespace: ns, labels: { ...args.monitoring.selectorLabels, ...labels } },
                 spec: { selector: { matchLabels: metricsLabels }, endpoints: [{ port: "metrics", interval: "30s" }] },
             },
             { parent: this },

@@ -210,7 +210,7 @@ export class PgBouncerMonitoring extends pulumi.ComponentResource {
                 {
                     apiVersion: "monitoring.coreos.com/v1",
                     kind: "PrometheusRule",
-                    metadata: { namespace: args.spec.namespace, labels },
+                    metadata: { namespace: args.spec.namespace, labels: { ...args.spec.selectorLabels, ...labels } },
                     spec: { groups: [{ name: `${name}.rules`, rules: alertRules(args.spec.alerts, args.scope) }] },
                 },
                 { parent: this },

@@ -3,7 +3,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash, createHmac } from "crypto";
-import { EXPORTER_PORT, MonitoringSpec, ResourceSpec } from "./specs";
+import { EXPORTER_PORT, MonitoringSpec, POD_NAMES, ResourceSpec } from "./specs";
 import {
     DatabaseEntry,
     ListenAddress,
@@ -30,12 +30,12 @@ export const CA_KEY = "server-ca.pem";
 export const AUTH_FILE = `${AUTH_DIR}/${USERLIST_KEY}`;
 export const SERVER_CA_FILE = `${CONFIG_DIR}/${CA_KEY}`;
 
-const CONFIG_VOLUME = "pgbouncer-config";
-const AUTH_VOLUME = "pgbouncer-auth";
+const CONFIG_VOLUME = POD_NAMES.volumes.config;
+const AUTH_VOLUME = POD_NAMES.volumes.auth;
 
 /** The account the exporter logs in with: a stats user of PgBouncer's admin console, never the app's. */
 export const STATS_USER = "pgbouncer_stats";
-export const EXPORTER_CONTAINER = "pgbouncer-exporter";
+export const EXPORTER_CONTAINER = POD_NAMES.containers.exporter;
 /** The key of the auth Secret that holds the exporter's connection string. */
 export const EXPORTER_DSN_KEY = "exporter-dsn";
 /** The variable pgbouncer_exporter (v0.12) reads its connection string from; an argument would show it in `ps`. */
@@ -77,8 +77,9 @@ export function restrictedContainerSecurityContext(): k8s.types.input.core.v1.Se
 }
 
 /**
- * The config and the userlist are mounted as whole directories, not subPath files, so that the kubelet
- * updates them in place and a RELOAD sees the new content.
+ * The config and the userlist are mounted as whole directories, not subPath files: the kubelet keeps a directory
+ * mount up to date when the object changes (a subPath file never changes). The pods still roll on every change,
+ * through the annotations of podVersionAnnotations.
  */
 export function pgbouncerVolumes(configMapName: k8s.types.input.core.v1.ConfigMapVolumeSource["name"], secretName: k8s.types.input.core.v1.SecretVolumeSource["secretName"]): Volume[] {
     return [
@@ -240,8 +241,20 @@ export function renderPoolerIni(args: PgBouncerConfigArgs, listen: ListenAddress
 export interface PgBouncerConfigObjects {
     configMap: k8s.core.v1.ConfigMap;
     secret: k8s.core.v1.Secret;
-    /** The pod annotation that rolls the pods when the config changes. */
-    checksum: string;
+    /** The pod annotations that roll the pods when the config or the userlist changes. */
+    annotations: Record<string, pulumi.Input<string>>;
+}
+
+/**
+ * Pod annotations that change whenever the objects a pod reads change, so that the pods roll. A ConfigMap's content
+ * is hashed; a Secret is named by its resourceVersion, which changes on every write and says nothing of the password
+ * (a hash of a password would let whoever reads the pod test guesses offline).
+ */
+export function podVersionAnnotations(checksums: Record<string, string>, secrets: Record<string, k8s.core.v1.Secret>): Record<string, pulumi.Input<string>> {
+    return {
+        ...Object.fromEntries(Object.entries(checksums).map(([key, sum]) => [`checksum/${key}`, sum])),
+        ...Object.fromEntries(Object.entries(secrets).map(([key, secret]) => [`velure-pooling/${key}-version`, secret.metadata.resourceVersion])),
+    };
 }
 
 /** The userlist: the app's user and, with monitoring, the exporter's stats user. */
@@ -255,8 +268,10 @@ function userlistEntries(args: PgBouncerConfigArgs, statsPassword: pulumi.Output
 
 /**
  * The ConfigMap (pgbouncer.ini, CA bundle) and the Secret (userlist, and the exporter's connection string)
- * of one PgBouncer listening on `port`. Both are auto-named: Pulumi replaces them on a data change, so the
- * pods that mount them roll to the new names; no password enters the checksum.
+ * of one PgBouncer listening on `port`. Both have fixed names and are updated in place, never replaced: a replaced
+ * object is deleted at the end of the update, or, when the update fails, at the start of the next one, while pods
+ * that a failed Helm release rolled back (or an old ReplicaSet of a stuck rollout) still mount it by name, and
+ * every new pod of theirs would wait for it forever. In place, a rolled-back pod starts with the new content.
  */
 export function pgbouncerConfigObjects(
     name: string,
@@ -269,7 +284,7 @@ export function pgbouncerConfigObjects(
 ): PgBouncerConfigObjects {
     const configMap = new k8s.core.v1.ConfigMap(
         `${name}-config`,
-        { metadata: { namespace, labels }, data: configMapData(ini, args.serverCaBundle) },
+        { metadata: { name: `${name}-config`, namespace, labels }, data: configMapData(ini, args.serverCaBundle) },
         opts,
     );
     const statsPassword = args.monitoring
@@ -283,8 +298,9 @@ export function pgbouncerConfigObjects(
     }
     const secret = new k8s.core.v1.Secret(
         `${name}-auth`,
-        { metadata: { namespace, labels }, type: "Opaque", stringData: pulumi.secret(data) },
+        { metadata: { name: `${name}-auth`, namespace, labels }, type: "Opaque", stringData: pulumi.secret(data) },
         opts,
     );
-    return { configMap, secret, checksum: configChecksum(ini, args.serverCaBundle ?? "") };
+    const annotations = podVersionAnnotations({ "pgbouncer-config": configChecksum(ini, args.serverCaBundle ?? "") }, { "pgbouncer-auth": secret });
+    return { configMap, secret, annotations };
 }

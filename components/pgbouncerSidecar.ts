@@ -3,7 +3,7 @@
 // and volumes to the service's Helm release through the chart's hooks (chartValues).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { BudgetLine, boundedRollout, rolloutPods } from "./connectionBudget";
+import { BudgetLine, boundedRollout, podsLine, rolloutPods } from "./connectionBudget";
 import {
     PGBOUNCER_UID,
     PgBouncerConfigArgs,
@@ -17,12 +17,12 @@ import {
     pgIsReadyProbe,
     sleepCommand,
 } from "./pgbouncerPod";
-import { ResourceSpec } from "./specs";
+import { POD_NAMES, ResourceSpec, SIDECAR_MARGIN_SECONDS, sidecarGracePeriod } from "./specs";
+
+export { SIDECAR_MARGIN_SECONDS, sidecarGracePeriod } from "./specs";
 
 export const SIDECAR_HOST = "127.0.0.1";
-export const SIDECAR_CONTAINER = "pgbouncer";
-/** How much longer than the app's drain a classic sidecar stays up, and the kubelet's slack after that. */
-export const SIDECAR_MARGIN_SECONDS = 5;
+export const SIDECAR_CONTAINER = POD_NAMES.containers.sidecar;
 
 export interface PgBouncerSidecarArgs extends PgBouncerConfigArgs {
     namespace: pulumi.Input<string>;
@@ -48,19 +48,13 @@ export function renderSidecarIni(args: PgBouncerSidecarArgs): string {
     return renderPoolerIni(args, { addr: SIDECAR_HOST, port: args.port });
 }
 
-/** The pod's grace period: the app's drain, then the sidecar's own stop. */
-export function sidecarGracePeriod(appDrainSeconds: number): number {
-    return appDrainSeconds + 2 * SIDECAR_MARGIN_SECONDS;
-}
 
-/** Worst case of one service: every pod it may ever run (HPA max, a rollout's surge and draining pod) at its per-pod cap. */
-export function sidecarBudgetLine(service: string, maxReplicas: number, maxDbConnections: number): BudgetLine {
-    const rollout = rolloutPods(maxReplicas, "max pods");
-    return {
-        name: service,
-        connections: rollout.pods * maxDbConnections,
-        formula: `${rollout.formula} × max_db_connections ${maxDbConnections}`,
-    };
+/**
+ * Worst case of one service: every pod it may ever run (HPA max, a rollout's surge and draining pod, an evicted one)
+ * at its per-pod cap. `placement` is the pods' namespace/release.
+ */
+export function sidecarBudgetLine(service: string, placement: string, maxReplicas: number, maxDbConnections: number): BudgetLine {
+    return podsLine(service, placement, rolloutPods(maxReplicas, "max pods"), maxDbConnections, "max_db_connections");
 }
 
 /**
@@ -102,7 +96,7 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
         this.chartValues = {
             ...placement,
             extraVolumes: pgbouncerVolumes(files.configMap.metadata.name, files.secret.metadata.name),
-            podAnnotations: { "checksum/pgbouncer-config": files.checksum, ...podScrapeAnnotations(args.monitoring) },
+            podAnnotations: { ...files.annotations, ...podScrapeAnnotations(args.monitoring) },
             // The userlist Secret is group-readable by PgBouncer's group only.
             podSecurityContext: { fsGroup: PGBOUNCER_UID },
             terminationGracePeriodSeconds: grace,
@@ -110,13 +104,19 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
             ...boundedRollout(grace),
             autoscaling: { behavior: { scaleDown: { policies: [{ type: "Pods", value: 1, periodSeconds: grace }] } } },
         };
+        // Each pod holds a pool: a drain evicts them one at a time, as the budget counts (EVICTION_BOUND).
+        new k8s.policy.v1.PodDisruptionBudget(
+            `${name}-pdb`,
+            { metadata: { namespace: args.namespace, labels }, spec: { maxUnavailable: 1, selector: { matchLabels: args.podLabels } } },
+            { parent: this },
+        );
         if (args.monitoring?.prometheusOperator) {
             new k8s.apiextensions.CustomResource(
                 `${name}-podmonitor`,
                 {
                     apiVersion: "monitoring.coreos.com/v1",
                     kind: "PodMonitor",
-                    metadata: { namespace: args.namespace, labels },
+                    metadata: { namespace: args.namespace, labels: { ...args.monitoring.selectorLabels, ...labels } },
                     spec: { selector: { matchLabels: args.podLabels }, podMetricsEndpoints: [{ port: "metrics", interval: "30s" }] },
                 },
                 { parent: this },

@@ -88,10 +88,15 @@ export function proxyRolePolicy(secretArns: string[], kmsKeyArn: string | undefi
     return { Version: "2012-10-17", Statement: statements };
 }
 
-export function rdsProxyBudgetLine(maxConnectionsPercent: number, databaseMaxConnections: number): BudgetLine {
+/** The proxy's cap; `proxyName` is its placement: a renamed proxy is a new one beside the old until the old is deleted. */
+export function rdsProxyBudgetLine(proxyName: string, maxConnectionsPercent: number, databaseMaxConnections: number): BudgetLine {
+    const connections = Math.floor((databaseMaxConnections * maxConnectionsPercent) / 100);
     return {
         name: "rds-proxy",
-        connections: Math.floor((databaseMaxConnections * maxConnectionsPercent) / 100),
+        placement: proxyName,
+        pods: 1,
+        perPod: connections,
+        connections,
         formula: `${maxConnectionsPercent}% (rdsMaxConnectionsPercent) of max_connections ${databaseMaxConnections}`,
     };
 }

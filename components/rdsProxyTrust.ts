@@ -3,12 +3,18 @@
 // and the env that points libpq and pgx at them.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { configChecksum, podVersionAnnotations } from "./pgbouncerPod";
+import { POD_NAMES } from "./specs";
 
-/** Where the app container finds the CA bundle: a directory mount (not subPath), so an updated bundle reaches running pods. */
+/**
+ * Where the app container finds the CA bundle: a directory mount (not subPath). The ConfigMap keeps its name and is
+ * updated in place (see pgbouncerConfigObjects for why nothing a pod mounts is replaced); the pods roll on a change
+ * through the checksum annotation in chartValues.
+ */
 export const PROXY_CA_DIR = "/etc/velure/rds-proxy-ca";
 export const PROXY_CA_KEY = "ca.pem";
 export const PROXY_CA_FILE = `${PROXY_CA_DIR}/${PROXY_CA_KEY}`;
-const VOLUME = "rds-proxy-ca";
+const VOLUME = POD_NAMES.volumes.proxyCa;
 
 export interface RdsProxyTrustArgs {
     namespace: pulumi.Input<string>;
@@ -34,7 +40,7 @@ export class RdsProxyTrust extends pulumi.ComponentResource {
         const configMap = new k8s.core.v1.ConfigMap(
             `${name}-ca`,
             {
-                metadata: { namespace: args.namespace, labels: { "app.kubernetes.io/part-of": "velure", "app.kubernetes.io/component": "rds-proxy-ca" } },
+                metadata: { name: `${name}-ca`, namespace: args.namespace, labels: { "app.kubernetes.io/part-of": "velure", "app.kubernetes.io/component": "rds-proxy-ca" } },
                 data: { [PROXY_CA_KEY]: args.caBundle },
             },
             { parent: this },
@@ -43,6 +49,7 @@ export class RdsProxyTrust extends pulumi.ComponentResource {
         this.chartValues = {
             extraVolumes: [{ name: VOLUME, configMap: { name: this.configMapName, defaultMode: 0o444 } }],
             extraVolumeMounts: [{ name: VOLUME, mountPath: PROXY_CA_DIR, readOnly: true }],
+            podAnnotations: podVersionAnnotations({ "rds-proxy-ca": configChecksum(args.caBundle) }, {}),
         };
         this.registerOutputs({ configMapName: this.configMapName });
     }

@@ -19,6 +19,8 @@ export interface MonitoringSpec {
     namespace: string;
     alerts: AlertThresholds;
     dashboard: boolean;
+    /** Labels on the Prometheus Operator's objects, which its Prometheus selects them by. */
+    selectorLabels: Record<string, string>;
 }
 
 /** Clients reach the read replica through a second pooler entry, <database>_ro. */
@@ -76,3 +78,40 @@ export interface RdsProxySpec {
     alarms: AlarmThresholds;
     tags: Record<string, string>;
 }
+
+/** How much longer than the app's drain a classic sidecar stays up, and the kubelet's slack after that. */
+export const SIDECAR_MARGIN_SECONDS = 5;
+
+/** The pod's grace period with a sidecar: the app's drain, then the sidecar's own stop. */
+export function sidecarGracePeriod(appDrainSeconds: number): number {
+    return appDrainSeconds + 2 * SIDECAR_MARGIN_SECONDS;
+}
+
+/** The longest periodSeconds an HPA scaling policy may have (the API server refuses more). */
+export const HPA_MAX_PERIOD_SECONDS = 1800;
+
+/**
+ * What the program puts into a service's pods, by name: a service's own chart values may not take these names (its
+ * lists are joined with the program's, and two containers, volumes or variables of one name break the pod).
+ */
+export const POD_NAMES = {
+    containers: { sidecar: "pgbouncer", exporter: "pgbouncer-exporter" },
+    volumes: { config: "pgbouncer-config", auth: "pgbouncer-auth", proxyCa: "rds-proxy-ca" },
+    /** Every variable the program sets in the app container, from env (a map) or extraEnv (a list). */
+    env: [
+        "POSTGRES_HOST",
+        "POSTGRES_PORT",
+        "POSTGRES_DB",
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_SSLMODE",
+        "POSTGRES_SSLROOTCERT",
+        "PGSSLROOTCERT",
+        "POSTGRES_READ_HOST",
+        "POSTGRES_READ_PORT",
+        "POSTGRES_READ_DB",
+    ],
+} as const;
+
+/** The key of a service's credentials Secret that holds its password, and the app's variable for it. */
+export const CREDENTIALS_PASSWORD_KEY = "POSTGRES_PASSWORD";

@@ -23,11 +23,12 @@ import {
 } from "../components/pgbouncerIni";
 import { IMAGE_ALLOWED, IPV4_ADDRESS, IPV4_CIDR, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
 import { readServerCa } from "./certificates";
+import { contextProblem } from "./kubeconfig";
 import { readRdsProxy } from "./rds";
 import { ConfigError, Reader, defaultOf, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
-import { ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
+import { CONFIG_KEYS, ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
 import { ROLLOUT } from "../components/connectionBudget";
-import { APP_CONTAINER_PORT, READ_ONLY_SUFFIX, AppResources, EXPORTER_PORT, MonitoringSpec, RdsProxySpec, ResourceSpec } from "../components/specs";
+import { APP_CONTAINER_PORT, HPA_MAX_PERIOD_SECONDS, POD_NAMES, READ_ONLY_SUFFIX, sidecarGracePeriod, AppResources, EXPORTER_PORT, MonitoringSpec, RdsProxySpec, ResourceSpec } from "../components/specs";
 
 export { ConfigError } from "./reader";
 export { MODES, Mode, PROJECT } from "./schema";
@@ -88,9 +89,13 @@ export interface SidecarSpec {
 
 export interface VelureConfig {
     mode: Mode;
+    /** `services` was set with --secret: its values stay secret in the releases and the outputs. */
+    secretServices: boolean;
+    /** What every run must say about the config (printed as warnings). */
+    warnings: string[];
     database: DatabaseSpec;
     services: ServiceSpec[];
-    kubernetes: { kubeconfig?: pulumi.Input<string>; context?: string; createServiceNamespaces: boolean };
+    kubernetes: { kubeconfig?: pulumi.Input<string>; context?: pulumi.Input<string>; createServiceNamespaces: boolean };
     pgbouncer: PgBouncerSpec;
     sidecar: SidecarSpec;
     /** Present in mode rds-proxy only. */
@@ -218,6 +223,35 @@ function refuseOwnedValues(r: Reader, at: string, values: Record<string, unknown
     }
 }
 
+/** The names in a list value (entries of the form {name: ...}). */
+function namesIn(list: unknown): string[] {
+    return Array.isArray(list) ? list.map((entry) => (isRecord(entry) ? entry.name : undefined)).filter((n): n is string => typeof n === "string") : [];
+}
+
+/**
+ * A service's own list values are joined with the program's (services/releases.ts mergeValues): the names the
+ * program puts into the pods must stay free there, and env keys the program sets would be silently overwritten.
+ */
+function refuseProgramNames(r: Reader, at: string, values: Record<string, unknown>): void {
+    const taken: { key: string; names: string[]; what: string }[] = [
+        { key: "initContainers", names: Object.values(POD_NAMES.containers), what: "a container the program adds" },
+        { key: "extraContainers", names: Object.values(POD_NAMES.containers), what: "a container the program adds" },
+        { key: "extraVolumes", names: Object.values(POD_NAMES.volumes), what: "a volume the program adds" },
+        { key: "extraVolumeMounts", names: Object.values(POD_NAMES.volumes), what: "a volume the program mounts" },
+        { key: "extraEnv", names: [...POD_NAMES.env], what: "a variable the program sets" },
+    ];
+    for (const { key, names, what } of taken) {
+        for (const name of namesIn(values[key]).filter((n) => names.includes(n))) {
+            r.problem(`${at}.values.${key}`, name, `expected another name: ${name} is ${what} (${names.join(", ")} are the program's)`);
+        }
+    }
+    const env = isRecord(values.env) ? Object.keys(values.env) : [];
+    for (const name of env.filter((n) => (POD_NAMES.env as readonly string[]).includes(n))) {
+        // The value is not shown: env is where a service keeps its own secrets.
+        r.problems.push(`${PROJECT}:${at}.values.env.${name}: expected no ${name} here: the program sets it from the pooler`);
+    }
+}
+
 function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: number): ServiceSpec | undefined {
     const at = `services[${index}]`;
     if (!isRecord(raw)) {
@@ -260,6 +294,7 @@ function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: nu
     }
     const values = isRecord(raw.values) ? raw.values : {};
     refuseOwnedValues(r, at, values);
+    refuseProgramNames(r, at, values);
     const containerPort = values.containerPort ?? APP_CONTAINER_PORT;
     if (!Number.isInteger(containerPort) || (containerPort as number) < 1 || (containerPort as number) > 65535) {
         r.problem(`${at}.values.containerPort`, containerPort, "expected a TCP port (1..65535)");
@@ -403,14 +438,56 @@ function readResources(r: Reader, key: ConfigKey): ResourceSpec {
     return raw;
 }
 
-/** A path stays a plain value; contents carry credentials (tokens, client keys) and stay a secret everywhere. */
-function readKubeconfig(r: Reader): pulumi.Input<string> | undefined {
+const isKubeconfigContents = (value: string) => /[\r\n]/.test(value) || /^\s*(\{|apiVersion\s*:)/.test(value);
+
+/**
+ * A path stays a plain value; contents carry credentials (tokens, client keys) and stay a secret everywhere. A
+ * context must be one the kubeconfig has.
+ */
+function readKubernetes(r: Reader): Pick<VelureConfig["kubernetes"], "kubeconfig" | "context"> {
     const value = r.string("kubeconfig");
-    if (!value) {
-        return undefined;
+    const context = r.string("kubernetesContext");
+    const isContents = isKubeconfigContents(value);
+    if (context) {
+        const problem = contextProblem(context, { given: value || undefined, isContents, env: process.env.KUBECONFIG });
+        if (problem) {
+            r.problem("kubernetesContext", context, problem);
+        }
     }
-    const contents = /[\r\n]/.test(value) || /^\s*(\{|apiVersion\s*:)/.test(value);
-    return contents ? pulumi.secret(value) : value;
+    const secret = (v: string, key: ConfigKey) => (r.isSecret(key) ? pulumi.secret(v) : v);
+    return {
+        kubeconfig: !value ? undefined : isContents ? pulumi.secret(value) : secret(value, "kubeconfig"),
+        context: context ? secret(context, "kubernetesContext") : undefined,
+    };
+}
+
+/**
+ * The keys that may be set with --secret, and how each stays one. Every other key is written where Pulumi or
+ * Kubernetes keeps it in the clear (resource names and URNs, pgbouncer.ini in a ConfigMap, AWS resource properties,
+ * the budget in the outputs and messages), so a secret value there is refused rather than silently revealed.
+ */
+const SECRET_KEYS: Partial<Record<ConfigKey, string>> = {
+    databasePassword: "always a secret",
+    kubeconfig: "the provider's input",
+    kubernetesContext: "the provider's input",
+    services: "the releases' values and the services output; the names, namespaces and databases name resources and pgbouncer.ini entries",
+};
+
+/** A secret `services` keeps its values secret; its identifiers cannot be, and every run says so. */
+export const SECRET_SERVICES_WARNING =
+    "services: set as a secret, so the releases' values and the services output are secret; the service names, namespaces and " +
+    "databases are not (they name Kubernetes objects, Pulumi resources and pgbouncer.ini entries): keep secrets in services[].values only";
+
+function refuseRevealedSecrets(r: Reader): void {
+    for (const key of Object.keys(CONFIG_KEYS) as ConfigKey[]) {
+        if (r.isSecret(key) && !(key in SECRET_KEYS)) {
+            r.problems.push(
+                `${PROJECT}:${key}: set as a secret, which the program cannot keep: it writes this key where Pulumi or Kubernetes keeps it in the clear ` +
+                    `(resource names, ConfigMaps, AWS resource properties or the stack's outputs). Set it as plain config: pulumi config set ${PROJECT}:${key} <value>. ` +
+                    `Keys that may be secrets: ${Object.keys(SECRET_KEYS).join(", ")}`,
+            );
+        }
+    }
 }
 
 function readPgBouncerReplicas(r: Reader, mode: Mode): number {
@@ -462,6 +539,35 @@ function readPgBouncer(r: Reader, mode: Mode, database: DatabaseSpec): PgBouncer
     };
 }
 
+/** A label's key (an optional DNS prefix and a name) and its value, as the API server takes them. */
+const LABEL_KEY = /^(?:(?=.{1,253}\/)[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(?=.{0,63}$)([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+
+function readLabels(r: Reader, key: ConfigKey): Record<string, string> {
+    const raw = r.object<unknown>(key);
+    if (!isRecord(raw)) {
+        r.problem(key, raw, "expected a map of label keys to values");
+        return {};
+    }
+    for (const [name, value] of Object.entries(raw)) {
+        if (!LABEL_KEY.test(name) || typeof value !== "string" || !LABEL_VALUE.test(value)) {
+            r.problem(`${key}.${name}`, value, "expected a Kubernetes label: a key such as release or example.com/team, and a value of at most 63 characters [A-Za-z0-9_.-]");
+        }
+    }
+    return raw as Record<string, string>;
+}
+
+/** Without the labels its Prometheus selects by, the Operator's objects are declared and never read: no scrape, no alert. */
+export function monitorSelectorWarning(monitoring: MonitoringSpec | undefined): string[] {
+    if (!monitoring?.prometheusOperator || Object.keys(monitoring.selectorLabels).length > 0) {
+        return [];
+    }
+    return [
+        "monitoringSelectorLabels: empty, while monitoringPrometheusOperator is true: a Prometheus that selects monitors and rules by label " +
+            "(kube-prometheus-stack selects release: <its release name>) ignores the ServiceMonitor, PodMonitor and PrometheusRule; set the labels it selects",
+    ];
+}
+
 function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
     const exporter = r.boolean("monitoringExporter");
     if (mode === "rds-proxy" || !exporter) {
@@ -474,6 +580,7 @@ function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
         namespace,
         alerts: readThresholds(r, "monitoringAlerts", DEFAULT_MONITORING_ALERTS, true),
         dashboard: r.boolean("monitoringDashboard"),
+        selectorLabels: readLabels(r, "monitoringSelectorLabels"),
     };
 }
 
@@ -534,6 +641,20 @@ function checkSidecarPorts(r: Reader, mode: Mode, sidecarPort: number, services:
     });
 }
 
+/** The sidecar's HPA scales down one pod per grace period, and the API server takes no policy period above 1800 s. */
+function readAppDrainSeconds(r: Reader): number {
+    const seconds = r.integer("appDrainSeconds", 0);
+    if (r.valid("appDrainSeconds") && sidecarGracePeriod(seconds) > HPA_MAX_PERIOD_SECONDS) {
+        r.problem(
+            "appDrainSeconds",
+            seconds,
+            `expected at most ${HPA_MAX_PERIOD_SECONDS - sidecarGracePeriod(0)}: the grace period (appDrainSeconds + ${sidecarGracePeriod(0)}) is the sidecar HPA's ` +
+                `scale-down periodSeconds, which the API server caps at ${HPA_MAX_PERIOD_SECONDS}`,
+        );
+    }
+    return seconds;
+}
+
 function readAcceptedSwitch(r: Reader): { from: Mode; to: Mode } | undefined {
     const value = r.string("acceptSwitchOverBudget");
     if (!value) {
@@ -541,8 +662,12 @@ function readAcceptedSwitch(r: Reader): { from: Mode; to: Mode } | undefined {
     }
     const [from, to, ...rest] = value.split("->");
     const isMode = (m: string | undefined): m is Mode => (MODES as readonly (string | undefined)[]).includes(m);
-    if (rest.length > 0 || !isMode(from) || !isMode(to) || from === to) {
-        r.problem("acceptSwitchOverBudget", value, `expected <deployed mode>-><new mode>, two different modes of ${MODES.join(", ")}, or empty`);
+    if (rest.length > 0 || !isMode(from) || !isMode(to)) {
+        r.problem(
+            "acceptSwitchOverBudget",
+            value,
+            `expected <deployed mode>-><new mode> with modes of ${MODES.join(", ")} (the same mode twice for an update within a mode), or empty`,
+        );
         return undefined;
     }
     return { from, to };
@@ -556,16 +681,18 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
         // Nothing else is meaningful without a valid mode.
         throw new ConfigError(r.problems);
     }
-    const kubeconfig = readKubeconfig(r);
-    const context = r.string("kubernetesContext");
+    refuseRevealedSecrets(r);
+    const kubernetes = readKubernetes(r);
     const database = readDatabase(r, config);
+    const secretServices = r.isSecret("services");
     const result: VelureConfig = {
         mode,
+        secretServices,
+        warnings: secretServices ? [SECRET_SERVICES_WARNING] : [],
         database,
         services: readServices(r, database),
         kubernetes: {
-            kubeconfig,
-            context: context || undefined,
+            ...kubernetes,
             createServiceNamespaces: r.boolean("createServiceNamespaces"),
         },
         pgbouncer: readPgBouncer(r, mode, database),
@@ -573,12 +700,13 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
             native: r.boolean("sidecarNative"),
             port: r.integer("sidecarPort", 1024, 65535),
             resources: readResources(r, "sidecarResources"),
-            appDrainSeconds: r.integer("appDrainSeconds", 0, 3600),
+            appDrainSeconds: readAppDrainSeconds(r),
         },
         rds: mode === "rds-proxy" ? readRdsProxy(r) : undefined,
         monitoring: readMonitoring(r, mode),
         acceptSwitch: readAcceptedSwitch(r),
     };
+    result.warnings.push(...monitorSelectorWarning(result.monitoring));
     checkSidecarPorts(r, mode, result.sidecar.port, result.services, result.monitoring);
     checkOwnedNamespaces(r, result);
     if (r.problems.length > 0) {

@@ -3,6 +3,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { CONFIG_KEYS, ConfigKey, KeySpec, PROJECT } from "./schema";
 
+// The SDK's own test of `pulumi config set --secret` (runtime/config.js); its type declarations leave it out.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(key: string): boolean };
+
 export class ConfigError extends Error {
     constructor(public readonly problems: string[]) {
         super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
@@ -21,14 +25,22 @@ export class Reader {
 
     constructor(private readonly config: pulumi.Config) {}
 
+    /** A problem with a key's value; the value is not shown when the key (or the key it is part of) is a secret. */
     problem(key: string, value: unknown, allowed: string): void {
         this.refused.add(key);
-        this.problems.push(`${PROJECT}:${key}: ${JSON.stringify(value)} is not allowed; ${allowed}`);
+        const root = key.split(/[.[]/)[0];
+        const shown = root in CONFIG_KEYS && this.isSecret(root as ConfigKey) ? "the value (not shown: a secret)" : JSON.stringify(value);
+        this.problems.push(`${PROJECT}:${key}: ${shown} is not allowed; ${allowed}`);
     }
 
     /** Whether every one of these keys was read without a problem: a check that compares keys needs both valid. */
     valid(...keys: string[]): boolean {
         return keys.every((key) => !this.refused.has(key));
+    }
+
+    /** Whether the user set this key with --secret. */
+    isSecret(key: ConfigKey): boolean {
+        return runtimeConfig.isConfigSecret(`${PROJECT}:${key}`);
     }
 
     raw(key: ConfigKey): string | undefined {

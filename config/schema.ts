@@ -71,7 +71,7 @@ export const CONFIG_KEYS = {
     acceptSwitchOverBudget: {
         type: "string",
         default: "",
-        description: "A switch of mode whose two poolers together may exceed the database's limit, accepted for one deployment: <deployed mode>-><new mode>, e.g. pgbouncer-cluster->pgbouncer-sidecar. Empty: such a switch is refused.",
+        description: "An update whose deployed and new generations together may exceed the database's limit, accepted for one deployment: <deployed mode>-><new mode>, e.g. pgbouncer-cluster->pgbouncer-sidecar, or the same mode twice for an update within a mode. Empty: such an update is refused.",
     },
     databasePassword: {
         type: "string",
@@ -149,8 +149,9 @@ export const CONFIG_KEYS = {
     },
     pgbouncerDefaultPoolSize: {
         type: "integer",
-        // With the other defaults (2 replicas, reserve 2, two services, max_connections 100 less 10): (2 + 1 + 1) × 10 × 2 = 80 of 90.
-        default: 8,
+        // With the other defaults (2 replicas, reserve 2, two services, max_connections 100 less 10):
+        // (2 + 1 surge + 1 draining + 1 evicted) × 9 × 2 = 90 of 90.
+        default: 7,
         description: "default_pool_size: server connections per database (and user) per PgBouncer process.",
     },
     pgbouncerReservePoolSize: {
@@ -245,6 +246,12 @@ export const CONFIG_KEYS = {
         default: false,
         description:
             "The Prometheus Operator's CRDs exist: declare ServiceMonitor / PodMonitor and PrometheusRule. false: prometheus.io scrape annotations, no rules.",
+    },
+    monitoringSelectorLabels: {
+        type: "object",
+        default: {},
+        description:
+            "Labels on the ServiceMonitor, PodMonitor and PrometheusRule, for the Prometheus that selects them (kube-prometheus-stack: {release: <its release name>}).",
     },
     monitoringNamespace: {
         type: "string",

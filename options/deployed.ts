@@ -1,4 +1,4 @@
-// What the stack runs now: the outputs of its own last deployment, read through a stack reference to itself.
+// What the stack runs now: the outputs of its own last deployment, read from the backend before anything is declared.
 import * as pulumi from "@pulumi/pulumi";
 import { ConnectionBudget, PoolerBudget } from "../components/connectionBudget";
 import { MODES } from "../config/schema";
@@ -8,21 +8,58 @@ function isBudget(value: unknown): value is ConnectionBudget {
     return typeof b === "object" && b !== null && typeof b.used === "number" && typeof b.limit === "number" && Array.isArray(b.lines);
 }
 
-/** The deployed pooler from a stack's outputs (`mode`, `connectionBudget`), or undefined when there is none yet. */
-export function deployedFromOutputs(outputs: Record<string, unknown>): PoolerBudget | undefined {
+/**
+ * What the last outputs say of the deployed pooler:
+ * - none: nothing of this program is deployed (no outputs, or outputs without `mode`: not this program's);
+ * - a pooler: its mode and worst case;
+ * - unreadable: a mode of this program with a budget this version cannot read, so a switch cannot be checked.
+ */
+export type Deployed = { kind: "none" } | { kind: "pooler"; pooler: PoolerBudget } | { kind: "unreadable"; mode: string; why: string };
+
+/** The deployed pooler from a stack's outputs (`mode`, `connectionBudget`). */
+export function deployedFromOutputs(outputs: Record<string, unknown>): Deployed {
     const { mode, connectionBudget } = outputs;
-    if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode) || !isBudget(connectionBudget)) {
-        return undefined;
+    if (mode === undefined) {
+        return { kind: "none" };
     }
-    return { mode, budget: connectionBudget };
+    if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode)) {
+        return { kind: "unreadable", mode: String(mode), why: `its mode ${JSON.stringify(mode)} is none of ${MODES.join(", ")}` };
+    }
+    if (!isBudget(connectionBudget)) {
+        return { kind: "unreadable", mode, why: "its connectionBudget output is missing or of another shape" };
+    }
+    return { kind: "pooler", pooler: { mode, budget: connectionBudget } };
+}
+
+const READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs";
+
+/** A stack's last outputs from the backend, with secrets revealed (only the switch check reads them). */
+async function readOutputs(name: string): Promise<Record<string, unknown>> {
+    const result = await pulumi.runtime.invoke(READ_STACK_OUTPUTS, { name });
+    return (result?.outputs ?? {}) as Record<string, unknown>;
 }
 
 /**
- * Reads this stack's last outputs. On the first deployment there are none. The reference declares nothing: it is a
- * read of the backend's state, which the engine does before any resource of the program is created.
+ * Reads this stack's last outputs through the engine's own stack-reference function, an invoke: nothing enters the
+ * state, and a name the backend refuses is an error the program can handle (a StackReference resource would end the
+ * run instead). Backends name a stack <organization>/<project>/<stack>, except a file backend in the legacy layout
+ * (stacks not grouped by project), which refuses that and takes the bare <stack>: in that layout a stack name is
+ * unique in the backend, so the bare name is this very stack. A backend that refuses both ends the run, because a
+ * switch it cannot check could open more connections than the database allows.
  */
-export async function readDeployedPooler(): Promise<PoolerBudget | undefined> {
-    const self = new pulumi.StackReference("velure-deployed", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}` });
-    const [mode, connectionBudget] = await Promise.all([self.getOutputDetails("mode"), self.getOutputDetails("connectionBudget")]);
-    return deployedFromOutputs({ mode: mode.value, connectionBudget: connectionBudget.value });
+export async function readDeployedPooler(read = readOutputs): Promise<Deployed> {
+    const stack = pulumi.getStack();
+    const names = [`${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`, stack];
+    const errors: string[] = [];
+    for (const name of names) {
+        try {
+            return deployedFromOutputs(await read(name));
+        } catch (e) {
+            errors.push(`${name}: ${(e as Error).message}`);
+        }
+    }
+    throw new Error(
+        "velure-pooling reads the stack's own last outputs to check a switch of mode, and the backend refused both names:\n" +
+            errors.map((e) => `  ${e}`).join("\n"),
+    );
 }

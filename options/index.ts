@@ -4,7 +4,7 @@ import { Mode, VelureConfig } from "../config";
 import { pgbouncerClusterOption } from "./pgbouncerCluster";
 import { pgbouncerSidecarOption } from "./pgbouncerSidecar";
 import { rdsProxyOption } from "./rdsProxy";
-import { PoolerBudget } from "../components/connectionBudget";
+import { Deployed } from "./deployed";
 import { checkSwitch } from "./switch";
 import { PoolerOption, PreparedPooler } from "./types";
 
@@ -32,9 +32,9 @@ export function securityWarning(config: VelureConfig): string | undefined {
  * Checks the mode's config, and a switch from the deployed mode, and returns how to declare the pooler; declares
  * nothing itself, so that a refused switch changes nothing.
  */
-export function prepareOption(config: VelureConfig, deployed: PoolerBudget | undefined): PreparedPooler {
+export function prepareOption(config: VelureConfig, deployed: Deployed): PreparedPooler {
     const prepared = OPTIONS[config.mode](config);
-    const warnings = [securityWarning(config), ...checkSwitch(config, { mode: config.mode, budget: prepared.budget }, deployed)];
+    const warnings = [securityWarning(config), ...config.warnings, ...prepared.warnings, ...checkSwitch(config, { mode: config.mode, budget: prepared.budget }, deployed)];
     for (const warning of warnings.filter(Boolean)) {
         pulumi.log.warn(warning as string);
     }

@@ -34,12 +34,23 @@ export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs
     };
 }
 
+/** Without databaseCidrs the NetworkPolicy cannot name the database (a DNS name), so it opens the port to every address. */
+function openEgressWarning(args: PgBouncerClusterArgs): string[] {
+    if (args.databaseCidrs.length > 0) {
+        return [];
+    }
+    return [
+        `databaseCidrs: empty, so the central PgBouncer's NetworkPolicy lets it reach port ${args.databasePort} on any address; ` +
+            "set databaseCidrs to the database subnets' CIDR blocks",
+    ];
+}
+
 export const pgbouncerClusterOption: PoolerOption = (config) => {
     const args = pgbouncerClusterArgs(config);
     validatePgBouncerClusterArgs(args);
     renderClusterIni(args);
     const budget = pgbouncerBudget(config, (readOnly) =>
-        clusterBudgetLines(args.replicas, args.tuning, config.services.map((s) => poolName(s.database, readOnly))),
+        clusterBudgetLines(args.namespace, args.replicas, args.tuning, config.services.map((s) => poolName(s.database, readOnly))),
     );
     assertWithinBudget(
         budget,
@@ -51,5 +62,5 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
         declareMonitoring(config, "velure PgBouncer", `namespace="${args.namespace}"`, budget, provider);
         return sharedEndpoint(cluster, (service) => pgbouncerServiceEnv(config.database, service, cluster.host, cluster.port));
     };
-    return { budget, declare };
+    return { budget, declare, warnings: openEgressWarning(args) };
 };

@@ -44,7 +44,7 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
     }
     const maxDb = config.pgbouncer.tuning.maxDbConnections;
     const budget = pgbouncerBudget(config, (readOnly) =>
-        config.services.map((s) => sidecarBudgetLine(readOnly ? `${s.name} → ${poolName(s.database, true)}` : s.name, s.maxReplicas, maxDb)),
+        config.services.map((s) => sidecarBudgetLine(readOnly ? `${s.name} → ${poolName(s.database, true)}` : s.name, `${s.namespace}/${s.releaseName}`, s.maxReplicas, maxDb)),
     );
     assertWithinBudget(
         budget,
@@ -75,5 +75,5 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
             connectionFor: (service) => connections.get(service.name) as ServiceConnection,
         };
     };
-    return { budget, declare };
+    return { budget, declare, warnings: [] };
 };

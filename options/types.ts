@@ -19,6 +19,11 @@ export interface PoolerOutputs {
     connectionFor(service: ServiceSpec): ServiceConnection;
     /** What must be ready before any release points at the pooler (its components, whose children Pulumi awaits). */
     ready: pulumi.Resource[];
+    /**
+     * What must succeed, per service, before its release points at the pooler: a check that logs in as the
+     * service does, with its credentials Secret (RDS Proxy). Absent: the pooler's readiness says enough.
+     */
+    readyFor?(service: ServiceSpec, credentials: k8s.core.v1.Secret): pulumi.Resource[];
 }
 
 export interface DeployContext {
@@ -34,6 +39,8 @@ export type DeclarePooler = (context: DeployContext) => PoolerOutputs;
 export interface PreparedPooler {
     budget: ConnectionBudget;
     declare: DeclarePooler;
+    /** What every run of this mode must say (printed as warnings). */
+    warnings: string[];
 }
 
 /** An option checks the config for its mode (pure, throws) and returns its budget and how to declare the pooler. */

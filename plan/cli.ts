@@ -4,7 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { switchBudget } from "../components/connectionBudget";
+import { EVICTION_BOUND, transitionBudget } from "../components/connectionBudget";
 import { RDS_CA_SOURCE, subjectsOf } from "../components/rdsCertificates";
 import { deployedFromOutputs } from "../options/deployed";
 import { CONFIG_KEYS } from "../config/schema";
@@ -127,6 +127,9 @@ function printBudget(budget: any, what = "Connection budget"): void {
             console.log(`  ${line.name.padEnd(52)} ${String(line.connections).padStart(5)}  = ${line.formula}`);
         }
         console.log(`  ${"total".padEnd(52)} ${String(server.used).padStart(5)}  of ${server.available} available (${server.limitKey} ${server.limit} - reserved ${server.reserved})`);
+        if (server.lines.some((line: any) => / evicted\)/.test(line.formula))) {
+            console.log(`  note: ${EVICTION_BOUND}`);
+        }
     }
 }
 
@@ -161,27 +164,35 @@ function writeOut(dir: string, run: ProgramRun, args: Args): string[] {
     return written;
 }
 
-/** What is deployed now, from a saved `pulumi stack output --json`; the program reads the same through its stack reference. */
+/** What is deployed now, from a saved `pulumi stack output --json`; the program reads the same from the backend. */
 function readDeployed(file: string | undefined): Record<string, unknown> | undefined {
     if (!file) {
         return undefined;
     }
     const outputs = JSON.parse(fs.readFileSync(file, "utf8"));
     const deployed = deployedFromOutputs(outputs);
-    console.log(
-        deployed
-            ? `Deployed now (${file}): mode ${deployed.mode}, ${deployed.budget.used} of ${deployed.budget.available} server connections to the ${deployed.budget.server}\n`
-            : `Deployed now (${file}): no pooler (the outputs have no mode and connectionBudget)\n`,
-    );
+    const what =
+        deployed.kind === "pooler"
+            ? `mode ${deployed.pooler.mode}, ${deployed.pooler.budget.used} of ${deployed.pooler.budget.available} server connections to the ${deployed.pooler.budget.server}`
+            : deployed.kind === "none"
+              ? "no pooler (the outputs have no mode)"
+              : `mode ${deployed.mode}, but ${deployed.why}`;
+    console.log(`Deployed now (${file}): ${what}\n`);
     return outputs;
 }
 
-/** The switch's table: both poolers at once, as the program checked it. */
+/** The update's table: the deployed and the new generation at once, as the program checked it. */
 function printSwitch(deployedOutputs: Record<string, unknown> | undefined, run: ProgramRun): void {
     const deployed = deployedOutputs && deployedFromOutputs(deployedOutputs);
     const next = deployedFromOutputs(run.outputs);
-    if (deployed && next && deployed.mode !== next.mode) {
-        printBudget(switchBudget(deployed, next), `Switch ${deployed.mode} -> ${next.mode}: connection budget`);
+    if (deployed?.kind !== "pooler" || next.kind !== "pooler") {
+        return;
+    }
+    const budget = transitionBudget(deployed.pooler, next.pooler);
+    if (deployed.pooler.mode !== next.pooler.mode) {
+        printBudget(budget, `Switch ${deployed.pooler.mode} -> ${next.pooler.mode}: connection budget`);
+    } else if (JSON.stringify(budget) !== JSON.stringify(next.pooler.budget)) {
+        printBudget(budget, `Update within ${next.pooler.mode} (deployed and new pods at once): connection budget`);
     }
 }
 

@@ -55,8 +55,8 @@ function configValue(value: unknown): string {
     return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-/** The config of a stack, as the CLI would pass it: stack values over Pulumi.yaml defaults, then overrides. */
-export function stackConfig(stack: string, overrides: Record<string, unknown> = {}): StackConfig {
+/** Pulumi.yaml's defaults, as the CLI passes them to a stack that sets nothing. */
+export function projectDefaults(): StackConfig {
     const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
     const config: StackConfig = {};
     for (const [key, spec] of Object.entries<any>(project.config)) {
@@ -65,6 +65,12 @@ export function stackConfig(stack: string, overrides: Record<string, unknown> = 
             config[`velure-pooling:${key}`] = configValue(value);
         }
     }
+    return config;
+}
+
+/** The config of a stack, as the CLI would pass it: stack values over Pulumi.yaml defaults, then overrides. */
+export function stackConfig(stack: string, overrides: Record<string, unknown> = {}): StackConfig {
+    const config = projectDefaults();
     const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
     if (!fs.existsSync(file)) {
         throw new Error(`no stack file Pulumi.${stack}.yaml`);
@@ -115,7 +121,7 @@ function computedState(type: string, name: string, inputs: any): Record<string, 
     }
 }
 
-const STACK_REFERENCE = "pulumi:pulumi:StackReference";
+const READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs";
 
 export interface RunOptions {
     stack?: string;
@@ -124,6 +130,31 @@ export interface RunOptions {
     secretKeys?: string[];
     /** The stack's outputs from its last deployment (`pulumi stack output --json`), as the self stack reference reads them. */
     deployedOutputs?: Record<string, unknown>;
+    /**
+     * How the backend names stacks: "project" (organization/project/stack, the default), "legacy" (a file backend in
+     * the legacy layout: only the bare stack name), or "none" (it refuses every name).
+     */
+    backendLayout?: "project" | "legacy" | "none";
+    /** Objects the cluster lacks, as <type>/<name> (a read of them fails). */
+    missingObjects?: string[];
+}
+
+/** What the cluster answers a read with: the object, or not found for the ones `missingObjects` names. */
+function readExisting(type: string, id: string, options: RunOptions): { id: string; state: Record<string, unknown> } {
+    if ((options.missingObjects ?? []).includes(`${type}/${id}`)) {
+        throw new Error(`resource '${id}' does not exist`);
+    }
+    return { id, state: { metadata: { name: id } } };
+}
+
+/** The engine's stack-reference function, as a backend of this layout answers it. */
+function readStackOutputs(name: string, options: RunOptions): Record<string, unknown> {
+    const layout = options.backendLayout ?? "project";
+    const qualified = name.includes("/");
+    if (layout === "none" || (layout === "legacy" && qualified)) {
+        throw new Error(`unknown stack "${name}"`);
+    }
+    return { name, outputs: options.deployedOutputs ?? {}, secretOutputNames: [] };
 }
 
 /** Takes what the program passes to pulumi.log.warn, until the returned function restores it. */
@@ -147,20 +178,24 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
         {
             newResource(args) {
                 const inputs = unwrapSecrets(args.inputs);
-                if (args.type === STACK_REFERENCE) {
-                    // A read of the backend's state (the stack's own last outputs): it declares nothing.
-                    return { id: inputs.name, state: { name: inputs.name, outputs: options.deployedOutputs ?? {}, secretOutputNames: [] } };
+                if (args.id) {
+                    // A read of an object the cluster already has (the program's prerequisites): it declares nothing.
+                    return readExisting(args.type, args.id, options);
                 }
                 resources.push({ type: args.type, name: args.name, inputs, raw: args.inputs });
                 const metadata = inputs.metadata ?? {};
                 const state = { ...inputs };
                 if (args.type.startsWith("kubernetes:")) {
-                    state.metadata = { ...metadata, name: metadata.name ?? `${args.name}${suffix}` };
+                    // resourceVersion: what the API server sets on every write (the pods' Secret version annotations).
+                    state.metadata = { ...metadata, name: metadata.name ?? `${args.name}${suffix}`, resourceVersion: "1" };
                 }
                 Object.assign(state, computedState(args.type, args.name, inputs));
                 return { id: `${args.name}-id`, state };
             },
             call(args) {
+                if (args.token === READ_STACK_OUTPUTS) {
+                    return readStackOutputs(args.inputs.name, options);
+                }
                 if (args.token === "aws:index/getRegion:getRegion") {
                     return { region: MOCK_REGION, name: MOCK_REGION, id: MOCK_REGION };
                 }

@@ -1,11 +1,14 @@
 // The velure services' Helm releases, wired to whichever pooler the stack chose.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { rolloutWaitSeconds } from "../components/connectionBudget";
+import { podVersionAnnotations } from "../components/pgbouncerPod";
 import { RESTRICTED_POD_SECURITY } from "../components/podSecurity";
+import { CREDENTIALS_PASSWORD_KEY } from "../components/specs";
 import { ChartSource, ServiceSpec, VelureConfig, serviceNamespaceNames } from "../config";
 import { PoolerOutputs } from "../options/types";
 
-export const CREDENTIALS_PASSWORD_KEY = "POSTGRES_PASSWORD";
+export { CREDENTIALS_PASSWORD_KEY } from "../components/specs";
 
 /** One Namespace per distinct service namespace, unless they already exist. */
 export function serviceNamespaces(config: VelureConfig, provider: k8s.Provider): Record<string, pulumi.Input<string>> {
@@ -35,12 +38,20 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
     return typeof value === "object" && value !== null && !Array.isArray(value) && !pulumi.Output.isInstance(value);
 }
 
-/** Merges chart values: `over` wins, objects merge key by key, lists are replaced whole. */
+/**
+ * Merges chart values: `over` (the program's) wins, objects merge key by key, and lists are joined, `over`'s entries
+ * first: a service's own init containers, extra containers, volumes and env stay beside the program's (whose names
+ * the config keeps free, POD_NAMES), and a native sidecar starts before the service's own init containers.
+ */
 export function mergeValues(under: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
     const merged: Record<string, unknown> = { ...under };
     for (const [key, value] of Object.entries(over)) {
         const base = merged[key];
-        merged[key] = isPlainObject(base) && isPlainObject(value) ? mergeValues(base, value) : value;
+        if (Array.isArray(base) && Array.isArray(value)) {
+            merged[key] = [...value, ...base];
+        } else {
+            merged[key] = isPlainObject(base) && isPlainObject(value) ? mergeValues(base, value) : value;
+        }
     }
     return merged;
 }
@@ -49,7 +60,7 @@ function releaseValues(
     config: VelureConfig,
     service: ServiceSpec,
     pooler: PoolerOutputs,
-    credentials: pulumi.Output<string>,
+    credentials: k8s.core.v1.Secret,
 ): Record<string, unknown> {
     const connection = pooler.connectionFor(service);
     const wiring = {
@@ -70,9 +81,20 @@ function releaseValues(
             POSTGRES_USER: config.database.user,
             ...connection.env,
         },
-        extraEnv: [{ name: CREDENTIALS_PASSWORD_KEY, valueFrom: { secretKeyRef: { name: credentials, key: CREDENTIALS_PASSWORD_KEY } } }],
+        extraEnv: [{ name: CREDENTIALS_PASSWORD_KEY, valueFrom: { secretKeyRef: { name: credentials.metadata.name, key: CREDENTIALS_PASSWORD_KEY } } }],
+        // The app reads the password from env at start: a new password rolls the pods.
+        podAnnotations: podVersionAnnotations({}, { "db-credentials": credentials }),
     };
     return mergeValues(mergeValues(service.values, wiring), connection.values);
+}
+
+/**
+ * Helm's wait (and, with atomic, the moment it rolls back): the service's rollout at its largest (the HPA's maximum),
+ * one pod at a time, each waiting the minReadySeconds the pooler's values set.
+ */
+export function releaseTimeoutSeconds(service: ServiceSpec, pooler: PoolerOutputs): number {
+    const minReadySeconds = pooler.connectionFor(service).values.minReadySeconds;
+    return rolloutWaitSeconds(service.maxReplicas, typeof minReadySeconds === "number" ? minReadySeconds : 0);
 }
 
 export function deployReleases(
@@ -84,11 +106,12 @@ export function deployReleases(
     return Object.fromEntries(
         config.services.map((service) => {
             const namespace = namespaces[service.namespace];
-            // The app reads its password from this Secret, never from a plain value in the release.
+            // The app reads its password from this Secret, never from a plain value in the release. Fixed name,
+            // updated in place: a replaced Secret would be deleted under the pods of a release that Helm rolled back.
             const credentials = new k8s.core.v1.Secret(
                 `${service.releaseName}-db-credentials`,
                 {
-                    metadata: { namespace, labels: { "app.kubernetes.io/part-of": "velure" } },
+                    metadata: { name: `${service.releaseName}-db-credentials`, namespace, labels: { "app.kubernetes.io/part-of": "velure" } },
                     type: "Opaque",
                     stringData: { [CREDENTIALS_PASSWORD_KEY]: config.database.password },
                 },
@@ -100,16 +123,18 @@ export function deployReleases(
                     name: service.releaseName,
                     namespace,
                     ...chartArgs(service.chart),
-                    values: releaseValues(config, service, pooler, credentials.metadata.name),
+                    values: config.secretServices ? pulumi.secret(releaseValues(config, service, pooler, credentials)) : releaseValues(config, service, pooler, credentials),
                     atomic: true,
                     cleanupOnFail: true,
-                    timeout: 600,
+                    timeout: releaseTimeoutSeconds(service, pooler),
                 },
                 // The pooler is ready (the central Deployment rolled out, the proxy's target registered) before a
-                // release points at it. Removing the old pooler needs no ordering here: Pulumi deletes what the
-                // program no longer declares only after every create and update has succeeded, so the old pooler
-                // outlives both releases' rollouts, and a failed (atomic, rolled back) release leaves it in place.
-                { provider, dependsOn: pooler.ready },
+                // release points at it. Pulumi deletes what the program no longer declares only after every create
+                // and update has succeeded, so the old pooler outlives both releases' rollouts, and a failed
+                // (atomic, rolled back) release leaves it in place. What a replaced object leaves behind is deleted
+                // at the start of the next update, before any release can move off it: so nothing a pod reads is
+                // ever replaced (fixed names, updated in place; see pgbouncerConfigObjects).
+                { provider, dependsOn: [...pooler.ready, ...(pooler.readyFor?.(service, credentials) ?? [])] },
             );
             return [service.name, release];
         }),

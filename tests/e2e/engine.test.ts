@@ -2,44 +2,26 @@
 // inside it) and a real API server with controllers, scheduler and kwok, all on 127.0.0.1. One stack made
 // from Pulumi.dev.yaml goes through preview, up, a mode switch and back, and destroy.
 import * as assert from "assert";
-import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
 import { LocalCluster } from "./cluster";
 import { subjectsOf } from "../../components/rdsCertificates";
 import { appEnv, hasSidecar } from "./pods";
 import { PulumiProject, scratch } from "./pulumi";
-import { BIN, ROOT, assertToolchainBuilt } from "../toolchain";
+import { PASSWORD, PASSWORD_KEY, assertPodReferencesExist, cleanUp, harnessConfig, helmList, roomyConfig, stackFileConfig, waitUntilGone } from "./stacks";
+import { assertToolchainBuilt } from "../toolchain";
 
-const PASSWORD = 'e2e-S3cr3t "quoted" p@ss';
-const PASSWORD_KEY = "velure-pooling:databasePassword";
 const SERVICES = ["auth-service", "publish-order-service"];
 const SERVICE_NAMESPACE = "velure";
 const PGBOUNCER_NAMESPACE = "velure-db";
 const MINIMAL_HOST = "velure.c9akciq32.us-east-2.rds.amazonaws.com";
 
-/**
- * What the test's stacks set beyond their stack file, and why (the README lists these):
- * - kubeconfig/kubernetesContext: the test's own API server instead of the stack's cluster.
- */
-function harnessConfig(cluster: LocalCluster): Record<string, string> {
-    return {
-        "velure-pooling:kubeconfig": cluster.kubeconfig,
-        "velure-pooling:kubernetesContext": cluster.context,
-    };
-}
 
-/** The dev stack with room for both poolers at once during a switch: 56 + 56 of 190. */
-function roomyConfig(config: Record<string, unknown>): Record<string, unknown> {
-    return { ...config, "velure-pooling:databaseMaxConnections": 200 };
-}
 
 /** What a refused run must leave as it was: the resources in the state, and the outputs. */
 async function stateSummary(project: PulumiProject): Promise<{ urns: string[]; outputs: Record<string, unknown> }> {
     const state = JSON.parse((await project.ok(["stack", "export"])).stdout);
-    const resources = (state.deployment.resources ?? []).filter((r: any) => r.type !== "pulumi:pulumi:StackReference");
-    return { urns: resources.map((r: any) => r.urn).sort(), outputs: await project.outputs() };
+    return { urns: (state.deployment.resources ?? []).map((r: any) => r.urn).sort(), outputs: await project.outputs() };
 }
 
 /** One step of the engine's event log: its sequence, what it did, and to which resource. */
@@ -88,9 +70,6 @@ function assertSwitchOrder(file: string, newPooler: string, oldPooler: string): 
     );
 }
 
-function stackFileConfig(stack: string): Record<string, unknown> {
-    return YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config;
-}
 
 describe("the real engine, provider, Helm and API server", function () {
     this.timeout(20 * 60 * 1000);
@@ -186,7 +165,7 @@ describe("the real engine, provider, Helm and API server", function () {
         assert.ok(userlist.includes(`"velure" "e2e-S3cr3t ""quoted"" p@ss"`), "the userlist in the cluster carries the password");
     });
 
-    it("refuses the switch to pgbouncer-sidecar at preview and at up when both poolers would not fit (56 + 56 of 70), and changes nothing", async () => {
+    it("refuses the switch to pgbouncer-sidecar at preview and at up when both poolers would not fit (70 + 70 of 70), and changes nothing", async () => {
         const before = await stateSummary(project);
         project.setConfig({ ...devConfig, "velure-pooling:mode": "pgbouncer-sidecar" });
         for (const command of [["preview"], ["up", "--yes", "--skip-preview"]]) {
@@ -195,7 +174,7 @@ describe("the real engine, provider, Helm and API server", function () {
             const printed = result.stdout + result.stderr;
             assert.match(
                 printed,
-                /during the switch from pgbouncer-cluster to pgbouncer-sidecar, the two poolers together can open 112 server connections to the primary, but it allows 70/,
+                /during the switch from pgbouncer-cluster to pgbouncer-sidecar, the two poolers together can open 140 server connections to the primary, but it allows 70/,
             );
             assert.match(printed, /pulumi config set velure-pooling:acceptSwitchOverBudget pgbouncer-cluster->pgbouncer-sidecar/);
             switchMessages.push(printed.match(/connection budget exceeded: during the switch[^\n]*/)?.[0] ?? "");
@@ -219,6 +198,24 @@ describe("the real engine, provider, Helm and API server", function () {
         assertPodsAdmittedAndReady(cluster, SERVICE_NAMESPACE, SERVICES.length);
         await waitUntilGone(cluster, "namespace", PGBOUNCER_NAMESPACE);
         switchOrders.push(assertSwitchOrder(events, "velure:pooling:PgBouncerSidecar", "velure:pooling:PgBouncerCluster"));
+    });
+
+    it("after a config change whose release fails, and a retry that fails again, every object a pod of the live Deployments reads still exists", async () => {
+        // A new pool size changes each sidecar's pgbouncer.ini; the auth-service release fails, and Helm rolls it back.
+        const services = structuredClone(roomyConfig(devConfig)["velure-pooling:services"]) as any[];
+        services[0].values = { ...services[0].values, podAnnotations: { "not a valid key!": "x" } };
+        const failing = { ...roomyConfig(devConfig), "velure-pooling:mode": "pgbouncer-sidecar", "velure-pooling:pgbouncerDefaultPoolSize": 5, "velure-pooling:services": services };
+        project.setConfig(failing);
+        const checked: string[] = [];
+        for (const attempt of ["the failed up", "the retry"]) {
+            const result = await project.run(["up", "--yes", "--skip-preview"]);
+            assert.notStrictEqual(result.code, 0, `${attempt} fails`);
+            assert.match(result.stdout + result.stderr, /velure-auth-service/);
+            checked.push(...assertPodReferencesExist(cluster, SERVICE_NAMESPACE, attempt));
+        }
+        const ini = cluster.get("configmap", "velure-auth-service-pgbouncer-config", SERVICE_NAMESPACE).data["pgbouncer.ini"];
+        assert.match(ini, /^default_pool_size = 5$/m, "the ConfigMap was updated in place, under the rolled-back pods' reference");
+        console.log(`      still there after each failed run: ${[...new Set(checked)].sort().join(", ")}`);
     });
 
     it("switches back to pgbouncer-cluster in the same order: the central Deployment is ready before a release points at it", async () => {
@@ -304,17 +301,6 @@ describe("the CLI reads Pulumi.yaml's config block", function () {
     });
 });
 
-/** Stops the cluster and removes the scratch folders, unless a test failed or did not run, or E2E_KEEP is set: then says where they are. */
-async function cleanUp(context: Mocha.Context, cluster: LocalCluster | undefined, dir: string | undefined): Promise<void> {
-    const failed = context.test?.parent?.tests.some((t) => t.state !== "passed") ?? true;
-    const keep = failed || Boolean(process.env.E2E_KEEP);
-    await cluster?.stop(keep);
-    if (keep) {
-        console.log(`e2e: kept ${dir}/pulumi.log and the control plane's logs in ${cluster?.dir}`);
-    } else if (dir) {
-        fs.rmSync(dir, { recursive: true, force: true });
-    }
-}
 
 function centralDeploymentName(cluster: LocalCluster): string {
     const deployments = cluster.list("deployments", PGBOUNCER_NAMESPACE);
@@ -328,9 +314,6 @@ function serviceDeployments(cluster: LocalCluster): any[] {
     return deployments;
 }
 
-function helmList(cluster: LocalCluster): any[] {
-    return JSON.parse(execFileSync(BIN.helm, ["list", "--all-namespaces", "--all", "-o", "json", "--kubeconfig", cluster.kubeconfig]).toString());
-}
 
 function assertReleasesDeployed(cluster: LocalCluster): void {
     const releases = helmList(cluster);
@@ -356,6 +339,7 @@ async function assertWiring(cluster: LocalCluster, host: string, port: number): 
     }
 }
 
+
 function assertPodsAdmittedAndReady(cluster: LocalCluster, namespace: string, atLeast: number): void {
     const pods = cluster.list("pods", namespace).filter((p) => !p.metadata.deletionTimestamp);
     assert.ok(pods.length >= atLeast, `${namespace}: ${pods.length} pods, expected at least ${atLeast}`);
@@ -365,6 +349,3 @@ function assertPodsAdmittedAndReady(cluster: LocalCluster, namespace: string, at
     }
 }
 
-async function waitUntilGone(cluster: LocalCluster, kind: string, name: string, timeoutMs = 120000): Promise<void> {
-    await cluster.waitFor(`${kind}/${name} to be gone`, () => !cluster.get(kind, name), timeoutMs);
-}

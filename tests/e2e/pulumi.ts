@@ -23,7 +23,8 @@ export class PulumiProject {
     private readonly env: NodeJS.ProcessEnv;
     readonly log: string;
 
-    constructor(readonly stack: string, scratch: string) {
+    /** `backendEnv`: what the backend is told beyond the harness's own (PULUMI_DIY_BACKEND_LEGACY_LAYOUT, for one). */
+    constructor(readonly stack: string, scratch: string, backendEnv: Record<string, string> = {}) {
         this.dir = path.join(scratch, "project");
         this.home = path.join(scratch, "pulumi-home");
         this.log = path.join(scratch, "pulumi.log");
@@ -51,6 +52,7 @@ export class PulumiProject {
             HELM_CONFIG_HOME: path.join(scratch, "helm", "config"),
             HELM_DATA_HOME: path.join(scratch, "helm", "data"),
             NO_COLOR: "1",
+            ...backendEnv,
         };
     }
 

@@ -1,15 +1,23 @@
 // What PgBouncer does with the config the program renders: real PostgreSQL 15 and PgBouncer on loopback.
 import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
 import { Client } from "pg";
+import * as YAML from "yaml";
 import { clusterBudgetLines } from "../../components/pgbouncerCluster";
 import { AUTH_FILE, INI_KEY, USERLIST_KEY, exporterDsn } from "../../components/pgbouncerPod";
-import { runProgram } from "../../plan/runtime";
+import { ROOT, runProgram } from "../../plan/runtime";
 import { LOCAL_PGBOUNCER_VERSION, STATS_PASSWORD, ackedIds, connect, insertAcked, loopbackConfig, loopbackStack, renderIni, startPgBouncer } from "./pooler";
 import { PgBouncerProcess, PostgresServer, clientConfig, sampleMax, sleep, withClient } from "./servers";
 
 const DATABASES = ["velure_auth", "velure_orders"];
 /** Like a small RDS instance (db.t4g.micro allows about 80; the tests squeeze harder). */
 const MAX_CONNECTIONS = 40;
+
+/** The dev stack file's services. */
+function devServices(): any[] {
+    return YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config["velure-pooling:services"];
+}
 
 describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_connections ${MAX_CONNECTIONS})`, function () {
     this.timeout(120000);
@@ -107,7 +115,7 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
         const config = loopbackConfig(primary);
         const bouncer = await startPgBouncer(config);
         try {
-            const perPod = clusterBudgetLines(1, config.pgbouncer.tuning, ["velure_auth"])[0].connections / 2;
+            const perPod = clusterBudgetLines(config.pgbouncer.namespace, 1, config.pgbouncer.tuning, ["velure_auth"])[0].perPod as number;
             const sampler = sampleMax(() => primary.backends("velure_auth"));
             const outcomes = await Promise.allSettled(
                 Array.from({ length: 200 }, async (_, i) => {
@@ -236,9 +244,15 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
     });
 
     describe("the budget the program prints holds on real servers: every pod a rollout may run, every pool, per server", () => {
-        /** Runs the program on loopback with pool 2 and returns its budget and, per service, its sidecar's files. */
+        /**
+         * Runs the program on loopback with pool 2 and one pod per service (no HPA: both servers' 37 connections for
+         * the velure role must hold the whole worst case), and returns its budget and, per service, its sidecar's files.
+         */
         async function sidecarStack(replicaHost: string) {
-            const run = await runProgram(loopbackStack("dev", primary, { mode: "pgbouncer-sidecar", databaseReplicaHost: replicaHost, pgbouncerDefaultPoolSize: 2, pgbouncerReservePoolSize: 0 }));
+            const onePod = devServices().map((s: any) => ({ ...s, maxReplicas: 1, resources: undefined }));
+            const run = await runProgram(
+                loopbackStack("dev", primary, { mode: "pgbouncer-sidecar", databaseReplicaHost: replicaHost, pgbouncerDefaultPoolSize: 2, pgbouncerReservePoolSize: 0, services: onePod }),
+            );
             const services = run.ofType("kubernetes:core/v1:ConfigMap").filter((c) => c.name.endsWith("-pgbouncer-config")).map((c) => ({
                 ini: c.inputs.data[INI_KEY] as string,
                 userlist: run.one("kubernetes:core/v1:Secret", c.name.replace(/-config$/, "-auth")).inputs.stringData[USERLIST_KEY] as string,
@@ -247,7 +261,7 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
             return { budget: run.outputs.connectionBudget, services };
         }
 
-        /** Every pod of every service (maxReplicas + surge + draining), each loaded on every one of its pools. */
+        /** Every pod of every service (maxReplicas + surge + draining + evicted), each loaded on every one of its pools. */
         async function loadEveryPool(stack: Awaited<ReturnType<typeof sidecarStack>>, pods: number): Promise<{ primary: number; replica: number }> {
             const bouncers: PgBouncerProcess[] = [];
             try {
@@ -278,9 +292,10 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
 
         it("replica on a server of its own: each server's peak is exactly its own budget", async () => {
             const stack = await sidecarStack(replica.host);
-            // dev: 2 services, maxReplicas 2: (2 + 1 surge + 1 draining) pods × max_db_connections 2, per pool.
+            // 2 services, 1 pod each: (1 + 1 surge + 1 draining + 1 evicted) pods × max_db_connections 2, per pool.
             assert.deepStrictEqual([stack.budget.used, stack.budget.replica.used], [2 * 4 * 2, 2 * 4 * 2]);
-            const peak = await loadEveryPool(stack, 4);
+            assert.strictEqual(stack.budget.lines[0].pods, 4);
+            const peak = await loadEveryPool(stack, stack.budget.lines[0].pods);
             assert.deepStrictEqual(peak, { primary: stack.budget.used, replica: stack.budget.replica.used });
         });
 
@@ -288,7 +303,7 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
             const stack = await sidecarStack(primary.host);
             assert.strictEqual(stack.budget.replica, undefined);
             assert.strictEqual(stack.budget.used, 2 * 2 * 4 * 2, "primary and read-only pools");
-            const peak = await loadEveryPool(stack, 4);
+            const peak = await loadEveryPool(stack, stack.budget.lines[0].pods);
             assert.deepStrictEqual(peak, { primary: stack.budget.used, replica: 0 });
         });
     });

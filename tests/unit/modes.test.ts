@@ -5,12 +5,23 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "../../config";
 import { securityWarning } from "../../options";
 import { K8S, ROOT, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig } from "./harness";
+import { projectDefaults } from "../../plan/runtime";
 
 const COMPONENT: Record<string, string> = {
     "rds-proxy": "velure:pooling:RdsProxy",
     "pgbouncer-cluster": "velure:pooling:PgBouncerCluster",
     "pgbouncer-sidecar": "velure:pooling:PgBouncerSidecar",
 };
+
+describe("a stack that sets only the required keys: Pulumi.yaml's defaults fit the budget", () => {
+    for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar"]) {
+        it(`${mode}`, async () => {
+            const config = { ...projectDefaults(), "velure-pooling:mode": mode, "velure-pooling:databaseHost": "velure.c9akciq32.us-east-2.rds.amazonaws.com", "velure-pooling:databasePassword": "pw" };
+            const budget = (await runProgram(config)).outputs.connectionBudget;
+            assert.deepStrictEqual([budget.used, budget.available], [90, 90], "(2 pods + 3) × (7 + 2) × 2 services");
+        });
+    }
+});
 
 describe("every stack file evaluates in every mode, with nothing else changed", () => {
     for (const stack of ["dev", "prod"]) {
@@ -19,10 +30,22 @@ describe("every stack file evaluates in every mode, with nothing else changed", 
                 const config = stackConfig(stack, { mode });
                 const run = await runProgram(config);
                 assert.strictEqual(run.outputs.mode, mode);
-                // Only the PgBouncer modes warn, and only of the image's open CVEs.
-                assert.deepStrictEqual(run.warnings, mode === "rds-proxy" ? [] : [securityWarningOf(config)]);
+                // The PgBouncer modes warn of the image's open CVEs; the central one of its open database egress (no
+                // databaseCidrs in either stack); RDS Proxy of the read replica it cannot use (prod has one).
+                assert.deepStrictEqual(run.warnings, [
+                    ...(mode === "rds-proxy" ? [] : [securityWarningOf(config)]),
+                    ...(mode === "pgbouncer-cluster"
+                        ? ["databaseCidrs: empty, so the central PgBouncer's NetworkPolicy lets it reach port 5432 on any address; set databaseCidrs to the database subnets' CIDR blocks"]
+                        : []),
+                    ...(mode === "rds-proxy" && stack === "prod"
+                        ? [
+                              "databaseReplicaHost: velure-prod-ro.c9akciq32.eu-west-1.rds.amazonaws.com is not used in mode rds-proxy: every query goes through the proxy " +
+                                  "to the primary (RDS Proxy's read-only endpoints serve Aurora clusters only: rdsClusterIdentifier with rdsReadOnlyEndpoint)",
+                          ]
+                        : []),
+                ]);
                 const components = run.resources.filter((r) => r.type.startsWith("velure:pooling:")).map((r) => r.type);
-                const expected = [COMPONENT[mode], mode === "rds-proxy" ? "velure:pooling:RdsProxyTrust" : "velure:pooling:PgBouncerMonitoring"];
+                const expected = [COMPONENT[mode], ...(mode === "rds-proxy" ? ["velure:pooling:RdsProxyTrust", "velure:pooling:RdsProxyCheck"] : ["velure:pooling:PgBouncerMonitoring"])];
                 assert.deepStrictEqual([...new Set(components)].sort(), expected.sort());
                 const releases = run.ofType(K8S.release);
                 assert.strictEqual(releases.length, 2);

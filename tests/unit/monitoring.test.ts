@@ -64,7 +64,7 @@ describe("monitoring of the PgBouncer options", () => {
         it("logs the exporter in as the dedicated stats user, with a password derived from the database password and kept in the Secret", () => {
             const pod = run.one(K8S.deployment).inputs.spec.template.spec;
             const env = exporterOf(pod.containers).env;
-            assert.deepStrictEqual(env, [{ name: "PGBOUNCER_EXPORTER_CONNECTION_STRING", valueFrom: { secretKeyRef: { name: "velure-pgbouncer-auth-generated", key: "exporter-dsn" } } }]);
+            assert.deepStrictEqual(env, [{ name: "PGBOUNCER_EXPORTER_CONNECTION_STRING", valueFrom: { secretKeyRef: { name: "velure-pgbouncer-auth", key: "exporter-dsn" } } }]);
             const secret = run.one(K8S.secret, "velure-pgbouncer-auth").inputs.stringData;
             const statsPassword = statsPasswordFor(PASSWORD, "velure-pgbouncer");
             assert.match(statsPassword, /^[A-Za-z0-9_-]{43}$/);

@@ -121,14 +121,14 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.strictEqual(sc.seccompProfile.type, "RuntimeDefault");
     });
 
-    it("mounts the ConfigMap and the Secret as directories (no subPath), so a reload sees changes", () => {
+    it("mounts the ConfigMap and the Secret of fixed names as directories (no subPath)", () => {
         for (const mount of container.volumeMounts) {
             assert.strictEqual(mount.subPath, undefined);
             assert.strictEqual(mount.readOnly, true);
         }
         const volumes = Object.fromEntries(pod.volumes.map((v: any) => [v.name, v]));
-        assert.strictEqual(volumes["pgbouncer-config"].configMap.name, "velure-pgbouncer-config-generated");
-        assert.strictEqual(volumes["pgbouncer-auth"].secret.secretName, "velure-pgbouncer-auth-generated");
+        assert.strictEqual(volumes["pgbouncer-config"].configMap.name, "velure-pgbouncer-config");
+        assert.strictEqual(volumes["pgbouncer-auth"].secret.secretName, "velure-pgbouncer-auth");
     });
 
     it("sets resource requests and limits", () => {
@@ -136,7 +136,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     });
 
     it("rolls the pods when pgbouncer.ini changes (config checksum), and only then", async () => {
-        const checksum = (r: ProgramRun) => r.one(K8S.deployment).inputs.spec.template.metadata.annotations["checksum/config"];
+        const checksum = (r: ProgramRun) => r.one(K8S.deployment).inputs.spec.template.metadata.annotations["checksum/pgbouncer-config"];
         assert.match(checksum(run), /^[0-9a-f]{64}$/);
         const same = await runProgram(stackConfig("dev", CLUSTER));
         assert.strictEqual(checksum(same), checksum(run));
@@ -159,19 +159,21 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.deepStrictEqual(egressPorts.sort(), ["TCP/53", "TCP/5432", "UDP/53"]);
     });
 
-    it("exports the connection budget: (replicas + surge + draining) × max_db_connections per database", () => {
+    it("exports the connection budget: (replicas + surge + draining + evicted) × max_db_connections per database", () => {
         const budget = run.outputs.connectionBudget;
         assert.strictEqual(budget.limit, 80);
         assert.strictEqual(budget.available, 70);
-        assert.strictEqual(budget.used, 2 * (2 + 1 + 1) * (6 + 1));
-        assert.strictEqual(budget.lines[0].formula, "(2 replicas + 1 surge + 1 draining) × max_db_connections 7");
+        assert.strictEqual(budget.used, 2 * (2 + 1 + 1 + 1) * (6 + 1));
+        assert.strictEqual(budget.lines[0].formula, "(2 replicas + 1 surge + 1 draining + 1 evicted) × max_db_connections 7");
+        // What a later change within the mode compares: the pods, their pool, and where they run.
+        assert.deepStrictEqual([budget.lines[0].pods, budget.lines[0].perPod, budget.lines[0].placement], [5, 7, "velure-db/pgbouncer"]);
         assert.deepStrictEqual(budget.lines.map((l: any) => l.name), ["pgbouncer → velure_auth", "pgbouncer → velure_orders"]);
     });
 
     it("fails when the pooler could open more server connections than the database allows", async () => {
         const error = await programError(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4 }));
-        assert.match(error.message, /connection budget exceeded: the pooler can open 84 server connections to the primary, but it allows 70 \(velure-pooling:databaseMaxConnections 80/);
-        assert.match(error.message, /pgbouncer → velure_auth: \(4 replicas \+ 1 surge \+ 1 draining\) × max_db_connections 7 = 42/);
+        assert.match(error.message, /connection budget exceeded: the pooler can open 98 server connections to the primary, but it allows 70 \(velure-pooling:databaseMaxConnections 80/);
+        assert.match(error.message, /pgbouncer → velure_auth: \(4 replicas \+ 1 surge \+ 1 draining \+ 1 evicted\) × max_db_connections 7 = 49/);
         assert.match(error.message, /Lower velure-pooling:pgbouncerReplicas/);
         assert.deepStrictEqual((error as any).declaredResources, []);
     });
@@ -190,7 +192,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
 
     it("honours pgbouncerMaxDbConnections as the per-pod cap", async () => {
         const capped = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4, pgbouncerMaxDbConnections: 5 }));
-        assert.strictEqual(capped.outputs.connectionBudget.used, 2 * 6 * 5);
+        assert.strictEqual(capped.outputs.connectionBudget.used, 2 * 7 * 5);
         assert.match(capped.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /^max_db_connections = 5$/m);
     });
 

@@ -91,8 +91,8 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
     it("mounts the service's own ConfigMap and userlist Secret through the chart's volume hook", () => {
         const v = values(run, "auth-service");
         const volumes = Object.fromEntries(v.extraVolumes.map((vol: any) => [vol.name, vol]));
-        assert.strictEqual(volumes["pgbouncer-config"].configMap.name, "velure-auth-service-pgbouncer-config-generated");
-        assert.strictEqual(volumes["pgbouncer-auth"].secret.secretName, "velure-auth-service-pgbouncer-auth-generated");
+        assert.strictEqual(volumes["pgbouncer-config"].configMap.name, "velure-auth-service-pgbouncer-config");
+        assert.strictEqual(volumes["pgbouncer-auth"].secret.secretName, "velure-auth-service-pgbouncer-auth");
         assert.deepStrictEqual(v.initContainers[0].volumeMounts.map((m: any) => m.mountPath), ["/etc/pgbouncer", "/etc/pgbouncer-auth"]);
     });
 
@@ -112,28 +112,28 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
         }
     });
 
-    it("budgets the worst case: (HPA max + surge + draining) × per-pod pool, per service, and the replica's pools against the replica", () => {
+    it("budgets the worst case: (HPA max + surge + draining + evicted) × per-pod pool, per service, and the replica's pools against the replica", () => {
         const budget = run.outputs.connectionBudget;
         assert.deepStrictEqual(
-            budget.lines.map((l: any) => [l.name, l.connections]),
-            [["auth-service", (8 + 2) * 12], ["publish-order-service", (8 + 2) * 12]],
+            budget.lines.map((l: any) => [l.name, l.connections, l.placement]),
+            [["auth-service", (8 + 3) * 12, "velure/velure-auth-service"], ["publish-order-service", (8 + 3) * 12, "velure/velure-publish-order-service"]],
         );
-        assert.strictEqual(budget.lines[0].formula, "(8 max pods + 1 surge + 1 draining) × max_db_connections 12");
-        assert.strictEqual(budget.used, 240);
+        assert.strictEqual(budget.lines[0].formula, "(8 max pods + 1 surge + 1 draining + 1 evicted) × max_db_connections 12");
+        assert.strictEqual(budget.used, 264);
         assert.strictEqual(budget.available, 410 - 20);
         assert.deepStrictEqual(
             budget.replica.lines.map((l: any) => [l.name, l.connections]),
-            [["auth-service → velure_auth_ro", 120], ["publish-order-service → velure_orders_ro", 120]],
+            [["auth-service → velure_auth_ro", 132], ["publish-order-service → velure_orders_ro", 132]],
         );
-        assert.deepStrictEqual([budget.replica.server, budget.replica.used, budget.replica.available], ["read replica", 240, 390]);
+        assert.deepStrictEqual([budget.replica.server, budget.replica.used, budget.replica.available], ["read replica", 264, 390]);
     });
 
     it("refuses read-only pools that overflow the replica's own limit, or the primary's when the replica host is the primary", async () => {
         const small = await programError(stackConfig("prod", { ...SIDECAR, databaseReplicaMaxConnections: 200 }));
-        assert.match(small.message, /can open 240 server connections to the read replica, but it allows 180 \(velure-pooling:databaseReplicaMaxConnections 200 - velure-pooling:databaseReservedConnections 20\)/);
+        assert.match(small.message, /can open 264 server connections to the read replica, but it allows 180 \(velure-pooling:databaseReplicaMaxConnections 200 - velure-pooling:databaseReservedConnections 20\)/);
         const same = await programError(stackConfig("prod", { ...SIDECAR, databaseReplicaHost: "VELURE-prod.c9akciq32.eu-west-1.rds.amazonaws.com" }));
-        assert.match(same.message, /can open 480 server connections to the primary, but it allows 390/);
-        assert.match(same.message, /auth-service → velure_auth_ro: \(8 max pods \+ 1 surge \+ 1 draining\) × max_db_connections 12 = 120/);
+        assert.match(same.message, /can open 528 server connections to the primary, but it allows 390/);
+        assert.match(same.message, /auth-service → velure_auth_ro: \(8 max pods \+ 1 surge \+ 1 draining \+ 1 evicted\) × max_db_connections 12 = 132/);
     });
 
     it("pins the rollout the budget counts: one surge pod, a grace period between replacements, one pod scaled down at a time", () => {
@@ -157,9 +157,9 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
         const services = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")).config["velure-pooling:services"];
         services[0].maxReplicas = 30;
         const error = await programError(stackConfig("prod", { ...SIDECAR, services }));
-        assert.match(error.message, /connection budget exceeded: the pooler can open 504 server connections to the primary, but it allows 390/);
-        assert.match(error.message, /auth-service: \(30 max pods \+ 1 surge \+ 1 draining\) × max_db_connections 12 = 384/);
-        assert.match(error.message, /publish-order-service: \(8 max pods \+ 1 surge \+ 1 draining\) × max_db_connections 12 = 120/);
+        assert.match(error.message, /connection budget exceeded: the pooler can open 528 server connections to the primary, but it allows 390/);
+        assert.match(error.message, /auth-service: \(30 max pods \+ 1 surge \+ 1 draining \+ 1 evicted\) × max_db_connections 12 = 396/);
+        assert.match(error.message, /publish-order-service: \(8 max pods \+ 1 surge \+ 1 draining \+ 1 evicted\) × max_db_connections 12 = 132/);
         assert.match(error.message, /use mode pgbouncer-cluster/);
     });
 

@@ -7,7 +7,7 @@ import * as YAML from "yaml";
 import { MODES } from "../../config/schema";
 import { parseArgs, plan } from "../../plan/cli";
 import { REDACTED } from "../../plan/kubernetes";
-import { ROOT } from "./harness";
+import { ROOT, runProgram, stackConfig } from "./harness";
 
 function filesUnder(dir: string): string[] {
     return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -68,22 +68,21 @@ describe("npm run plan", () => {
     }
 
     it("--deployed <outputs.json> shows what is deployed and the switch's table, or the refusal with both numbers", async () => {
-        const out = path.join(scratch, "deployed");
-        await quietly(() => plan(["--stack", "prod", "--mode", "pgbouncer-cluster", "--out", out]));
         const outputs = path.join(scratch, "prod-outputs.json");
-        fs.writeFileSync(outputs, JSON.stringify(JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8")).outputs));
-        // prod: the central PgBouncer (120) and the sidecars (240) fit its 390 together.
+        // prod with a central PgBouncer of 2 replicas (120) and the sidecars (264) fit its 390 together.
+        const deployed = await runProgram(stackConfig("prod", { mode: "pgbouncer-cluster", pgbouncerReplicas: 2 }));
+        fs.writeFileSync(outputs, JSON.stringify(deployed.outputs));
         const { printed } = await quietly(() => plan(["--stack", "prod", "--deployed", outputs]));
         assert.match(printed, /Deployed now \(.*prod-outputs\.json\): mode pgbouncer-cluster, 120 of 390 server connections to the primary/);
         assert.match(printed, /Switch pgbouncer-cluster -> pgbouncer-sidecar: connection budget of the primary[\s\S]*deployed pgbouncer-cluster: pgbouncer → velure_auth +60/);
-        assert.match(printed, /new pgbouncer-sidecar: auth-service +120 {2}= \(8 max pods/);
-        assert.match(printed, / total +360 {2}of 390 available/);
-        // dev: 56 + 56 of 70 is refused, with the program's own message.
-        await quietly(() => plan(["--stack", "dev", "--out", out]));
-        fs.writeFileSync(outputs, JSON.stringify(JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8")).outputs));
+        assert.match(printed, /new pgbouncer-sidecar: auth-service +132 {2}= \(8 max pods/);
+        assert.match(printed, / total +384 {2}of 390 available/);
+        assert.match(printed, /note: 1 evicted: the pods' PodDisruptionBudget/, "the table says what the evicted term rests on");
+        // The same stack deployed with 3 replicas: 144 + 264 of 390 is refused, with the program's own message.
+        fs.writeFileSync(outputs, JSON.stringify((await runProgram(stackConfig("prod", { mode: "pgbouncer-cluster" }))).outputs));
         await assert.rejects(
-            quietly(() => plan(["--stack", "dev", "--mode", "pgbouncer-sidecar", "--deployed", outputs])),
-            /during the switch from pgbouncer-cluster to pgbouncer-sidecar, the two poolers together can open 112 server connections to the primary, but it allows 70/,
+            quietly(() => plan(["--stack", "prod", "--deployed", outputs])),
+            /during the switch from pgbouncer-cluster to pgbouncer-sidecar, the two poolers together can open 408 server connections to the primary, but it allows 390/,
         );
     });
 

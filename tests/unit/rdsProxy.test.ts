@@ -196,7 +196,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
             // The bundle is mounted where the env points, from this service's own ConfigMap in its namespace.
             const configMap = run.one(K8S.configMap, `velure-${service}-rds-proxy-trust-ca`);
             assert.strictEqual(configMap.inputs.metadata.namespace, "velure");
-            assert.deepStrictEqual(values.extraVolumes, [{ name: "rds-proxy-ca", configMap: { name: `velure-${service}-rds-proxy-trust-ca-generated`, defaultMode: 0o444 } }]);
+            assert.deepStrictEqual(values.extraVolumes, [{ name: "rds-proxy-ca", configMap: { name: `velure-${service}-rds-proxy-trust-ca`, defaultMode: 0o444 } }]);
             assert.deepStrictEqual(values.extraVolumeMounts, [{ name: "rds-proxy-ca", mountPath: "/etc/velure/rds-proxy-ca", readOnly: true }]);
             assert.deepStrictEqual(subjectsOf(configMap.inputs.data["ca.pem"]), [
                 "Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4", "Starfield Services Root Certificate Authority - G2",
@@ -217,7 +217,9 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     });
 
     it("exports the proxy's share of max_connections as the budget", () => {
-        assert.deepStrictEqual(run.outputs.connectionBudget.lines, [{ name: "rds-proxy", connections: 369, formula: "90% (rdsMaxConnectionsPercent) of max_connections 410" }]);
+        assert.deepStrictEqual(run.outputs.connectionBudget.lines, [
+            { name: "rds-proxy", placement: "velure-test", pods: 1, perPod: 369, connections: 369, formula: "90% (rdsMaxConnectionsPercent) of max_connections 410" },
+        ]);
     });
 
     it("fails when the proxy's share leaves less than the reserved connections", async () => {

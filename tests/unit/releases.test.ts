@@ -38,7 +38,7 @@ describe("Helm releases of the services", () => {
         const values = run.one(K8S.release, "velure-auth-service").inputs.values;
         const secret = run.one(K8S.secret, "velure-auth-service-db-credentials");
         assert.deepStrictEqual(values.extraEnv, [
-            { name: "POSTGRES_PASSWORD", valueFrom: { secretKeyRef: { name: "velure-auth-service-db-credentials-generated", key: "POSTGRES_PASSWORD" } } },
+            { name: "POSTGRES_PASSWORD", valueFrom: { secretKeyRef: { name: "velure-auth-service-db-credentials", key: "POSTGRES_PASSWORD" } } },
         ]);
         assert.strictEqual(secret.inputs.metadata.namespace, "velure");
         assert.ok(isWrappedSecret(secret.raw.stringData));
@@ -59,7 +59,7 @@ describe("Helm releases of the services", () => {
             { name: "billing", database: "velure_billing", namespace: "billing", replicas: 2, image: { repository: "r/billing", tag: "1.0.0" },
               chart: { repo: "https://charts.example.com", name: "go-service", version: "3.1.0" },
               resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
-              values: { env: { POSTGRES_HOST: "ignored", LOG_LEVEL: "debug" }, containerPort: 9000 } },
+              values: { env: { LOG_LEVEL: "debug" }, containerPort: 9000 } },
         ];
         const custom = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", services }));
         const release = custom.one(K8S.release).inputs;
@@ -69,7 +69,7 @@ describe("Helm releases of the services", () => {
         assert.strictEqual(release.version, "3.1.0");
         assert.deepStrictEqual(release.repositoryOpts, { repo: "https://charts.example.com" });
         assert.strictEqual(release.values.env.LOG_LEVEL, "debug", "user values are kept");
-        assert.strictEqual(release.values.env.POSTGRES_HOST, "pgbouncer.velure-db.svc.cluster.local", "the pooler's wiring wins");
+        assert.strictEqual(release.values.env.POSTGRES_HOST, "pgbouncer.velure-db.svc.cluster.local", "the pooler's wiring is beside them");
         assert.deepStrictEqual(release.values.resources, { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } });
         assert.strictEqual(release.values.containerPort, 9000);
         assert.strictEqual(release.values.autoscaling.enabled, false);
@@ -91,13 +91,15 @@ describe("Helm releases of the services", () => {
         assert.strictEqual(existing.one(K8S.release, "velure-auth-service").inputs.namespace, "velure");
     });
 
-    it("uses an explicit Kubernetes provider from config for everything it declares", async () => {
+    it("uses an explicit Kubernetes provider, on the kubeconfig's current context unless kubernetesContext names one", async () => {
         const provider = run.one("pulumi:providers:kubernetes").inputs;
-        assert.strictEqual(provider.context, "velure-dev");
+        assert.strictEqual(provider.context, undefined, "the stack files set no context: `aws eks update-kubeconfig` names it by the cluster's ARN");
+        assert.strictEqual(provider.enableServerSideApply, "false", "creates are client-side: an object that exists is never adopted");
     });
 
-    it("merges values: objects key by key, lists replaced, the later side wins", () => {
-        assert.deepStrictEqual(mergeValues({ a: { b: 1, c: [1, 2] }, d: 1 }, { a: { c: [3] }, e: 2 }), { a: { b: 1, c: [3] }, d: 1, e: 2 });
+    it("merges values: objects key by key, lists joined with the program's entries first, the program's side wins", () => {
+        assert.deepStrictEqual(mergeValues({ a: { b: 1, c: [1, 2] }, d: 1 }, { a: { c: [3] }, e: 2 }), { a: { b: 1, c: [3, 1, 2] }, d: 1, e: 2 });
+        assert.deepStrictEqual(mergeValues({ a: [1], b: { c: 1 } }, { a: "x", b: [2] }), { a: "x", b: [2] }, "a list meets a list only");
     });
 });
 

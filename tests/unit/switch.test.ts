@@ -67,18 +67,26 @@ describe("switching modes: the deployed pooler and the new one hold connections 
         assert.match(other.message, /during the switch from pgbouncer-cluster to pgbouncer-sidecar/);
     });
 
-    it("refuses an acceptSwitchOverBudget that is not two different modes", async () => {
-        for (const value of ["pgbouncer-cluster", "pgbouncer-cluster->pgbouncer-cluster", "cluster->sidecar", "a->b->c"]) {
+    it("refuses an acceptSwitchOverBudget that is not two modes", async () => {
+        for (const value of ["pgbouncer-cluster", "cluster->sidecar", "a->b->c"]) {
             const error = await programError(stackConfig("dev", { acceptSwitchOverBudget: value }));
-            assert.match(error.message, new RegExp(`acceptSwitchOverBudget: "${escape(value)}" is not allowed; expected <deployed mode>-><new mode>, two different modes of rds-proxy, pgbouncer-cluster, pgbouncer-sidecar, or empty`));
+            assert.match(
+                error.message,
+                new RegExp(
+                    `acceptSwitchOverBudget: "${escape(value)}" is not allowed; expected <deployed mode>-><new mode> with modes of rds-proxy, pgbouncer-cluster, pgbouncer-sidecar ` +
+                        "\\(the same mode twice for an update within a mode\\), or empty",
+                ),
+            );
         }
     });
 
     describe("the arithmetic and the warnings (pure)", () => {
         const limits = (server: string, limit: number) => ({ server, limit, reserved: 10, limitKey: server === "primary" ? "databaseMaxConnections" : "databaseReplicaMaxConnections" });
         const budget = (primary: number, replica?: number): ConnectionBudget => ({
-            ...buildBudget(limits("primary", 100), [{ name: "pool", connections: primary, formula: `${primary}` }]),
-            ...(replica === undefined ? {} : { replica: buildBudget(limits("read replica", 60), [{ name: "pool_ro", connections: replica, formula: `${replica}` }]) }),
+            ...buildBudget(limits("primary", 100), [{ name: "pool", connections: primary, formula: `${primary}`, pods: 1, perPod: primary, placement: "ns/pool" }]),
+            ...(replica === undefined
+                ? {}
+                : { replica: buildBudget(limits("read replica", 60), [{ name: "pool_ro", connections: replica, formula: `${replica}`, pods: 1, perPod: replica, placement: "ns/pool" }]) }),
         });
 
         it("adds the two poolers per server, the replica too, against the new config's limits", () => {
@@ -93,23 +101,35 @@ describe("switching modes: the deployed pooler and the new one hold connections 
             const config = (accept?: string) => ({ acceptSwitch: accept ? { from: accept.split("->")[0], to: accept.split("->")[1] } : undefined }) as VelureConfig;
             const deployed = { mode: "pgbouncer-cluster", budget: budget(50) };
             const next = { mode: "pgbouncer-sidecar", budget: budget(50) };
-            assert.deepStrictEqual(checkSwitch(config("pgbouncer-cluster->pgbouncer-sidecar"), next, deployed), [
-                "velure-pooling:acceptSwitchOverBudget: the switch pgbouncer-cluster->pgbouncer-sidecar may open 100 server connections to the primary, " +
-                    "which allows 90; accepted for this switch (remove the key once it is done)",
+            assert.deepStrictEqual(checkSwitch(config("pgbouncer-cluster->pgbouncer-sidecar"), next, { kind: "pooler", pooler: deployed }), [
+                "velure-pooling:acceptSwitchOverBudget: the update pgbouncer-cluster->pgbouncer-sidecar may open 100 server connections to the primary, " +
+                    "which allows 90; accepted for this update (remove the key once it is done)",
             ]);
-            assert.deepStrictEqual(checkSwitch(config("pgbouncer-cluster->pgbouncer-sidecar"), next, next), [
+            assert.deepStrictEqual(checkSwitch(config("pgbouncer-cluster->pgbouncer-sidecar"), next, { kind: "pooler", pooler: next }), [
                 'velure-pooling:acceptSwitchOverBudget: "pgbouncer-cluster->pgbouncer-sidecar" accepts nothing here (this deployment stays in pgbouncer-sidecar); ' +
                     "remove it: pulumi config rm velure-pooling:acceptSwitchOverBudget",
             ]);
-            assert.deepStrictEqual(checkSwitch(config(), { mode: "pgbouncer-sidecar", budget: budget(40) }, { mode: "pgbouncer-cluster", budget: budget(50) }), []);
+            assert.deepStrictEqual(
+                checkSwitch(config(), { mode: "pgbouncer-sidecar", budget: budget(40) }, { kind: "pooler", pooler: { mode: "pgbouncer-cluster", budget: budget(50) } }),
+                [],
+            );
         });
 
-        it("reads the deployed pooler from the outputs, and nothing from outputs of another shape", () => {
+        it("reads the deployed pooler from the outputs: none without a mode, unreadable with a mode but a budget of another shape", () => {
             const outputs = { mode: "pgbouncer-cluster", connectionBudget: budget(10) };
-            assert.deepStrictEqual(deployedFromOutputs(outputs), { mode: "pgbouncer-cluster", budget: budget(10) });
-            assert.strictEqual(deployedFromOutputs({}), undefined);
-            assert.strictEqual(deployedFromOutputs({ mode: "pgbouncer", connectionBudget: budget(10) }), undefined);
-            assert.strictEqual(deployedFromOutputs({ mode: "pgbouncer-cluster", connectionBudget: { used: "10" } }), undefined);
+            assert.deepStrictEqual(deployedFromOutputs(outputs), { kind: "pooler", pooler: { mode: "pgbouncer-cluster", budget: budget(10) } });
+            assert.deepStrictEqual(deployedFromOutputs({}), { kind: "none" });
+            assert.deepStrictEqual(deployedFromOutputs({ somethingElse: 1 }), { kind: "none" });
+            assert.deepStrictEqual(deployedFromOutputs({ mode: "pgbouncer", connectionBudget: budget(10) }), {
+                kind: "unreadable",
+                mode: "pgbouncer",
+                why: 'its mode "pgbouncer" is none of rds-proxy, pgbouncer-cluster, pgbouncer-sidecar',
+            });
+            assert.deepStrictEqual(deployedFromOutputs({ mode: "pgbouncer-cluster", connectionBudget: { used: "10" } }), {
+                kind: "unreadable",
+                mode: "pgbouncer-cluster",
+                why: "its connectionBudget output is missing or of another shape",
+            });
         });
     });
 });

@@ -1,0 +1,63 @@
+// What the program counts on finding in the cluster without creating it: read before anything is declared in it,
+// so that a missing namespace or CRD fails `pulumi preview` with a message, not `pulumi up` half-way through.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { VelureConfig } from "../config";
+
+/** The Prometheus Operator's CRDs that each PgBouncer mode declares objects of. */
+const OPERATOR_CRDS: Record<string, string[]> = {
+    "pgbouncer-cluster": ["servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"],
+    "pgbouncer-sidecar": ["podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"],
+};
+
+interface Prerequisite {
+    /** The config key that makes the program need it, and what it is. */
+    key: string;
+    what: string;
+    fix: string;
+    read: () => pulumi.CustomResource & { metadata: pulumi.Output<k8s.types.output.meta.v1.ObjectMeta> };
+}
+
+function prerequisites(config: VelureConfig, provider: k8s.Provider): Prerequisite[] {
+    const monitoring = config.monitoring;
+    if (!monitoring) {
+        return [];
+    }
+    const namespace: Prerequisite = {
+        key: "monitoringNamespace",
+        what: `namespace ${monitoring.namespace}`,
+        fix: "the program never creates (nor deletes) Prometheus's namespace: set monitoringNamespace to it, or monitoringExporter to false",
+        read: () => k8s.core.v1.Namespace.get("velure-prerequisite-monitoring-namespace", monitoring.namespace, { provider }),
+    };
+    const crds: Prerequisite[] = monitoring.prometheusOperator
+        ? (OPERATOR_CRDS[config.mode] ?? []).map((crd) => ({
+              key: "monitoringPrometheusOperator",
+              what: `CustomResourceDefinition ${crd}`,
+              fix: "install the Prometheus Operator's CRDs first, or set monitoringPrometheusOperator to false",
+              read: () => k8s.apiextensions.v1.CustomResourceDefinition.get(`velure-prerequisite-${crd}`, crd, { provider }),
+          }))
+        : [];
+    return [namespace, ...crds];
+}
+
+/** Resolves an Output's value, or rejects with its error (a failed read): `apply` would never call back. */
+function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+    return (output as unknown as { promise(): Promise<T> }).promise();
+}
+
+/** Reads every prerequisite from the cluster; throws one error that names each missing one, its key and the fix. */
+export async function assertPrerequisites(config: VelureConfig, provider: k8s.Provider): Promise<void> {
+    const missing: string[] = [];
+    await Promise.all(
+        prerequisites(config, provider).map(async (p) => {
+            try {
+                await valueOf(p.read().metadata);
+            } catch (e) {
+                missing.push(`  - velure-pooling:${p.key}: ${p.what} was not found in the cluster (${(e as Error).message}); ${p.fix}`);
+            }
+        }),
+    );
+    if (missing.length > 0) {
+        throw new Error(`the cluster lacks what the config counts on:\n${missing.sort().join("\n")}`);
+    }
+}
