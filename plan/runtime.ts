@@ -45,6 +45,8 @@ export interface ProgramRun {
     outputs: Record<string, any>;
     /** What the program passed to pulumi.log.warn, which the engine would print. */
     warnings: string[];
+    /** The objects the program read from the cluster (its prerequisites), which it does not declare. */
+    reads: { type: string; name: string; id: string }[];
     ofType(type: string): Declared[];
     one(type: string, name?: string): Declared;
 }
@@ -172,6 +174,7 @@ function collectWarnings(into: string[]): () => void {
 /** Runs index.ts with this config; rejects with the program's error (and what it declared) when it throws. */
 export async function runProgram(config: StackConfig, options: RunOptions = {}): Promise<ProgramRun> {
     const resources: Declared[] = [];
+    const reads: ProgramRun["reads"] = [];
     const warnings: string[] = [];
     const suffix = options.autoNameSuffix ?? "-generated";
     await pulumi.runtime.setMocks(
@@ -180,6 +183,7 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
                 const inputs = unwrapSecrets(args.inputs);
                 if (args.id) {
                     // A read of an object the cluster already has (the program's prerequisites): it declares nothing.
+                    reads.push({ type: args.type, name: args.name, id: args.id });
                     return readExisting(args.type, args.id, options);
                 }
                 resources.push({ type: args.type, name: args.name, inputs, raw: args.inputs });
@@ -236,6 +240,7 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
             resources,
             outputs,
             warnings,
+            reads,
             ofType: (type) => resources.filter((r) => r.type === type),
             one(type, name) {
                 const found = resources.filter((r) => r.type === type && (name === undefined || r.name === name));

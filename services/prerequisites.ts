@@ -18,6 +18,15 @@ interface Prerequisite {
     read: () => pulumi.CustomResource & { metadata: pulumi.Output<k8s.types.output.meta.v1.ObjectMeta> };
 }
 
+/**
+ * The read's resource name names the config key: when the object is missing, the engine ends the run at the read
+ * with its own message (`<type> required-by-monitoringNamespace error: … resource 'monitoring' does not exist`),
+ * before the program's fuller one can reach it.
+ */
+function readName(key: string): string {
+    return `required-by-${key}`;
+}
+
 function prerequisites(config: VelureConfig, provider: k8s.Provider): Prerequisite[] {
     const monitoring = config.monitoring;
     if (!monitoring) {
@@ -27,14 +36,14 @@ function prerequisites(config: VelureConfig, provider: k8s.Provider): Prerequisi
         key: "monitoringNamespace",
         what: `namespace ${monitoring.namespace}`,
         fix: "the program never creates (nor deletes) Prometheus's namespace: set monitoringNamespace to it, or monitoringExporter to false",
-        read: () => k8s.core.v1.Namespace.get("velure-prerequisite-monitoring-namespace", monitoring.namespace, { provider }),
+        read: () => k8s.core.v1.Namespace.get(readName("monitoringNamespace"), monitoring.namespace, { provider }),
     };
     const crds: Prerequisite[] = monitoring.prometheusOperator
         ? (OPERATOR_CRDS[config.mode] ?? []).map((crd) => ({
               key: "monitoringPrometheusOperator",
               what: `CustomResourceDefinition ${crd}`,
               fix: "install the Prometheus Operator's CRDs first, or set monitoringPrometheusOperator to false",
-              read: () => k8s.apiextensions.v1.CustomResourceDefinition.get(`velure-prerequisite-${crd}`, crd, { provider }),
+              read: () => k8s.apiextensions.v1.CustomResourceDefinition.get(readName(`monitoringPrometheusOperator-${crd}`), crd, { provider }),
           }))
         : [];
     return [namespace, ...crds];

@@ -136,7 +136,7 @@ describe("the real engine, provider, Helm and API server", function () {
         ]);
     });
 
-    it("has nothing left to change after up (no perpetual diff in the releases or the auto-named objects)", async () => {
+    it("has nothing left to change after up (no perpetual diff in the releases or any other object)", async () => {
         await project.ok(["preview", "--expect-no-changes"]);
     });
 
@@ -280,6 +280,8 @@ describe("the CLI reads Pulumi.yaml's config block", function () {
         assertToolchainBuilt();
         dir = scratch("minimal");
         cluster = await new LocalCluster().start();
+        // Where Prometheus runs (monitoringExporter is on by default): the user's precondition, which the program reads.
+        cluster.kubectl(["create", "namespace", "monitoring"]);
         project = new PulumiProject("minimal", dir);
         // The required keys only (and the harness's); everything else comes from Pulumi.yaml's defaults. An RDS
         // endpoint name, as a user gives: it names the region whose CAs PgBouncer trusts (nothing connects to it).

@@ -96,11 +96,10 @@ describe("npm run plan", () => {
         this.timeout(60000);
         const run = (...args: string[]) => spawnSync(process.execPath, [require.resolve("ts-node/dist/bin"), "--transpile-only", "plan/cli.ts", ...args], { cwd: ROOT, encoding: "utf8" });
 
-        it("exits 0 for a good stack (target 5 s; allowed 10 s here, for a loaded CI machine)", () => {
-            const started = Date.now();
+        it("exits 0 for a good stack, and prints its budget", () => {
             const result = run("--stack", "dev");
             assert.strictEqual(result.status, 0, result.stderr);
-            assert.ok(Date.now() - started < 10000, `took ${Date.now() - started} ms`);
+            assert.match(result.stdout, / total +70 {2}of 70 available/);
         });
 
         it("exits non-zero with the validation message of pulumi up, and writes nothing", () => {

@@ -186,6 +186,17 @@ describe("on a cluster that already runs other people's things", () => {
             assert.deepStrictEqual((error as any).declaredResources.map((r: any) => r.type), ["pulumi:providers:kubernetes"], "only the provider");
         });
 
+        it("reads them under names that say which key needs them (the engine's own error names the read)", async () => {
+            const run = await runProgram(stackConfig("prod", { monitoringPrometheusOperator: true, monitoringSelectorLabels: { release: "kps" } }));
+            assert.deepStrictEqual(run.reads.map((r) => `${r.name} → ${r.id}`).sort(), [
+                "required-by-monitoringNamespace → monitoring",
+                "required-by-monitoringPrometheusOperator-podmonitors.monitoring.coreos.com → podmonitors.monitoring.coreos.com",
+                "required-by-monitoringPrometheusOperator-prometheusrules.monitoring.coreos.com → prometheusrules.monitoring.coreos.com",
+            ]);
+            const off = await runProgram(stackConfig("prod", { monitoringExporter: false }));
+            assert.deepStrictEqual(off.reads, [], "without the exporter, nothing in monitoringNamespace is needed");
+        });
+
         it("labels the Operator's objects for the Prometheus that selects them, and warns when nothing would select them", async () => {
             const labelled = await runProgram(stackConfig("dev", { monitoringPrometheusOperator: true, monitoringSelectorLabels: { release: "kube-prometheus-stack" } }));
             for (const monitor of labelled.ofType("kubernetes:monitoring.coreos.com/v1:ServiceMonitor").concat(labelled.ofType("kubernetes:monitoring.coreos.com/v1:PrometheusRule"))) {
