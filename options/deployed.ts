@@ -10,11 +10,15 @@ function isBudget(value: unknown): value is ConnectionBudget {
 
 /**
  * What the last outputs say of the deployed pooler:
- * - none: nothing of this program is deployed (no outputs, or outputs without `mode`: not this program's);
+ * - none: nothing of this program is deployed (no outputs, or outputs without `mode`); `foreign` when a `mode`
+ *   output names none of this program's modes (another program's outputs: nothing of ours to count);
  * - a pooler: its mode and worst case;
  * - unreadable: a mode of this program with a budget this version cannot read, so a switch cannot be checked.
  */
-export type Deployed = { kind: "none" } | { kind: "pooler"; pooler: PoolerBudget } | { kind: "unreadable"; mode: string; why: string };
+export type Deployed =
+    | { kind: "none"; foreign?: string }
+    | { kind: "pooler"; pooler: PoolerBudget }
+    | { kind: "unreadable"; mode: string; why: string };
 
 /** The deployed pooler from a stack's outputs (`mode`, `connectionBudget`). */
 export function deployedFromOutputs(outputs: Record<string, unknown>): Deployed {
@@ -23,7 +27,7 @@ export function deployedFromOutputs(outputs: Record<string, unknown>): Deployed 
         return { kind: "none" };
     }
     if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode)) {
-        return { kind: "unreadable", mode: String(mode), why: `its mode ${JSON.stringify(mode)} is none of ${MODES.join(", ")}` };
+        return { kind: "none", foreign: `the stack's last outputs have a mode ${JSON.stringify(mode)}, none of ${MODES.join(", ")}: nothing deployed is counted` };
     }
     if (!isBudget(connectionBudget)) {
         return { kind: "unreadable", mode, why: "its connectionBudget output is missing or of another shape" };

@@ -8,7 +8,6 @@ import { CREDENTIALS_PASSWORD_KEY, RdsProxySpec } from "../components/specs";
 import { ServiceSpec, VelureConfig } from "../config";
 import { PROXY_CA_DIR, PROXY_CA_FILE, RdsProxyTrust, verifyFullEnv } from "../components/rdsProxyTrust";
 import { RdsProxyCheck } from "../components/rdsProxyCheck";
-
 import { rdsProxyCaBundle } from "../components/rdsCertificates";
 import { DeclarePooler, PoolerOption, ServiceConnection } from "./types";
 

@@ -45,13 +45,14 @@ export function checkSwitch(config: VelureConfig, next: PoolerBudget, deployed: 
     if (deployed.kind === "unreadable") {
         return checkUnreadable(config, deployed);
     }
+    const foreign = deployed.kind === "none" && deployed.foreign ? [`velure-pooling: ${deployed.foreign}`] : [];
     const pooler = deployed.kind === "pooler" ? deployed.pooler : undefined;
     const budget = pooler && transitionBudget(pooler, next);
     const over = budget && overBudget(budget);
     const accepted = config.acceptSwitch;
     // Within a mode the key would match every later run too: it accepts only an update that needs it.
     const acceptsThis = pooler !== undefined && accepted?.from === pooler.mode && accepted?.to === next.mode && (pooler.mode !== next.mode || over !== undefined);
-    const warnings: string[] = [];
+    const warnings: string[] = [...foreign];
     if (accepted && !acceptsThis) {
         const what = !pooler ? "nothing is deployed" : pooler.mode !== next.mode ? `this deployment switches ${pooler.mode}->${next.mode}` : `this deployment stays in ${next.mode}`;
         warnings.push(`velure-pooling:${ACCEPT_KEY}: "${accepted.from}->${accepted.to}" accepts nothing here (${what}); remove it: pulumi config rm velure-pooling:${ACCEPT_KEY}`);

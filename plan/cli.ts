@@ -175,7 +175,7 @@ function readDeployed(file: string | undefined): Record<string, unknown> | undef
         deployed.kind === "pooler"
             ? `mode ${deployed.pooler.mode}, ${deployed.pooler.budget.used} of ${deployed.pooler.budget.available} server connections to the ${deployed.pooler.budget.server}`
             : deployed.kind === "none"
-              ? "no pooler (the outputs have no mode)"
+              ? (deployed.foreign ?? "no pooler (the outputs have no mode)")
               : `mode ${deployed.mode}, but ${deployed.why}`;
     console.log(`Deployed now (${file}): ${what}\n`);
     return outputs;

@@ -283,6 +283,8 @@ describe("on a cluster that already runs other people's things", () => {
             assert.match(accepted.warnings.join("\n"), /this update's worst case beside the deployed pods is not checked/);
             const foreign = await runProgram(stackConfig("dev"), { deployedOutputs: { url: "https://example.com" } });
             assert.strictEqual(foreign.outputs.mode, "pgbouncer-cluster", "outputs without a mode are not this program's: nothing to check");
+            const otherMode = await runProgram(stackConfig("dev"), { deployedOutputs: { mode: "pgpool" } });
+            assert.match(otherMode.warnings.join("\n"), /the stack's last outputs have a mode "pgpool", none of rds-proxy, pgbouncer-cluster, pgbouncer-sidecar: nothing deployed is counted/);
         });
     });
 
