@@ -462,16 +462,13 @@ function readKubernetes(r: Reader): Pick<VelureConfig["kubernetes"], "kubeconfig
 }
 
 /**
- * The keys that may be set with --secret, and how each stays one. Every other key is written where Pulumi or
- * Kubernetes keeps it in the clear (resource names and URNs, pgbouncer.ini in a ConfigMap, AWS resource properties,
- * the budget in the outputs and messages), so a secret value there is refused rather than silently revealed.
+ * The keys that may be set with --secret: the password (always a secret), kubeconfig and kubernetesContext (the
+ * provider's inputs), services (the releases' values and the services output; SECRET_SERVICES_WARNING says what
+ * cannot be). Every other key is written where Pulumi or Kubernetes keeps it in the clear (resource names and URNs,
+ * pgbouncer.ini in a ConfigMap, AWS resource properties, the budget in the outputs and messages), so a secret value
+ * there is refused rather than silently revealed.
  */
-const SECRET_KEYS: Partial<Record<ConfigKey, string>> = {
-    databasePassword: "always a secret",
-    kubeconfig: "the provider's input",
-    kubernetesContext: "the provider's input",
-    services: "the releases' values and the services output; the names, namespaces and databases name resources and pgbouncer.ini entries",
-};
+const SECRET_KEYS: readonly ConfigKey[] = ["databasePassword", "kubeconfig", "kubernetesContext", "services"];
 
 /** A secret `services` keeps its values secret; its identifiers cannot be, and every run says so. */
 export const SECRET_SERVICES_WARNING =
@@ -480,11 +477,11 @@ export const SECRET_SERVICES_WARNING =
 
 function refuseRevealedSecrets(r: Reader): void {
     for (const key of Object.keys(CONFIG_KEYS) as ConfigKey[]) {
-        if (r.isSecret(key) && !(key in SECRET_KEYS)) {
+        if (r.isSecret(key) && !SECRET_KEYS.includes(key)) {
             r.problems.push(
                 `${PROJECT}:${key}: set as a secret, which the program cannot keep: it writes this key where Pulumi or Kubernetes keeps it in the clear ` +
                     `(resource names, ConfigMaps, AWS resource properties or the stack's outputs). Set it as plain config: pulumi config set ${PROJECT}:${key} <value>. ` +
-                    `Keys that may be secrets: ${Object.keys(SECRET_KEYS).join(", ")}`,
+                    `Keys that may be secrets: ${SECRET_KEYS.join(", ")}`,
             );
         }
     }
