@@ -2,7 +2,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { formatVersion } from "./components/pgbouncerIni";
-import { VelureConfig, loadConfig } from "./config";
+import { VelureConfig, loadConfig, secretIf } from "./config";
 import { prepareOption } from "./options";
 import { readDeployedPooler } from "./options/deployed";
 import { PreparedPooler } from "./options/types";
@@ -43,11 +43,6 @@ function kubernetesProvider(config: VelureConfig): k8s.Provider {
         // instead: the program never adopts (or relabels, or later deletes) what it did not create.
         enableServerSideApply: false,
     });
-}
-
-/** A value derived from a key set with --secret stays a secret in the outputs. */
-function secretIf<T>(secret: boolean, value: T): pulumi.Input<T> {
-    return secret ? (pulumi.secret(value) as pulumi.Output<T>) : value;
 }
 
 export = async () => {

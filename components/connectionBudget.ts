@@ -71,7 +71,7 @@ export function podsLine(name: string, placement: string, rollout: { pods: numbe
 }
 
 /** What one pod of a rollout may take to start and become Ready (image pull, probes), beyond minReadySeconds. */
-export const POD_START_SECONDS = 60;
+const POD_START_SECONDS = 60;
 /** Helm's and the provider's waits never go below the 10 minutes they had before. */
 const MIN_ROLLOUT_WAIT_SECONDS = 600;
 const ROLLOUT_WAIT_MARGIN_SECONDS = 120;

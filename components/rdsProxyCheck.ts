@@ -8,7 +8,9 @@ import { restrictedContainerSecurityContext, restrictedPodSecurityContext } from
 import { POD_NAMES } from "./specs";
 
 /** How long the Job tries before it fails the update: registration of a target takes a few minutes. */
-export const PROXY_CHECK_SECONDS = 600;
+const PROXY_CHECK_SECONDS = 600;
+/** Pulumi's wait for the Job: its deadline, with room for the pod to be scheduled and the image pulled. */
+const JOB_WAIT = `${PROXY_CHECK_SECONDS + 120}s`;
 const RETRY_SECONDS = 10;
 const CHECK_RESOURCES = { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "100m", memory: "64Mi" } };
 
@@ -95,7 +97,7 @@ export class RdsProxyCheck extends pulumi.ComponentResource {
                     },
                 },
             },
-            { parent: this, customTimeouts: { create: `${PROXY_CHECK_SECONDS + 120}s`, update: `${PROXY_CHECK_SECONDS + 120}s` } },
+            { parent: this, customTimeouts: { create: JOB_WAIT, update: JOB_WAIT } },
         );
         this.registerOutputs({});
     }

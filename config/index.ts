@@ -470,8 +470,13 @@ function readKubernetes(r: Reader): Pick<VelureConfig["kubernetes"], "kubeconfig
  */
 const SECRET_KEYS: readonly ConfigKey[] = ["databasePassword", "kubeconfig", "kubernetesContext", "services"];
 
+/** A value derived from a key set with --secret stays a secret wherever it goes (release values, outputs). */
+export function secretIf<T>(secret: boolean, value: T): pulumi.Input<T> {
+    return secret ? (pulumi.secret(value) as pulumi.Output<T>) : value;
+}
+
 /** A secret `services` keeps its values secret; its identifiers cannot be, and every run says so. */
-export const SECRET_SERVICES_WARNING =
+const SECRET_SERVICES_WARNING =
     "services: set as a secret, so the releases' values and the services output are secret; the service names, namespaces and " +
     "databases are not (they name Kubernetes objects, Pulumi resources and pgbouncer.ini entries): keep secrets in services[].values only";
 
@@ -555,7 +560,7 @@ function readLabels(r: Reader, key: ConfigKey): Record<string, string> {
 }
 
 /** Without the labels its Prometheus selects by, the Operator's objects are declared and never read: no scrape, no alert. */
-export function monitorSelectorWarning(monitoring: MonitoringSpec | undefined): string[] {
+function monitorSelectorWarning(monitoring: MonitoringSpec | undefined): string[] {
     if (!monitoring?.prometheusOperator || Object.keys(monitoring.selectorLabels).length > 0) {
         return [];
     }

@@ -51,13 +51,13 @@ async function readOutputs(name: string): Promise<Record<string, unknown>> {
  * unique in the backend, so the bare name is this very stack. A backend that refuses both ends the run, because a
  * switch it cannot check could open more connections than the database allows.
  */
-export async function readDeployedPooler(read = readOutputs): Promise<Deployed> {
+export async function readDeployedPooler(): Promise<Deployed> {
     const stack = pulumi.getStack();
     const names = [`${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`, stack];
     const errors: string[] = [];
     for (const name of names) {
         try {
-            return deployedFromOutputs(await read(name));
+            return deployedFromOutputs(await readOutputs(name));
         } catch (e) {
             errors.push(`${name}: ${(e as Error).message}`);
         }

@@ -103,7 +103,7 @@ export const rdsProxyOption: PoolerOption = (config) => {
                     database: service.database,
                     user: config.database.user,
                     password: { secretName: credentials.metadata.name, key: CREDENTIALS_PASSWORD_KEY },
-                    sslmode: proxyTls(args.requireTls, trust).env.POSTGRES_SSLMODE as string,
+                    sslmode: (connections.get(service.name) as ServiceConnection).env.POSTGRES_SSLMODE as string,
                     ca: trust ? { configMapName: trust.configMapName, dir: PROXY_CA_DIR, file: PROXY_CA_FILE } : undefined,
                 },
                 { providers: [provider], dependsOn: [proxy, credentials, ...(trust ? [trust] : [])] },

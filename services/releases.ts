@@ -5,8 +5,8 @@ import { rolloutWaitSeconds } from "../components/connectionBudget";
 import { podVersionAnnotations } from "../components/pgbouncerPod";
 import { RESTRICTED_POD_SECURITY } from "../components/podSecurity";
 import { CREDENTIALS_PASSWORD_KEY } from "../components/specs";
-import { ChartSource, ServiceSpec, VelureConfig, serviceNamespaceNames } from "../config";
-import { PoolerOutputs } from "../options/types";
+import { ChartSource, ServiceSpec, VelureConfig, secretIf, serviceNamespaceNames } from "../config";
+import { PoolerOutputs, ServiceConnection } from "../options/types";
 
 export { CREDENTIALS_PASSWORD_KEY } from "../components/specs";
 
@@ -59,10 +59,9 @@ export function mergeValues(under: Record<string, unknown>, over: Record<string,
 function releaseValues(
     config: VelureConfig,
     service: ServiceSpec,
-    pooler: PoolerOutputs,
+    connection: ServiceConnection,
     credentials: k8s.core.v1.Secret,
 ): Record<string, unknown> {
-    const connection = pooler.connectionFor(service);
     const wiring = {
         fullnameOverride: service.releaseName,
         image: service.image,
@@ -92,8 +91,8 @@ function releaseValues(
  * Helm's wait (and, with atomic, the moment it rolls back): the service's rollout at its largest (the HPA's maximum),
  * one pod at a time, each waiting the minReadySeconds the pooler's values set.
  */
-export function releaseTimeoutSeconds(service: ServiceSpec, pooler: PoolerOutputs): number {
-    const minReadySeconds = pooler.connectionFor(service).values.minReadySeconds;
+function releaseTimeoutSeconds(service: ServiceSpec, connection: ServiceConnection): number {
+    const minReadySeconds = connection.values.minReadySeconds;
     return rolloutWaitSeconds(service.maxReplicas, typeof minReadySeconds === "number" ? minReadySeconds : 0);
 }
 
@@ -106,6 +105,7 @@ export function deployReleases(
     return Object.fromEntries(
         config.services.map((service) => {
             const namespace = namespaces[service.namespace];
+            const connection = pooler.connectionFor(service);
             // The app reads its password from this Secret, never from a plain value in the release. Fixed name,
             // updated in place: a replaced Secret would be deleted under the pods of a release that Helm rolled back.
             const credentials = new k8s.core.v1.Secret(
@@ -123,10 +123,10 @@ export function deployReleases(
                     name: service.releaseName,
                     namespace,
                     ...chartArgs(service.chart),
-                    values: config.secretServices ? pulumi.secret(releaseValues(config, service, pooler, credentials)) : releaseValues(config, service, pooler, credentials),
+                    values: secretIf(config.secretServices, releaseValues(config, service, connection, credentials)),
                     atomic: true,
                     cleanupOnFail: true,
-                    timeout: releaseTimeoutSeconds(service, pooler),
+                    timeout: releaseTimeoutSeconds(service, connection),
                 },
                 // The pooler is ready (the central Deployment rolled out, the proxy's target registered) before a
                 // release points at it. Pulumi deletes what the program no longer declares only after every create
