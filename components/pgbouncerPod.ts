@@ -2,7 +2,8 @@
 // security context and the checksum that rolls pods when pgbouncer.ini changes.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { createHash, createHmac } from "crypto";
+import * as random from "@pulumi/random";
+import { createHash } from "crypto";
 import { EXPORTER_PORT, MonitoringSpec, POD_NAMES, ResourceSpec } from "./specs";
 import {
     DatabaseEntry,
@@ -155,15 +156,23 @@ export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
     };
 }
 
+/** Length of the stats user's password: letters and digits only, so that it needs no quoting in the userlist or the DSN. */
+export const STATS_PASSWORD_LENGTH = 32;
+
 /**
- * The stats user's password, derived from the database password with HMAC-SHA256 and the component's name: as
- * secret as that password (which cannot be recovered from it), unique per component, the same on every run (no
- * needless rollout) and rotated with the database password. It lives only in the Secret. Deriving it needs no
- * provider of its own: the random provider cannot be built from the Go module proxy, and one plugin fewer is one
- * thing fewer for users to install.
+ * The stats user's password: random (@pulumi/random), of its own, kept as a secret in the state and the Secret. It
+ * is not derived from the database password, so that whoever learns it (it sits in the exporter's env) can test no
+ * guess of the database password offline. The same on every run (no needless rollout); replace the resource
+ * (`pulumi up --replace <urn>`) to rotate it.
  */
-export function statsPasswordFor(databasePassword: string, component: string): string {
-    return createHmac("sha256", databasePassword).update(`velure-pooling/pgbouncer-stats/${component}`).digest("base64url");
+export function statsPassword(name: string, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
+    const password = new random.RandomPassword(
+        `${name}-stats-password`,
+        { length: STATS_PASSWORD_LENGTH, special: false, minLower: 1, minUpper: 1, minNumeric: 1 },
+        // A random resource of the component, through the random provider: never the Kubernetes provider it was given.
+        { parent: opts.parent },
+    );
+    return pulumi.secret(password.result);
 }
 
 /** The exporter's connection string: the stats user on PgBouncer's admin database, over loopback. */
@@ -287,14 +296,12 @@ export function pgbouncerConfigObjects(
         { metadata: { name: `${name}-config`, namespace, labels }, data: configMapData(ini, args.serverCaBundle) },
         opts,
     );
-    const statsPassword = args.monitoring
-        ? pulumi.secret(pulumi.output(args.password).apply((password) => statsPasswordFor(password, name)))
-        : undefined;
+    const stats = args.monitoring ? statsPassword(name, opts) : undefined;
     const data: Record<string, pulumi.Input<string>> = {
-        [USERLIST_KEY]: userlistEntries(args, statsPassword).apply(renderUserlist),
+        [USERLIST_KEY]: userlistEntries(args, stats).apply(renderUserlist),
     };
-    if (statsPassword) {
-        data[EXPORTER_DSN_KEY] = statsPassword.apply((password) => exporterDsn(password, port));
+    if (stats) {
+        data[EXPORTER_DSN_KEY] = stats.apply((password) => exporterDsn(password, port));
     }
     const secret = new k8s.core.v1.Secret(
         `${name}-auth`,

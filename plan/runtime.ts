@@ -2,6 +2,7 @@
 // resource it declares. The plan command and the unit tests both use it, so the plan shows exactly what
 // the program declares: it has no model of its own.
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
@@ -105,9 +106,16 @@ function resolved<T>(value: T): Promise<any> {
     return new Promise((resolve) => pulumi.output(value).apply((v) => resolve(v)));
 }
 
-/** What the providers would compute for the resources the program reads back (ARNs, endpoints). */
+/** The password the mock's random provider "generates" for a RandomPassword: fixed per resource name, of the asked length. */
+export function mockRandomPassword(name: string, length: number): string {
+    return createHash("sha256").update(name).digest("hex").repeat(2).slice(0, length);
+}
+
+/** What the providers would compute for the resources the program reads back (ARNs, endpoints, random results). */
 function computedState(type: string, name: string, inputs: any): Record<string, unknown> {
     switch (type) {
+        case "random:index/randomPassword:RandomPassword":
+            return { result: mockRandomPassword(name, inputs.length) };
         case "aws:secretsmanager/secret:Secret":
             return { arn: `arn:aws:secretsmanager:${MOCK_REGION}:${MOCK_ACCOUNT}:secret:${inputs.namePrefix}AbCdEf` };
         case "aws:iam/role:Role":

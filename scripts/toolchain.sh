@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real tools that `npm run test:e2e` runs (Pulumi CLI and its Node language host, the Kubernetes
-# provider, Helm, etcd, the Kubernetes control plane and kwok), and the pgbouncer_exporter that
+# and random providers, Helm, etcd, the Kubernetes control plane and kwok), and the pgbouncer_exporter that
 # `npm run test:integration` runs, from our own small Go modules under tools/,
 # into .toolchain/bin (git-ignored). A binary is rebuilt only when its module's files or its version changed.
 #
@@ -21,6 +21,7 @@ export GOFLAGS="-mod=readonly -buildvcs=false"
 # agree with package-lock.json and with the go.mod files.
 PULUMI_VERSION=v3.248.0
 KUBERNETES_PROVIDER_VERSION=v4.25.0
+RANDOM_PROVIDER_VERSION=v4.19.1
 HELM_VERSION=v3.18.6
 KUBE_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
@@ -41,6 +42,7 @@ etcd|etcd|./cmd/etcd|$ETCD_VERSION|
 pulumi|pulumi|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|$PULUMI_VERSION|-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION
 pulumi-language-nodejs|pulumi|./cmd/pulumi-language-nodejs|$PULUMI_VERSION|-X main.version=$PULUMI_VERSION
 pulumi-resource-kubernetes|pulumi-kubernetes|./cmd/pulumi-resource-kubernetes|$KUBERNETES_PROVIDER_VERSION|-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$KUBERNETES_PROVIDER_VERSION
+pulumi-resource-random|pulumi-random|./cmd/pulumi-resource-random|$RANDOM_PROVIDER_VERSION|-X main.Version=${RANDOM_PROVIDER_VERSION#v}
 kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|$KWOK_VERSION|
 pgbouncer_exporter|pgbouncer-exporter|github.com/prometheus-community/pgbouncer_exporter|$PGBOUNCER_EXPORTER_VERSION|-X github.com/prometheus/common/version.Version=${PGBOUNCER_EXPORTER_VERSION#v}
 EOF

@@ -10,6 +10,7 @@ export const BIN = {
     pulumi: bin("pulumi"),
     languageHost: bin("pulumi-language-nodejs"),
     kubernetesProvider: bin("pulumi-resource-kubernetes"),
+    randomProvider: bin("pulumi-resource-random"),
     helm: bin("helm"),
     etcd: bin("etcd"),
     kubeApiserver: bin("kube-apiserver"),

@@ -61,10 +61,11 @@ export class PulumiProject {
         return path.join(this.dir, `Pulumi.${this.stack}.yaml`);
     }
 
-    /** Installs the Kubernetes provider that the toolchain built, and creates the stack with `config`. */
+    /** Installs the Kubernetes and random providers that the toolchain built, and creates the stack with `config`. */
     async init(config: Record<string, unknown>, secrets: Record<string, string>): Promise<void> {
-        const version = toolchainVersions().KUBERNETES_PROVIDER;
-        await this.ok(["plugin", "install", "resource", "kubernetes", version, "--file", BIN.kubernetesProvider]);
+        const versions = toolchainVersions();
+        await this.ok(["plugin", "install", "resource", "kubernetes", versions.KUBERNETES_PROVIDER, "--file", BIN.kubernetesProvider]);
+        await this.ok(["plugin", "install", "resource", "random", versions.RANDOM_PROVIDER, "--file", BIN.randomProvider]);
         await this.ok(["stack", "init"]);
         this.setConfig(config);
         for (const [key, value] of Object.entries(secrets)) {

@@ -122,6 +122,18 @@ describe("on a cluster that already runs other people's things (file backend, le
         assert.ok(app.env.some((e: any) => e.name === "API_KEY" && e.value === SERVICE_SECRET), "the release still gets the value");
     });
 
+    it("gives the exporter a random stats password through the random provider: in the cluster's userlist, a secret in the state", async () => {
+        const secret = cluster.get("secret", "velure-pgbouncer-auth", OWN_PGBOUNCER_NAMESPACE);
+        const userlist = Buffer.from(secret.data["userlist.txt"], "base64").toString();
+        const stats = /^"pgbouncer_stats" "([^"]*)"$/m.exec(userlist)?.[1] ?? "";
+        assert.match(stats, /^[A-Za-z0-9]{32}$/, "32 letters and digits");
+        const state = JSON.parse((await project.ok(["stack", "export"])).stdout);
+        const random = state.deployment.resources.filter((r: any) => r.type === "random:index/randomPassword:RandomPassword");
+        assert.deepStrictEqual(random.map((r: any) => r.urn.split("::").pop()), ["velure-pgbouncer-stats-password"]);
+        assert.strictEqual(random[0].outputs.result["4dabf18193072939515e22adb298388d"], "1b47061264138c4ac30d75fd1eb44270", "result is a secret");
+        assert.ok(!JSON.stringify(state).includes(stats), "the stats password is in the state in plain text");
+    });
+
     it("reads its own last outputs on this backend: the switch check refuses 70 + 70 of 70 at preview", async () => {
         project.setConfig({ ...devConfig, "velure-pooling:mode": "pgbouncer-sidecar" });
         const result = await project.run(["preview"]);

@@ -2,7 +2,9 @@
 // stack file (the secret password).
 import { RunOptions, StackConfig, runProgram, stackConfig as planStackConfig } from "../../plan/runtime";
 
-export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecret, runProgram } from "../../plan/runtime";
+export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecret, mockRandomPassword, runProgram } from "../../plan/runtime";
+
+export const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";
 
 export const PASSWORD = 'S3cr3t-7731 "quoted" p@ss';
 /** A part of the password that survives any quoting, to search for. */

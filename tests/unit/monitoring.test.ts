@@ -3,9 +3,8 @@ import { parser } from "@prometheus-io/lezer-promql";
 import { buildBudgets } from "../../components/connectionBudget";
 import { EXPORTER_METRICS, alertRules, dashboardQueries } from "../../components/pgbouncerMonitoring";
 import { serverScopes } from "../../options/pgbouncerMonitoring";
-import { statsPasswordFor } from "../../components/pgbouncerPod";
 import { DEFAULT_MONITORING_ALERTS } from "../../config/schema";
-import { K8S, PASSWORD, PASSWORD_TOKEN, ProgramRun, programError, runProgram, stackConfig } from "./harness";
+import { K8S, RANDOM_PASSWORD, isWrappedSecret, mockRandomPassword, PASSWORD_TOKEN, ProgramRun, programError, runProgram, stackConfig } from "./harness";
 
 const CR_PREFIX = "kubernetes:monitoring.coreos.com/v1:";
 const PRIMARY = { server: "primary", limit: 80, reserved: 10, limitKey: "databaseMaxConnections" };
@@ -61,13 +60,15 @@ describe("monitoring of the PgBouncer options", () => {
             assert.ok(exporter.resources.limits.memory);
         });
 
-        it("logs the exporter in as the dedicated stats user, with a password derived from the database password and kept in the Secret", () => {
+        it("logs the exporter in as the dedicated stats user, with a random password of its own (@pulumi/random) kept secret in the Secret", () => {
             const pod = run.one(K8S.deployment).inputs.spec.template.spec;
             const env = exporterOf(pod.containers).env;
             assert.deepStrictEqual(env, [{ name: "PGBOUNCER_EXPORTER_CONNECTION_STRING", valueFrom: { secretKeyRef: { name: "velure-pgbouncer-auth", key: "exporter-dsn" } } }]);
             const secret = run.one(K8S.secret, "velure-pgbouncer-auth").inputs.stringData;
-            const statsPassword = statsPasswordFor(PASSWORD, "velure-pgbouncer");
-            assert.match(statsPassword, /^[A-Za-z0-9_-]{43}$/);
+            const random = run.one(RANDOM_PASSWORD, "velure-pgbouncer-stats-password");
+            assert.deepStrictEqual(random.inputs, { length: 32, special: false, minLower: 1, minUpper: 1, minNumeric: 1 });
+            const statsPassword = mockRandomPassword("velure-pgbouncer-stats-password", 32);
+            assert.ok(isWrappedSecret(run.one(K8S.secret, "velure-pgbouncer-auth").raw.stringData), "the Secret's data is a secret in the state");
             assert.strictEqual(secret["exporter-dsn"], `postgres://pgbouncer_stats:${statsPassword}@127.0.0.1:5432/pgbouncer?sslmode=disable`);
             assert.ok(!secret["exporter-dsn"].includes(PASSWORD_TOKEN), "the exporter never uses the database user");
             assert.match(secret["userlist.txt"], new RegExp(`^"pgbouncer_stats" "${statsPassword}"$`, "m"));

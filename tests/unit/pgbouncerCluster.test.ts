@@ -1,6 +1,5 @@
 import * as assert from "assert";
-import { statsPasswordFor } from "../../components/pgbouncerPod";
-import { K8S, PASSWORD, ProgramRun, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
+import { K8S, PASSWORD, RANDOM_PASSWORD, mockRandomPassword, ProgramRun, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
 
 const CLUSTER = { mode: "pgbouncer-cluster" };
 
@@ -21,7 +20,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         const component = run.one("velure:pooling:PgBouncerCluster");
         const children = run.resources.filter((r) => r.name.startsWith(`${component.name}-`));
         assert.deepStrictEqual(children.map((r) => r.type).sort(), [
-            K8S.namespace, K8S.configMap, K8S.secret, K8S.service, K8S.deployment, K8S.pdb, K8S.networkPolicy,
+            K8S.namespace, K8S.configMap, K8S.secret, K8S.service, K8S.deployment, K8S.pdb, K8S.networkPolicy, RANDOM_PASSWORD,
         ].sort());
     });
 
@@ -60,7 +59,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.ok(isWrappedSecret(secret.raw.stringData), "the userlist reaches the engine as a secret");
         const [app, stats] = secret.inputs.stringData["userlist.txt"].split("\n");
         assert.strictEqual(app, `"velure" "${PASSWORD.replace(/"/g, '""')}"`);
-        assert.strictEqual(stats, `"pgbouncer_stats" "${statsPasswordFor(PASSWORD, "velure-pgbouncer")}"`, "the exporter's own stats user");
+        assert.strictEqual(stats, `"pgbouncer_stats" "${mockRandomPassword("velure-pgbouncer-stats-password", 32)}"`, "the exporter's own stats user");
     });
 
     it("adds a read-only entry per database when a replica host is configured", async () => {

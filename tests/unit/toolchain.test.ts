@@ -24,6 +24,14 @@ const KUBERNETES_PROVIDER_COMMITS: Record<string, string> = {
     "4.25.0": "v4.0.0-20260115033456-f47bc2d6f199",
 };
 
+/**
+ * pulumi-random's provider module is not served by the module proxy, so tools/pulumi-random bridges the terraform
+ * provider itself: with the bridge and the terraform-provider-random commit that release's provider/go.mod pins.
+ */
+const RANDOM_PROVIDER_PINS: Record<string, { bridge: string; terraformProvider: string }> = {
+    "4.19.1": { bridge: "v3.119.0", terraformProvider: "v1.3.2-0.20260127150608-de3700a633e4" },
+};
+
 describe("the real tools' versions", () => {
     const versions = toolchainVersions();
 
@@ -41,8 +49,12 @@ describe("the real tools' versions", () => {
         );
     });
 
-    it("needs no random provider: the program declares no random resources", () => {
-        assert.strictEqual(npmVersion("@pulumi/random"), undefined);
+    it("bridges terraform-provider-random for @pulumi/random's version, with the bridge and the terraform provider that pulumi-random's release pins", () => {
+        assert.strictEqual(versions.RANDOM_PROVIDER, npmVersion("@pulumi/random"));
+        const pins = RANDOM_PROVIDER_PINS[versions.RANDOM_PROVIDER];
+        assert.ok(pins, `pins known for @pulumi/random ${versions.RANDOM_PROVIDER}`);
+        assert.strictEqual(required(goMod("pulumi-random"), "github.com/pulumi/pulumi-terraform-bridge/v3"), pins.bridge);
+        assert.strictEqual(required(goMod("pulumi-random/shim"), "github.com/terraform-providers/terraform-provider-random"), pins.terraformProvider);
     });
 
     it("pins Helm, etcd and kwok in their go.mod files", () => {
