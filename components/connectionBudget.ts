@@ -16,30 +16,28 @@ export interface BudgetLine {
 
 /** A database server's limit, and the config keys that set it (named in the error). */
 export interface ServerLimits {
-    /** "primary" or "read replica". */
+    /** Which server: "primary" and "read replica" for the one server of databaseHost, else "server <name>" (and its "read replica"). */
     server: string;
     limit: number;
     reserved: number;
     limitKey: string;
+    reservedKey: string;
+    /** The PgBouncer pools (database names) that open their connections to this server: the near-budget alert's scope. */
+    pools: string[];
 }
 
-export interface ConnectionBudget {
-    server: string;
-    /** The server's max_connections. */
-    limit: number;
-    /** Kept free for RDS, superusers, migrations. */
-    reserved: number;
+/** One database server's worst case: a primary, or a read replica with a limit of its own. */
+export interface ServerBudget extends ServerLimits {
     /** limit - reserved: what the pooler may use. */
     available: number;
     /** The sum of the lines: the pooler's worst case. */
     used: number;
     lines: BudgetLine[];
-    limitKey: string;
-    /** The read replica's own budget, when it is a server of its own. */
-    replica?: ConnectionBudget;
 }
 
-export const PRIMARY_LIMITS_KEY = "databaseMaxConnections";
+/** A pooler's worst case: one entry per database server it opens connections to. */
+export type ConnectionBudget = ServerBudget[];
+
 
 /**
  * A rolling update adds one pod at a time (maxSurge 1, maxUnavailable 0), and the pod it replaces keeps its server
@@ -93,28 +91,31 @@ export function boundedRollout(gracePeriodSeconds: number) {
     };
 }
 
-export function buildBudget(server: ServerLimits, lines: BudgetLine[]): ConnectionBudget {
+export function buildBudget(server: ServerLimits, lines: BudgetLine[]): ServerBudget {
     const used = lines.reduce((sum, line) => sum + line.connections, 0);
     return { ...server, available: server.limit - server.reserved, used, lines };
 }
 
-/**
- * The pooler's budgets: the primary's and, with a read replica, the replica's. The <database>_ro pools count against
- * the replica's limit, or against the primary's when the replica host is the primary's (the same server).
- */
-export function buildBudgets(
-    primary: ServerLimits,
-    primaryLines: BudgetLine[],
-    replica: (ServerLimits & { sameHost: boolean }) | undefined,
-    replicaLines: BudgetLine[],
-): ConnectionBudget {
+/** A database server's primary and, when it has one, its read replica, with the lines that count against each. */
+export interface ServerShares {
+    primary: ServerLimits;
+    primaryLines: BudgetLine[];
+    /** sameHost: the replica host is the primary's (the same server), so its pools count against the primary. */
+    replica?: ServerLimits & { sameHost: boolean };
+    replicaLines: BudgetLine[];
+}
+
+/** The budgets of one database server: the primary's and, with a read replica of its own, the replica's. */
+export function buildServerBudgets(shares: ServerShares): ServerBudget[] {
+    const { primary, primaryLines, replica, replicaLines } = shares;
     if (!replica) {
-        return buildBudget(primary, primaryLines);
+        return [buildBudget(primary, primaryLines)];
     }
     if (replica.sameHost) {
-        return buildBudget(primary, [...primaryLines, ...replicaLines]);
+        return [buildBudget({ ...primary, pools: [...primary.pools, ...replica.pools] }, [...primaryLines, ...replicaLines])];
     }
-    return { ...buildBudget(primary, primaryLines), replica: buildBudget(replica, replicaLines) };
+    const { sameHost: _, ...limits } = replica;
+    return [buildBudget(primary, primaryLines), buildBudget(limits, replicaLines)];
 }
 
 /** A pooler as a stack runs it: its mode and its worst case (the stack outputs `mode` and `connectionBudget`). */
@@ -123,8 +124,10 @@ export interface PoolerBudget {
     budget: ConnectionBudget;
 }
 
-function servers(budget: ConnectionBudget): ConnectionBudget[] {
-    return budget.replica ? [budget, budget.replica] : [budget];
+/** A server's budget with these lines, under the limits of `limits`. */
+function withLines(limits: ServerBudget, lines: BudgetLine[]): ServerBudget {
+    const { available: _a, used: _u, lines: _l, ...server } = limits;
+    return buildBudget(server, lines);
 }
 
 /**
@@ -133,18 +136,12 @@ function servers(budget: ConnectionBudget): ConnectionBudget[] {
  */
 export function switchBudget(deployed: PoolerBudget, next: PoolerBudget): ConnectionBudget {
     const named = (pooler: PoolerBudget, role: string) => (line: BudgetLine) => ({ ...line, name: `${role} ${pooler.mode}: ${line.name}` });
-    const server = (name: string): ConnectionBudget => {
-        const old = servers(deployed.budget).find((s) => s.server === name);
-        const now = servers(next.budget).find((s) => s.server === name);
-        const limits = (now ?? old) as ConnectionBudget;
-        return buildBudget(
-            { server: name, limit: limits.limit, reserved: limits.reserved, limitKey: limits.limitKey },
-            [...(old?.lines ?? []).map(named(deployed, "deployed")), ...(now?.lines ?? []).map(named(next, "new"))],
-        );
-    };
-    const primary = server(next.budget.server);
-    const replica = next.budget.replica ?? deployed.budget.replica;
-    return replica ? { ...primary, replica: server(replica.server) } : primary;
+    const names = [...new Set([...next.budget, ...deployed.budget].map((s) => s.server))];
+    return names.map((name) => {
+        const old = deployed.budget.find((s) => s.server === name);
+        const now = next.budget.find((s) => s.server === name);
+        return withLines((now ?? old) as ServerBudget, [...(old?.lines ?? []).map(named(deployed, "deployed")), ...(now?.lines ?? []).map(named(next, "new"))]);
+    });
 }
 
 const hasShape = (line: BudgetLine): line is BudgetLine & { pods: number; perPod: number } => line.pods !== undefined && line.perPod !== undefined;
@@ -193,15 +190,10 @@ export function transitionBudget(deployed: PoolerBudget, next: PoolerBudget): Co
     if (deployed.mode !== next.mode) {
         return switchBudget(deployed, next);
     }
-    const server = (now: ConnectionBudget): ConnectionBudget => {
-        const old = servers(deployed.budget).find((s) => s.server === now.server);
-        return buildBudget(now, changeLines(old?.lines ?? [], now.lines));
-    };
-    const primary = server(next.budget);
-    return next.budget.replica ? { ...primary, replica: server(next.budget.replica) } : primary;
+    return next.budget.map((now) => withLines(now, changeLines(deployed.budget.find((s) => s.server === now.server)?.lines ?? [], now.lines)));
 }
 
-function assertServerFits(budget: ConnectionBudget, advice: string, who: string): void {
+function assertServerFits(budget: ServerBudget, advice: string, who: string): void {
     if (budget.used <= budget.available) {
         return;
     }
@@ -209,18 +201,18 @@ function assertServerFits(budget: ConnectionBudget, advice: string, who: string)
     throw new Error(
         `connection budget exceeded: ${who} can open ${budget.used} server connections to the ${budget.server}, but it allows ` +
             `${budget.available} (velure-pooling:${budget.limitKey} ${budget.limit} - ` +
-            `velure-pooling:databaseReservedConnections ${budget.reserved}).\n${shares}\n${advice}`,
+            `velure-pooling:${budget.reservedKey} ${budget.reserved}).\n${shares}\n${advice}`,
     );
 }
 
 /** Throws when a budget does not fit, naming every share and what to change; `who` holds the connections. */
 export function assertWithinBudget(budget: ConnectionBudget, advice: string, who = "the pooler"): void {
-    for (const server of servers(budget)) {
+    for (const server of budget) {
         assertServerFits(server, advice, who);
     }
 }
 
 /** The first server of a budget that does not fit, or undefined when all do. */
-export function overBudget(budget: ConnectionBudget): ConnectionBudget | undefined {
-    return servers(budget).find((s) => s.used > s.available);
+export function overBudget(budget: ConnectionBudget): ServerBudget | undefined {
+    return budget.find((s) => s.used > s.available);
 }

@@ -4,14 +4,14 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { createHash } from "crypto";
-import { EXPORTER_PORT, MonitoringSpec, POD_NAMES, ResourceSpec } from "./specs";
+import { Credentials, EXPORTER_PORT, MonitoringSpec, POD_NAMES, ResourceSpec } from "./specs";
+import { USERLIST_PASSWORD_TEMPLATE, externalSecret } from "./externalSecret";
 import {
     DatabaseEntry,
     ListenAddress,
     PgBouncerVersion,
     PoolTuning,
     pgbouncerSettings,
-    UserlistEntry,
     renderPgBouncerIni,
     renderUserlist,
     verifiesServerCertificate,
@@ -215,7 +215,8 @@ export interface PgBouncerConfigArgs {
     tuning: PoolTuning;
     databases: DatabaseEntry[];
     user: string;
-    password: pulumi.Input<string>;
+    /** The user's password: a Pulumi secret, or a Secrets Manager secret that External Secrets Operator copies in. */
+    credentials: Credentials;
     /** PEM bundle of the RDS CA, required when the server certificate is verified. */
     serverCaBundle?: string;
     /** When present, pgbouncer_exporter runs beside PgBouncer and logs in as the stats user. */
@@ -249,7 +250,8 @@ export function renderPoolerIni(args: PgBouncerConfigArgs, listen: ListenAddress
 
 export interface PgBouncerConfigObjects {
     configMap: k8s.core.v1.ConfigMap;
-    secret: k8s.core.v1.Secret;
+    /** The Secret with the userlist and the exporter's connection string (ours, or the one ESO writes). */
+    authSecretName: pulumi.Output<string>;
     /** The pod annotations that roll the pods when the config or the userlist changes. */
     annotations: Record<string, pulumi.Input<string>>;
 }
@@ -259,20 +261,81 @@ export interface PgBouncerConfigObjects {
  * is hashed; a Secret is named by its resourceVersion, which changes on every write and says nothing of the password
  * (a hash of a password would let whoever reads the pod test guesses offline).
  */
-export function podVersionAnnotations(checksums: Record<string, string>, secrets: Record<string, k8s.core.v1.Secret>): Record<string, pulumi.Input<string>> {
+export function podVersionAnnotations(
+    checksums: Record<string, string>,
+    secrets: Record<string, { metadata: pulumi.Output<{ resourceVersion?: string }> }>,
+): Record<string, pulumi.Input<string>> {
     return {
         ...Object.fromEntries(Object.entries(checksums).map(([key, sum]) => [`checksum/${key}`, sum])),
-        ...Object.fromEntries(Object.entries(secrets).map(([key, secret]) => [`velure-pooling/${key}-version`, secret.metadata.resourceVersion])),
+        ...Object.fromEntries(Object.entries(secrets).map(([key, secret]) => [`velure-pooling/${key}-version`, secret.metadata.apply((m) => m.resourceVersion ?? "")])),
     };
 }
 
-/** The userlist: the app's user and, with monitoring, the exporter's stats user. */
-function userlistEntries(args: PgBouncerConfigArgs, statsPassword: pulumi.Output<string> | undefined): pulumi.Output<UserlistEntry[]> {
-    const app = pulumi.output(args.password).apply((password) => [{ name: args.user, password }]);
-    if (!statsPassword) {
-        return app;
+/** The stats user's userlist line and connection string, with monitoring. */
+function statsEntries(stats: pulumi.Output<string> | undefined, port: number): { userlist: pulumi.Output<string>; data: Record<string, pulumi.Output<string>> } {
+    if (!stats) {
+        return { userlist: pulumi.output(""), data: {} };
     }
-    return pulumi.all([app, statsPassword]).apply(([entries, password]) => [...entries, { name: STATS_USER, password }]);
+    return {
+        userlist: stats.apply((password) => renderUserlist([{ name: STATS_USER, password }])),
+        data: { [EXPORTER_DSN_KEY]: stats.apply((password) => exporterDsn(password, port)) },
+    };
+}
+
+/**
+ * The userlist as a template for External Secrets Operator: the app's line takes the password from Secrets Manager
+ * (quoted as the userlist quotes it), the stats line is ours. The user is a role name (a-z, 0-9, _): no quoting.
+ */
+export function userlistTemplate(user: string, statsUserlist: string): string {
+    return `"${user}" "${USERLIST_PASSWORD_TEMPLATE}"\n${statsUserlist}`;
+}
+
+/**
+ * The auth Secret of one PgBouncer: ours with the password from Pulumi's config, or, with Secrets Manager, the one
+ * External Secrets Operator writes from an ExternalSecret whose templates (the stats password in them) are a Secret
+ * of ours; the database password then never passes through Pulumi.
+ */
+function authSecret(
+    name: string,
+    namespace: pulumi.Input<string>,
+    labels: Record<string, string>,
+    args: PgBouncerConfigArgs,
+    port: number,
+    opts: pulumi.CustomResourceOptions,
+): { name: pulumi.Output<string>; version: { metadata: pulumi.Output<{ resourceVersion?: string }> } } {
+    const stats = statsEntries(args.monitoring ? statsPassword(name, opts) : undefined, port);
+    const credentials = args.credentials;
+    if (credentials.source === "pulumi") {
+        const userlist = pulumi.all([credentials.password, stats.userlist]).apply(([password, statsLine]) => renderUserlist([{ name: args.user, password }]) + statsLine);
+        const secret = new k8s.core.v1.Secret(
+            `${name}-auth`,
+            { metadata: { name: `${name}-auth`, namespace, labels }, type: "Opaque", stringData: pulumi.secret({ [USERLIST_KEY]: userlist, ...stats.data }) },
+            opts,
+        );
+        return { name: secret.metadata.name, version: secret };
+    }
+    const templates = new k8s.core.v1.Secret(
+        `${name}-auth-template`,
+        {
+            metadata: { name: `${name}-auth-template`, namespace, labels },
+            type: "Opaque",
+            stringData: pulumi.secret({ [USERLIST_KEY]: stats.userlist.apply((statsLine) => userlistTemplate(args.user, statsLine)), ...stats.data }),
+        },
+        opts,
+    );
+    const external = externalSecret(
+        `${name}-auth`,
+        {
+            namespace,
+            labels,
+            store: credentials.store,
+            secretArn: credentials.secretArn,
+            target: `${name}-auth`,
+            template: { fromSecret: { name: templates.metadata.name, keys: [USERLIST_KEY, ...Object.keys(stats.data)] } },
+        },
+        opts,
+    );
+    return { name: external.metadata.name, version: templates };
 }
 
 /**
@@ -296,18 +359,7 @@ export function pgbouncerConfigObjects(
         { metadata: { name: `${name}-config`, namespace, labels }, data: configMapData(ini, args.serverCaBundle) },
         opts,
     );
-    const stats = args.monitoring ? statsPassword(name, opts) : undefined;
-    const data: Record<string, pulumi.Input<string>> = {
-        [USERLIST_KEY]: userlistEntries(args, stats).apply(renderUserlist),
-    };
-    if (stats) {
-        data[EXPORTER_DSN_KEY] = stats.apply((password) => exporterDsn(password, port));
-    }
-    const secret = new k8s.core.v1.Secret(
-        `${name}-auth`,
-        { metadata: { name: `${name}-auth`, namespace, labels }, type: "Opaque", stringData: pulumi.secret(data) },
-        opts,
-    );
-    const annotations = podVersionAnnotations({ "pgbouncer-config": configChecksum(ini, args.serverCaBundle ?? "") }, { "pgbouncer-auth": secret });
-    return { configMap, secret, annotations };
+    const auth = authSecret(name, namespace, labels, args, port, opts);
+    const annotations = podVersionAnnotations({ "pgbouncer-config": configChecksum(ini, args.serverCaBundle ?? "") }, { "pgbouncer-auth": auth.version });
+    return { configMap, authSecretName: auth.name, annotations };
 }

@@ -90,12 +90,12 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
         const labels = { "app.kubernetes.io/name": "pgbouncer-sidecar", "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "velure" };
         const files = pgbouncerConfigObjects(name, args.namespace, labels, this.ini, args, args.port, { parent: this });
         const container = this.container(args);
-        const exporter = args.monitoring ? [exporterContainer(args.monitoring.exporterImage, files.secret.metadata.name)] : [];
+        const exporter = args.monitoring ? [exporterContainer(args.monitoring.exporterImage, files.authSecretName)] : [];
         const placement = args.native ? { initContainers: [container], extraContainers: exporter } : { extraContainers: [container, ...exporter] };
         const grace = sidecarGracePeriod(args.appDrainSeconds);
         this.chartValues = {
             ...placement,
-            extraVolumes: pgbouncerVolumes(files.configMap.metadata.name, files.secret.metadata.name),
+            extraVolumes: pgbouncerVolumes(files.configMap.metadata.name, files.authSecretName),
             podAnnotations: { ...files.annotations, ...podScrapeAnnotations(args.monitoring) },
             // The userlist Secret is group-readable by PgBouncer's group only.
             podSecurityContext: { fsGroup: PGBOUNCER_UID },

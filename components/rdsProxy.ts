@@ -2,16 +2,17 @@
 // IAM role, log group, security groups, target and alarms.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { AlarmThresholds, RdsProxySpec } from "./specs";
+import { AlarmThresholds, RdsProxySpec, RdsServerSpec } from "./specs";
 import { BudgetLine } from "./connectionBudget";
 
 /** The PostgreSQL RDS Proxy always listens on 5432. */
 export const PROXY_PORT = 5432;
 
-export interface RdsProxyArgs extends RdsProxySpec {
-    /** The database user and password that go into the created secret (when no secretArn is given). */
+/** One proxy: the settings all proxies share, and its own server's (a proxy has exactly one target). */
+export interface RdsProxyArgs extends Omit<RdsProxySpec, "servers">, RdsServerSpec {
+    /** The database user and password that go into the created secret (required when no secretArn is given). */
     username: string;
-    password: pulumi.Input<string>;
+    password?: pulumi.Input<string>;
     databasePort: number;
     databaseMaxConnections: number;
 }
@@ -57,7 +58,7 @@ export function assertSecretBesideProxy(secretArn: string, account: string, regi
     const [, , , secretRegion, secretAccount] = secretArn.split(":");
     if (secretRegion !== region || secretAccount !== account) {
         throw new Error(
-            `velure-pooling:rdsSecretArn: "${secretArn}" is not allowed; expected a secret in the proxy's account ${account} ` +
+            `the proxy's secret "${secretArn}" (rdsSecretArn or secretsManagerSecret) is not allowed; expected a secret in the proxy's account ${account} ` +
                 `and region ${region} (it is in account ${secretAccount}, region ${secretRegion})`,
         );
     }
@@ -135,6 +136,9 @@ export function alarmSpecs(thresholds: AlarmThresholds): AlarmSpec[] {
 }
 
 export function validateRdsProxyArgs(args: RdsProxyArgs): void {
+    if (!args.secretArn && args.password === undefined) {
+        throw new Error("RdsProxy: needs a password for the secret it creates, or the secretArn of an existing one");
+    }
     if (args.subnetIds.length < 2) {
         throw new Error(`RdsProxy: needs at least two subnets, got ${args.subnetIds.length}`);
     }

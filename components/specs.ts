@@ -1,5 +1,6 @@
 // Plain types that config/ reads into and the components consume. They live here, below both layers, so
 // that config/ never imports a component and no component imports config/.
+import * as pulumi from "@pulumi/pulumi";
 
 export interface ResourceSpec {
     requests: { cpu: string; memory: string };
@@ -49,16 +50,25 @@ export interface AlarmThresholds {
     availabilityPercent: number;
 }
 
-export interface RdsProxySpec {
+/** What differs between the proxies of two database servers: a proxy has exactly one target. */
+export interface RdsServerSpec {
+    /** The database server's name ("" for the one server of databaseHost). */
+    server: string;
+    /** The proxy's name. */
     name: string;
     target: RdsTarget;
-    vpcId: string;
-    subnetIds: string[];
     databaseSecurityGroupId: string;
-    clientSecurityGroupIds: string[];
-    clientCidrs: string[];
     /** An existing secret; when absent the program creates one. */
     secretArn?: string;
+}
+
+export interface RdsProxySpec {
+    /** One proxy per database server. */
+    servers: RdsServerSpec[];
+    vpcId: string;
+    subnetIds: string[];
+    clientSecurityGroupIds: string[];
+    clientCidrs: string[];
     kmsKeyArn?: string;
     requireTls: boolean;
     /** The apps verify the proxy's certificate (sslmode verify-full with Amazon's root CAs). */
@@ -115,3 +125,24 @@ export const POD_NAMES = {
 
 /** The key of a service's credentials Secret that holds its password, and the app's variable for it. */
 export const CREDENTIALS_PASSWORD_KEY = "POSTGRES_PASSWORD";
+
+/** The External Secrets Operator store that reads AWS Secrets Manager (velure's: the ClusterSecretStore aws-secrets-manager). */
+export interface SecretStoreRef {
+    kind: "ClusterSecretStore" | "SecretStore";
+    name: string;
+}
+
+/**
+ * Where a database server's password is: a Pulumi secret (in the state, encrypted), or an existing AWS Secrets
+ * Manager secret {username, password, ...} that RDS Proxy reads directly and External Secrets Operator copies into
+ * the cluster, so that the password never enters Pulumi's state.
+ */
+export type Credentials =
+    | { source: "pulumi"; password: pulumi.Output<string> }
+    | { source: "secretsManager"; secretArn: string; store: SecretStoreRef };
+
+/** The key of a Secrets Manager secret that holds the password (velure's secrets and RDS Proxy's SECRETS auth). */
+export const SECRETS_MANAGER_PASSWORD_PROPERTY = "password";
+
+/** How often External Secrets Operator re-reads Secrets Manager (velure's own ExternalSecrets: 1h). */
+export const EXTERNAL_SECRET_REFRESH = "1h";

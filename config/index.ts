@@ -18,19 +18,20 @@ import {
     checkSetting,
     formatVersion,
     parsePgBouncerVersion,
-    userlistPasswordProblem,
     versionAtLeast,
 } from "../components/pgbouncerIni";
-import { IMAGE_ALLOWED, IPV4_ADDRESS, IPV4_CIDR, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
+import { IMAGE_ALLOWED, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
 import { readServerCa } from "./certificates";
 import { contextProblem } from "./kubeconfig";
 import { readRdsProxy } from "./rds";
-import { ConfigError, Reader, defaultOf, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
+import { DatabaseSpec, SQL_IDENTIFIER, readDatabaseServers } from "./servers";
+import { ConfigError, Reader, defaultOf, isRecord, readThresholds, requiredMatch } from "./reader";
 import { CONFIG_KEYS, ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
 import { ROLLOUT } from "../components/connectionBudget";
 import { APP_CONTAINER_PORT, HPA_MAX_PERIOD_SECONDS, POD_NAMES, READ_ONLY_SUFFIX, sidecarGracePeriod, AppResources, EXPORTER_PORT, MonitoringSpec, RdsProxySpec, ResourceSpec } from "../components/specs";
 
 export { ConfigError } from "./reader";
+export { DatabaseSpec } from "./servers";
 export { MODES, Mode, PROJECT } from "./schema";
 
 export type ChartSource = { path: string } | { repo: string; name: string; version: string };
@@ -40,6 +41,8 @@ export interface ServiceSpec {
     /** velure-<name>: the Helm release and the resource name. */
     releaseName: string;
     namespace: string;
+    /** The name of its database server (databaseServers[].name; "" for the one server of databaseHost). */
+    server: string;
     database: string;
     replicas: number;
     /** The HPA's maximum; equals replicas when autoscaling is off. */
@@ -52,20 +55,6 @@ export interface ServiceSpec {
     chart: ChartSource;
     /** Extra chart values, merged under the program's own. */
     values: Record<string, unknown>;
-}
-
-export interface DatabaseSpec {
-    host: string;
-    port: number;
-    user: string;
-    password: pulumi.Output<string>;
-    replicaHost?: string;
-    /** Where the database may be: the NetworkPolicy's egress targets (empty: any address). */
-    cidrs: string[];
-    maxConnections: number;
-    /** The read replica's max_connections (the primary's unless configured). */
-    replicaMaxConnections: number;
-    reservedConnections: number;
 }
 
 export interface PgBouncerSpec {
@@ -93,7 +82,8 @@ export interface VelureConfig {
     secretServices: boolean;
     /** What every run must say about the config (printed as warnings). */
     warnings: string[];
-    database: DatabaseSpec;
+    /** The database servers, each service's named by ServiceSpec.server. */
+    servers: DatabaseSpec[];
     services: ServiceSpec[];
     kubernetes: { kubeconfig?: pulumi.Input<string>; context?: pulumi.Input<string>; createServiceNamespaces: boolean };
     pgbouncer: PgBouncerSpec;
@@ -112,67 +102,6 @@ const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 /** A namespace name is a DNS label of at most 63 characters. */
 const NAMESPACE = /^(?=.{1,63}$)[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const NAMESPACE_ALLOWED = "expected a Kubernetes namespace name (a-z, 0-9, -; at most 63 characters)";
-const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
-const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-
-function readDatabase(r: Reader, config: pulumi.Config): DatabaseSpec {
-    const host = r.string("databaseHost");
-    if (host && !HOSTNAME.test(host)) {
-        r.problem("databaseHost", host, "expected a DNS hostname such as mydb.abc123.eu-west-1.rds.amazonaws.com");
-    }
-    const replicaHost = r.string("databaseReplicaHost");
-    if (replicaHost && !HOSTNAME.test(replicaHost)) {
-        r.problem("databaseReplicaHost", replicaHost, "expected a DNS hostname, or empty for no replica");
-    }
-    const user = r.string("databaseUser");
-    if (!SQL_IDENTIFIER.test(user)) {
-        r.problem("databaseUser", user, "expected a lower-case PostgreSQL role name (a-z, 0-9, _)");
-    }
-    const password = config.getSecret("databasePassword");
-    if (password === undefined) {
-        r.problems.push(
-            `${PROJECT}:databasePassword is required: set it with \`pulumi config set --secret ${PROJECT}:databasePassword <password>\``,
-        );
-    } else {
-        // The plaintext is read only to check it (getSecret's value is this same string, wrapped); it is never shown.
-        const problem = userlistPasswordProblem(config.get("databasePassword") ?? "");
-        if (problem) {
-            r.problems.push(`${PROJECT}:databasePassword: the value (not shown: a secret) is not allowed; ${problem}`);
-        }
-    }
-    const maxConnections = r.integer("databaseMaxConnections", 1);
-    const reservedConnections = r.integer("databaseReservedConnections", 0);
-    if (r.valid("databaseMaxConnections", "databaseReservedConnections") && reservedConnections >= maxConnections) {
-        r.problem("databaseReservedConnections", reservedConnections, `expected less than databaseMaxConnections (${maxConnections})`);
-    }
-    const replicaMaxConnections = r.integer("databaseReplicaMaxConnections", 0) || maxConnections;
-    if (replicaHost && r.valid("databaseReplicaMaxConnections", "databaseReservedConnections") && reservedConnections >= replicaMaxConnections) {
-        r.problem("databaseReplicaMaxConnections", replicaMaxConnections, `expected more than databaseReservedConnections (${reservedConnections})`);
-    }
-    return {
-        host,
-        port: r.integer("databasePort", 1, 65535),
-        user,
-        password: pulumi.secret(password ?? pulumi.output("")),
-        replicaHost: replicaHost || undefined,
-        maxConnections,
-        reservedConnections,
-        replicaMaxConnections,
-        cidrs: databaseCidrs(r, [host, replicaHost]),
-    };
-}
-
-/**
- * databaseCidrs, plus the hosts given as IPv4 addresses (their own /32). Empty when a host is a DNS name and no
- * CIDRs are given: its addresses are not known here, so the NetworkPolicy cannot name them.
- */
-function databaseCidrs(r: Reader, hosts: (string | undefined)[]): string[] {
-    const cidrs = readStringList(r, "databaseCidrs", IPV4_CIDR, "expected IPv4 CIDR blocks such as 10.0.0.0/16");
-    const given = hosts.filter((h): h is string => !!h);
-    const literal = given.filter((h) => IPV4_ADDRESS.test(h)).map((h) => `${h}/32`);
-    const named = given.length > literal.length;
-    return cidrs.length === 0 && named ? [] : [...new Set([...cidrs, ...literal])];
-}
 
 function readChart(r: Reader, at: string, chart: unknown): ChartSource {
     if (chart === undefined) {
@@ -191,7 +120,7 @@ function readChart(r: Reader, at: string, chart: unknown): ChartSource {
     return DEFAULT_CHART;
 }
 
-const SERVICE_KEYS = ["name", "database", "namespace", "replicas", "maxReplicas", "resources", "image", "chart", "values"] as const;
+const SERVICE_KEYS = ["name", "server", "database", "namespace", "replicas", "maxReplicas", "resources", "image", "chart", "values"] as const;
 /** PostgreSQL and PgBouncer take names of at most 63 bytes; the read replica's pool adds "_ro". */
 const DATABASE_NAME_LIMIT = "PostgreSQL's and PgBouncer's limit is 63, and with databaseReplicaHost the pool <database>_ro must fit it too";
 
@@ -252,7 +181,26 @@ function refuseProgramNames(r: Reader, at: string, values: Record<string, unknow
     }
 }
 
-function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: number): ServiceSpec | undefined {
+/**
+ * The server a service names: required with several servers, and one of them; with the one server of databaseHost,
+ * nothing to name.
+ */
+function readServiceServer(r: Reader, at: string, raw: unknown, servers: DatabaseSpec[]): DatabaseSpec | undefined {
+    const names = servers.map((s) => s.name);
+    if (raw === undefined && servers.length === 1) {
+        return servers[0];
+    }
+    const server = servers.find((s) => s.name !== "" && s.name === raw);
+    if (!server) {
+        const allowed = names.every((n) => n === "")
+            ? "expected no server: without databaseServers, every service uses the one server of databaseHost"
+            : `expected the name of one of databaseServers: ${names.join(", ")}`;
+        r.problem(`${at}.server`, raw, allowed);
+    }
+    return server;
+}
+
+function readService(r: Reader, index: number, raw: unknown, servers: DatabaseSpec[]): ServiceSpec | undefined {
     const at = `services[${index}]`;
     if (!isRecord(raw)) {
         r.problem(at, raw, "expected an object with name, database, namespace, replicas, image");
@@ -271,6 +219,8 @@ function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: nu
     if (name.length > 46) {
         r.problem(`${at}.name`, name, "expected at most 46 characters (the release velure-<name> must fit Helm's 53)");
     }
+    const server = readServiceServer(r, at, raw.server, servers);
+    const maxDatabaseName = server?.replicaHost ? 63 - READ_ONLY_SUFFIX.length : 63;
     const database = field("database", SQL_IDENTIFIER, "expected a lower-case database name (a-z, 0-9, _)");
     if (database.length > maxDatabaseName) {
         r.problem(`${at}.database`, database, `expected at most ${maxDatabaseName} characters (${DATABASE_NAME_LIMIT})`);
@@ -304,6 +254,7 @@ function readService(r: Reader, index: number, raw: unknown, maxDatabaseName: nu
         name,
         releaseName: `velure-${name}`,
         namespace,
+        server: server?.name ?? "",
         database,
         replicas: replicas as number,
         maxReplicas: maxReplicas as number,
@@ -353,14 +304,13 @@ function findDuplicate(values: string[]): string | undefined {
     return values.find((v, i) => v !== "" && values.indexOf(v) !== i);
 }
 
-function readServices(r: Reader, database: DatabaseSpec): ServiceSpec[] {
+function readServices(r: Reader, servers: DatabaseSpec[]): ServiceSpec[] {
     const raw = r.object<unknown>("services");
     if (!Array.isArray(raw) || raw.length === 0) {
         r.problem("services", raw, "expected a non-empty list of services");
         return [];
     }
-    const maxDatabaseName = database.replicaHost ? 63 - READ_ONLY_SUFFIX.length : 63;
-    const services = raw.map((s, i) => readService(r, i, s, maxDatabaseName)).filter((s): s is ServiceSpec => s !== undefined);
+    const services = raw.map((s, i) => readService(r, i, s, servers)).filter((s): s is ServiceSpec => s !== undefined);
     const duplicateName = findDuplicate(services.map((s) => s.name));
     if (duplicateName) {
         r.problem("services", duplicateName, "expected each service name once");
@@ -468,7 +418,7 @@ function readKubernetes(r: Reader): Pick<VelureConfig["kubernetes"], "kubeconfig
  * pgbouncer.ini in a ConfigMap, AWS resource properties, the budget in the outputs and messages), so a secret value
  * there is refused rather than silently revealed.
  */
-const SECRET_KEYS: readonly ConfigKey[] = ["databasePassword", "kubeconfig", "kubernetesContext", "services"];
+const SECRET_KEYS: readonly ConfigKey[] = ["databasePassword", "databasePasswords", "kubeconfig", "kubernetesContext", "services"];
 
 /** A value derived from a key set with --secret stays a secret wherever it goes (release values, outputs). */
 export function secretIf<T>(secret: boolean, value: T): pulumi.Input<T> {
@@ -512,7 +462,7 @@ function readImage(r: Reader, key: ConfigKey): string {
     return image;
 }
 
-function readPgBouncer(r: Reader, mode: Mode, database: DatabaseSpec): PgBouncerSpec {
+function readPgBouncer(r: Reader, mode: Mode, servers: DatabaseSpec[]): PgBouncerSpec {
     const image = readImage(r, "pgbouncerImage");
     const defaultPoolSize = r.integer("pgbouncerDefaultPoolSize", 1);
     const reservePoolSize = r.integer("pgbouncerReservePoolSize", 0);
@@ -533,7 +483,7 @@ function readPgBouncer(r: Reader, mode: Mode, database: DatabaseSpec): PgBouncer
             extra: readSettings(r, version),
         },
         // PgBouncer does not run in mode rds-proxy; the proxy's own CA is the apps' (options/rdsProxy.ts).
-        serverCaBundle: mode === "rds-proxy" ? undefined : readServerCa(r, serverTlsSslmode, [database.host, database.replicaHost ?? ""], new Date()),
+        serverCaBundle: mode === "rds-proxy" ? undefined : readServerCa(r, serverTlsSslmode, servers.flatMap((s) => [s.host, s.replicaHost ?? ""]), new Date()),
         namespace: requiredMatch(r, "pgbouncerNamespace", NAMESPACE, NAMESPACE_ALLOWED),
         replicas: readPgBouncerReplicas(r, mode),
         resources: readResources(r, "pgbouncerResources"),
@@ -587,6 +537,18 @@ function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
 }
 
 /** The services' namespaces, each once, in the order the services name them. */
+/** A listed server that no service names: nothing pools to it, which is more likely a slip than a plan. */
+function unusedServerWarnings(config: VelureConfig): string[] {
+    return config.servers
+        .filter((server) => server.name && !config.services.some((s) => s.server === server.name))
+        .map((server) => `${server.at} (${server.name}): no service names this server (services[].server), so nothing pools to it`);
+}
+
+/** A service's database server (loadConfig checked that it names one). */
+export function serverOf(config: VelureConfig, service: ServiceSpec): DatabaseSpec {
+    return config.servers.find((s) => s.name === service.server) as DatabaseSpec;
+}
+
 export function serviceNamespaceNames(config: VelureConfig): string[] {
     return [...new Set(config.services.map((s) => s.namespace))];
 }
@@ -685,30 +647,30 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
     }
     refuseRevealedSecrets(r);
     const kubernetes = readKubernetes(r);
-    const database = readDatabase(r, config);
+    const servers = readDatabaseServers(r, config);
     const secretServices = r.isSecret("services");
     const result: VelureConfig = {
         mode,
         secretServices,
         warnings: secretServices ? [SECRET_SERVICES_WARNING] : [],
-        database,
-        services: readServices(r, database),
+        servers,
+        services: readServices(r, servers),
         kubernetes: {
             ...kubernetes,
             createServiceNamespaces: r.boolean("createServiceNamespaces"),
         },
-        pgbouncer: readPgBouncer(r, mode, database),
+        pgbouncer: readPgBouncer(r, mode, servers),
         sidecar: {
             native: r.boolean("sidecarNative"),
             port: r.integer("sidecarPort", 1024, 65535),
             resources: readResources(r, "sidecarResources"),
             appDrainSeconds: readAppDrainSeconds(r),
         },
-        rds: mode === "rds-proxy" ? readRdsProxy(r) : undefined,
+        rds: mode === "rds-proxy" ? readRdsProxy(r, servers) : undefined,
         monitoring: readMonitoring(r, mode),
         acceptSwitch: readAcceptedSwitch(r),
     };
-    result.warnings.push(...monitorSelectorWarning(result.monitoring));
+    result.warnings.push(...monitorSelectorWarning(result.monitoring), ...unusedServerWarnings(result));
     checkSidecarPorts(r, mode, result.sidecar.port, result.services, result.monitoring);
     checkOwnedNamespaces(r, result);
     if (r.problems.length > 0) {

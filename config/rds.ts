@@ -4,7 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { IPV4_CIDR } from "./checks";
 import { Reader, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
 import { DEFAULT_RDS_ALARMS } from "./schema";
-import { RdsProxySpec, RdsTarget } from "../components/specs";
+import { RdsProxySpec, RdsServerSpec, RdsTarget } from "../components/specs";
+import { DatabaseSpec, RdsServerKey, serverRdsValue } from "./servers";
 
 const PROXY_NAME = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,58}[A-Za-z0-9]$/;
 const RDS_IDENTIFIER = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/;
@@ -16,22 +17,30 @@ const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/;
 const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
+type Given = { value: string; key: string };
+
 function optionalMatch(r: Reader, key: Parameters<Reader["string"]>[0], pattern: RegExp, allowed: string): string | undefined {
-    const value = r.string(key);
-    if (value && !pattern.test(value)) {
-        r.problem(key, value, allowed);
-    }
-    return value || undefined;
+    return givenMatch(r, { value: r.string(key), key }, pattern, allowed);
 }
 
-function readTarget(r: Reader): RdsTarget {
-    const instance = optionalMatch(r, "rdsInstanceIdentifier", RDS_IDENTIFIER, "expected an RDS DB instance identifier");
-    const cluster = optionalMatch(r, "rdsClusterIdentifier", RDS_IDENTIFIER, "expected an Aurora DB cluster identifier");
+function givenMatch(r: Reader, given: Given, pattern: RegExp, allowed: string): string | undefined {
+    if (given.value && !pattern.test(given.value)) {
+        r.problem(given.key, given.value, allowed);
+    }
+    return given.value || undefined;
+}
+
+function readTarget(r: Reader, server: DatabaseSpec): RdsTarget {
+    const given = (key: RdsServerKey) => serverRdsValue(r, server, key);
+    const instanceKey = given("rdsInstanceIdentifier");
+    const clusterKey = given("rdsClusterIdentifier");
+    const instance = givenMatch(r, instanceKey, RDS_IDENTIFIER, "expected an RDS DB instance identifier");
+    const cluster = givenMatch(r, clusterKey, RDS_IDENTIFIER, "expected an Aurora DB cluster identifier");
     if (instance && cluster) {
-        r.problem("rdsClusterIdentifier", cluster, `expected exactly one target, but rdsInstanceIdentifier is set too ("${instance}")`);
+        r.problem(clusterKey.key, cluster, `expected exactly one target, but ${instanceKey.key} is set too ("${instance}")`);
     }
     if (!instance && !cluster) {
-        r.problem("rdsInstanceIdentifier", "", "expected exactly one target: set rdsInstanceIdentifier (RDS) or rdsClusterIdentifier (Aurora)");
+        r.problem(instanceKey.key, "", `expected exactly one target: set ${instanceKey.key} (RDS) or ${clusterKey.key} (Aurora)`);
     }
     return cluster && !instance ? { kind: "cluster", identifier: cluster } : { kind: "instance", identifier: instance ?? "" };
 }
@@ -39,7 +48,7 @@ function readTarget(r: Reader): RdsTarget {
 /** No client range wider than a whole private network: 0.0.0.0/0 (or two /1 halves) would open the proxy to anything routed to the VPC. */
 const MIN_CLIENT_PREFIX = 8;
 
-function readNetwork(r: Reader): Pick<RdsProxySpec, "vpcId" | "subnetIds" | "databaseSecurityGroupId" | "clientSecurityGroupIds" | "clientCidrs"> {
+function readNetwork(r: Reader): Pick<RdsProxySpec, "vpcId" | "subnetIds" | "clientSecurityGroupIds" | "clientCidrs"> {
     const subnetIds = readStringList(r, "rdsSubnetIds", SUBNET_ID, "expected subnet IDs such as subnet-0123456789abcdef0");
     if (subnetIds.length < 2) {
         r.problem("rdsSubnetIds", subnetIds, "expected at least two subnets, in different availability zones");
@@ -62,7 +71,6 @@ function readNetwork(r: Reader): Pick<RdsProxySpec, "vpcId" | "subnetIds" | "dat
     return {
         vpcId: requiredMatch(r, "rdsVpcId", VPC_ID, "expected a VPC ID such as vpc-0123456789abcdef0"),
         subnetIds,
-        databaseSecurityGroupId: requiredMatch(r, "rdsDatabaseSecurityGroupId", SECURITY_GROUP_ID, "expected the database's security group ID (sg-...)"),
         clientSecurityGroupIds,
         clientCidrs,
     };
@@ -107,35 +115,48 @@ function readTags(r: Reader): Record<string, string> {
 }
 
 /** The secret must live in the proxy's region (aws:region); its account is checked against the caller's at deploy. */
-function readSecretArn(r: Reader): string | undefined {
-    const arn = optionalMatch(r, "rdsSecretArn", SECRET_ARN, "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)");
+function readSecretArn(r: Reader, given: Given): string | undefined {
+    const arn = givenMatch(r, given, SECRET_ARN, "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)");
     const region = new pulumi.Config("aws").get("region");
     const secretRegion = arn?.split(":")[3];
-    if (arn && region && r.valid("rdsSecretArn") && secretRegion !== region) {
-        r.problem("rdsSecretArn", arn, `expected a secret in the proxy's region, aws:region ${region} (it is in ${secretRegion}): a proxy reads secrets of its own region only`);
+    if (arn && region && r.valid(given.key) && secretRegion !== region) {
+        r.problem(given.key, arn, `expected a secret in the proxy's region, aws:region ${region} (it is in ${secretRegion}): a proxy reads secrets of its own region only`);
     }
     return arn;
 }
 
-export function readRdsProxy(r: Reader): RdsProxySpec {
-    const name = r.string("rdsProxyName") || `velure-${pulumi.getStack()}`;
+/** One proxy per database server (a proxy has exactly one target): named <rdsProxyName>, or <rdsProxyName>-<server>. */
+function readRdsServer(r: Reader, base: string, server: DatabaseSpec): RdsServerSpec {
+    const name = server.name ? `${base}-${server.name}` : base;
     if (!PROXY_NAME.test(name)) {
-        r.problem("rdsProxyName", name, "expected 1-60 letters, digits and single hyphens, starting with a letter");
+        r.problem("rdsProxyName", name, `expected 1-60 letters, digits and single hyphens, starting with a letter${server.name ? " (with -<server name> added)" : ""}`);
     }
-    const target = readTarget(r);
+    const group = serverRdsValue(r, server, "rdsDatabaseSecurityGroupId");
+    if (!SECURITY_GROUP_ID.test(group.value)) {
+        r.problem(group.key, group.value, "expected the database's security group ID (sg-...)");
+    }
+    const secretArn = readSecretArn(r, serverRdsValue(r, server, "rdsSecretArn"));
+    if (secretArn && server.credentials.source === "secretsManager") {
+        r.problem(`${server.at}.rdsSecretArn`, secretArn, "expected none: the proxy reads the server's secretsManagerSecret; set one of the two");
+    }
+    return { server: server.name, name, target: readTarget(r, server), databaseSecurityGroupId: group.value, secretArn };
+}
+
+export function readRdsProxy(r: Reader, databaseServers: DatabaseSpec[]): RdsProxySpec {
+    const base = r.string("rdsProxyName") || `velure-${pulumi.getStack()}`;
+    const servers = databaseServers.map((server) => readRdsServer(r, base, server));
     const readOnlyEndpoint = r.boolean("rdsReadOnlyEndpoint");
-    if (readOnlyEndpoint && target.kind !== "cluster") {
-        r.problem("rdsReadOnlyEndpoint", true, "READ_ONLY proxy endpoints exist only for Aurora clusters; set rdsClusterIdentifier or turn it off");
+    const instance = servers.find((s) => s.target.kind !== "cluster");
+    if (readOnlyEndpoint && instance) {
+        r.problem("rdsReadOnlyEndpoint", true, `READ_ONLY proxy endpoints exist only for Aurora clusters (${instance.target.identifier} is an instance); set rdsClusterIdentifier or turn it off`);
     }
     const logRetentionDays = r.integer("rdsLogRetentionDays", 1);
     if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
         r.problem("rdsLogRetentionDays", logRetentionDays, `expected one of CloudWatch's values: ${LOG_RETENTION_DAYS.join(", ")}`);
     }
     return {
-        name,
-        target,
+        servers,
         ...readNetwork(r),
-        secretArn: readSecretArn(r),
         kmsKeyArn: optionalMatch(r, "rdsKmsKeyArn", KMS_KEY_ARN, "expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)"),
         requireTls: r.boolean("rdsRequireTls"),
         verifyCertificate: r.boolean("rdsVerifyProxyCertificate"),

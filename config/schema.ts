@@ -75,12 +75,35 @@ export const CONFIG_KEYS = {
     },
     databasePassword: {
         type: "string",
+        // No `secret: true` here: the CLI would then require the key on every stack, one with databaseServers too
+        // (a secret key cannot have a default). The program keeps it a secret however it was set.
+        default: "",
+        description: "Password of the database user (set with --secret). Required without databaseServers; with it, databasePasswords.",
+    },
+    databaseServers: {
+        type: "object",
+        default: [],
+        description:
+            "The database servers, when there are several: a list of {name, host, port?, user?, maxConnections?, reservedConnections?, replicaHost?, " +
+            "replicaMaxConnections?, cidrs?, secretsManagerSecret?, rdsInstanceIdentifier? | rdsClusterIdentifier?, rdsDatabaseSecurityGroupId?, rdsSecretArn?}, each service naming " +
+            "its server (services[].server), each password in databasePasswords.<name>. Empty: the one server of databaseHost and the other database* keys.",
+    },
+    databasePasswords: {
+        type: "object",
         secret: true,
-        description: "Password of the database user (set with --secret).",
+        default: {},
+        description: "With databaseServers: each server's password, {<name>: <password>} (set with pulumi config set --secret --path 'velure-pooling:databasePasswords.<name>').",
+    },
+    externalSecretsStore: {
+        type: "object",
+        default: { kind: "ClusterSecretStore", name: "aws-secrets-manager" },
+        description:
+            "The External Secrets Operator store that reads AWS Secrets Manager, for the servers with secretsManagerSecret: {kind: ClusterSecretStore | SecretStore, name}.",
     },
     databaseHost: {
         type: "string",
-        description: "Hostname of the RDS PostgreSQL writer endpoint (a DNS name, so that TLS verify-full can check it).",
+        default: "",
+        description: "Hostname of the RDS PostgreSQL writer endpoint (a DNS name, so that TLS verify-full can check it). Required unless databaseServers is set.",
     },
     databasePort: { type: "integer", default: 5432, description: "Port of the RDS PostgreSQL instance." },
     databaseUser: { type: "string", default: "velure", description: "Database user that the services log in as." },
@@ -117,7 +140,7 @@ export const CONFIG_KEYS = {
         type: "object",
         default: DEFAULT_SERVICES,
         description:
-            "The services: a list of {name, database, namespace, replicas, maxReplicas?, resources?{requests{cpu,memory},limits?}, image{repository,tag}, " +
+            "The services: a list of {name, server? (its databaseServers entry), database, namespace, replicas, maxReplicas?, resources?{requests{cpu,memory},limits?}, image{repository,tag}, " +
             "chart?{path} | chart?{repo,name,version}, values?}. Each becomes the Helm release velure-<name>. " +
             "resources are the app container's; required when maxReplicas > replicas (the HPA scales on CPU requests).",
     },

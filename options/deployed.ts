@@ -1,11 +1,27 @@
 // What the stack runs now: the outputs of its own last deployment, read from the backend before anything is declared.
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionBudget, PoolerBudget } from "../components/connectionBudget";
+import { ConnectionBudget, PoolerBudget, ServerBudget } from "../components/connectionBudget";
 import { MODES } from "../config/schema";
 
-function isBudget(value: unknown): value is ConnectionBudget {
-    const b = value as ConnectionBudget;
-    return typeof b === "object" && b !== null && typeof b.used === "number" && typeof b.limit === "number" && Array.isArray(b.lines);
+function isServerBudget(value: unknown): value is ServerBudget {
+    const b = value as ServerBudget;
+    return typeof b === "object" && b !== null && typeof b.server === "string" && typeof b.used === "number" && typeof b.limit === "number" && Array.isArray(b.lines);
+}
+
+/**
+ * The deployed budget: a list of server budgets, or (outputs of the version before database servers were a list) one
+ * budget with its read replica's nested, which counts against the servers of the same names.
+ */
+function readBudget(value: unknown): ConnectionBudget | undefined {
+    if (Array.isArray(value)) {
+        return value.every(isServerBudget) ? value.map((b) => ({ ...b, pools: b.pools ?? [], reservedKey: b.reservedKey ?? "databaseReservedConnections" })) : undefined;
+    }
+    if (!isServerBudget(value)) {
+        return undefined;
+    }
+    const { replica, ...primary } = value as ServerBudget & { replica?: unknown };
+    const servers = [primary, ...(replica === undefined ? [] : [replica])];
+    return servers.every(isServerBudget) ? readBudget(servers) : undefined;
 }
 
 /**
@@ -29,10 +45,11 @@ export function deployedFromOutputs(outputs: Record<string, unknown>): Deployed 
     if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode)) {
         return { kind: "none", foreign: `the stack's last outputs have a mode ${JSON.stringify(mode)}, none of ${MODES.join(", ")}: nothing deployed is counted` };
     }
-    if (!isBudget(connectionBudget)) {
+    const budget = readBudget(connectionBudget);
+    if (!budget) {
         return { kind: "unreadable", mode, why: "its connectionBudget output is missing or of another shape" };
     }
-    return { kind: "pooler", pooler: { mode, budget: connectionBudget } };
+    return { kind: "pooler", pooler: { mode, budget } };
 }
 
 const READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs";

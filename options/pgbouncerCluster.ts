@@ -1,4 +1,6 @@
-// mode = pgbouncer-cluster: maps the validated config to one PgBouncerCluster shared by all services.
+// mode = pgbouncer-cluster: maps the validated config to one PgBouncerCluster per database server, shared by the
+// services whose database is there. One PgBouncer cannot serve two servers whose users share a name (both of
+// velure's are velure_admin) with different passwords: its auth_file holds one password per user name.
 import { assertWithinBudget } from "../components/connectionBudget";
 import {
     PgBouncerCluster,
@@ -7,60 +9,87 @@ import {
     renderClusterIni,
     validatePgBouncerClusterArgs,
 } from "../components/pgbouncerCluster";
-import { VelureConfig, serviceNamespaceNames } from "../config";
-import { pgbouncerBudget, poolName } from "./budget";
+import { DatabaseSpec, VelureConfig } from "../config";
+import { serverOf } from "../config";
+import { pgbouncerBudget, poolName, serversInUse, servicesOn } from "./budget";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
-import { DeclarePooler, PoolerOption, sharedEndpoint } from "./types";
+import { DeclarePooler, PoolerOption, PoolerOutputs } from "./types";
 
-export function pgbouncerClusterArgs(config: VelureConfig): PgBouncerClusterArgs {
-    const { database, pgbouncer, services } = config;
+/** The component's name and namespace: velure-pgbouncer in pgbouncerNamespace, or per server <…>-<server>. */
+function clusterPlacement(config: VelureConfig, server: DatabaseSpec): { name: string; namespace: string } {
+    const suffix = server.name ? `-${server.name}` : "";
+    return { name: `velure-pgbouncer${suffix}`, namespace: `${config.pgbouncer.namespace}${suffix}` };
+}
+
+export function pgbouncerClusterArgs(config: VelureConfig, server: DatabaseSpec): PgBouncerClusterArgs {
+    const { pgbouncer } = config;
+    const services = servicesOn(config, server);
     return {
-        namespace: pgbouncer.namespace,
+        namespace: clusterPlacement(config, server).namespace,
         replicas: pgbouncer.replicas,
         image: pgbouncer.image,
         version: pgbouncer.version,
         tuning: pgbouncer.tuning,
-        databases: services.flatMap((s) => serviceDatabaseEntries(database, s)),
-        user: database.user,
-        password: database.password,
+        databases: services.flatMap((s) => serviceDatabaseEntries(server, s)),
+        user: server.user,
+        credentials: server.credentials,
         serverCaBundle: pgbouncer.serverCaBundle,
-        clientNamespaces: serviceNamespaceNames(config),
-        databasePort: database.port,
-        databaseCidrs: database.cidrs,
+        clientNamespaces: [...new Set(services.map((s) => s.namespace))],
+        databasePort: server.port,
+        databaseCidrs: server.cidrs,
         resources: pgbouncer.resources,
         drainSeconds: pgbouncer.drainSeconds,
         monitoring: config.monitoring,
     };
 }
 
-/** Without databaseCidrs the NetworkPolicy cannot name the database (a DNS name), so it opens the port to every address. */
-function openEgressWarning(args: PgBouncerClusterArgs): string[] {
+/** Without cidrs the NetworkPolicy cannot name the database (a DNS name), so it opens the port to every address. */
+function openEgressWarning(server: DatabaseSpec, args: PgBouncerClusterArgs): string[] {
     if (args.databaseCidrs.length > 0) {
         return [];
     }
+    const key = server.name ? `${server.at}.cidrs` : "databaseCidrs";
     return [
-        `databaseCidrs: empty, so the central PgBouncer's NetworkPolicy lets it reach port ${args.databasePort} on any address; ` +
-            "set databaseCidrs to the database subnets' CIDR blocks",
+        `${key}: empty, so the central PgBouncer's NetworkPolicy lets it reach port ${args.databasePort} on any address; ` +
+            `set ${key} to the database subnets' CIDR blocks`,
     ];
 }
 
 export const pgbouncerClusterOption: PoolerOption = (config) => {
-    const args = pgbouncerClusterArgs(config);
-    validatePgBouncerClusterArgs(args);
-    renderClusterIni(args);
-    const budget = pgbouncerBudget(config, (readOnly) =>
-        clusterBudgetLines(args.namespace, args.replicas, args.tuning, config.services.map((s) => poolName(s.database, readOnly))),
+    const servers = serversInUse(config);
+    const args = new Map(servers.map((server) => [server.name, pgbouncerClusterArgs(config, server)]));
+    for (const a of args.values()) {
+        validatePgBouncerClusterArgs(a);
+        renderClusterIni(a);
+    }
+    const budget = pgbouncerBudget(config, (server, services, readOnly) =>
+        clusterBudgetLines(clusterPlacement(config, server).namespace, config.pgbouncer.replicas, config.pgbouncer.tuning, services.map((s) => poolName(s.database, readOnly))),
     );
     assertWithinBudget(
         budget,
         "Lower velure-pooling:pgbouncerReplicas, pgbouncerDefaultPoolSize + pgbouncerReservePoolSize " +
-            "(or pgbouncerMaxDbConnections), or raise databaseMaxConnections to the instance's real limit.",
+            "(or pgbouncerMaxDbConnections), or raise the server's max connections to the instance's real limit.",
     );
     const declare: DeclarePooler = ({ provider }) => {
-        const cluster = new PgBouncerCluster("velure-pgbouncer", args, { providers: [provider] });
-        declareMonitoring(config, "velure PgBouncer", `namespace="${args.namespace}"`, budget, provider);
-        return sharedEndpoint(cluster, (service) => pgbouncerServiceEnv(config.database, service, cluster.host, cluster.port));
+        const clusters = new Map(
+            servers.map((server) => [server.name, new PgBouncerCluster(clusterPlacement(config, server).name, args.get(server.name) as PgBouncerClusterArgs, { providers: [provider] })]),
+        );
+        const namespaces = servers.map((server) => clusterPlacement(config, server).namespace);
+        const selector = namespaces.length === 1 ? `namespace="${namespaces[0]}"` : `namespace=~"${namespaces.join("|")}"`;
+        declareMonitoring(config, "velure PgBouncer", selector, budget, provider);
+        const only = clusters.size === 1 ? [...clusters.values()][0] : undefined;
+        const outputs: PoolerOutputs = {
+            host: only?.host,
+            port: only?.port,
+            ready: [...clusters.values()],
+            connectionFor: (service) => {
+                const server = serverOf(config, service);
+                const cluster = clusters.get(server.name) as PgBouncerCluster;
+                return { host: cluster.host, port: cluster.port, env: pgbouncerServiceEnv(server, service, cluster.host, cluster.port), values: {} };
+            },
+        };
+        return outputs;
     };
-    return { budget, declare, warnings: openEgressWarning(args) };
+    return { budget, declare, warnings: servers.flatMap((server) => openEgressWarning(server, args.get(server.name) as PgBouncerClusterArgs)) };
 };

@@ -4,12 +4,13 @@ import { DatabaseEntry } from "../components/pgbouncerIni";
 import { READ_ONLY_SUFFIX } from "../components/specs";
 import { DatabaseSpec, ServiceSpec } from "../config";
 
-export function serviceDatabaseEntries(database: DatabaseSpec, service: ServiceSpec): DatabaseEntry[] {
-    const primary = { name: service.database, host: database.host, port: database.port, dbname: service.database };
-    if (!database.replicaHost) {
+/** A service's pooler entries on its own server: its database, and <database>_ro on the server's read replica. */
+export function serviceDatabaseEntries(server: DatabaseSpec, service: ServiceSpec): DatabaseEntry[] {
+    const primary = { name: service.database, host: server.host, port: server.port, dbname: service.database };
+    if (!server.replicaHost) {
         return [primary];
     }
-    return [primary, { ...primary, name: `${service.database}${READ_ONLY_SUFFIX}`, host: database.replicaHost }];
+    return [primary, { ...primary, name: `${service.database}${READ_ONLY_SUFFIX}`, host: server.replicaHost }];
 }
 
 /**
@@ -17,13 +18,13 @@ export function serviceDatabaseEntries(database: DatabaseSpec, service: ServiceS
  * on the pod network or on loopback), so the app connects without TLS; PgBouncer uses TLS towards RDS.
  */
 export function pgbouncerServiceEnv(
-    database: DatabaseSpec,
+    server: DatabaseSpec,
     service: ServiceSpec,
     host: pulumi.Input<string>,
     port: pulumi.Input<number>,
 ): Record<string, pulumi.Input<string>> {
     const env: Record<string, pulumi.Input<string>> = { POSTGRES_SSLMODE: "disable" };
-    if (database.replicaHost) {
+    if (server.replicaHost) {
         env.POSTGRES_READ_HOST = host;
         env.POSTGRES_READ_PORT = pulumi.output(port).apply(String);
         env.POSTGRES_READ_DB = `${service.database}${READ_ONLY_SUFFIX}`;

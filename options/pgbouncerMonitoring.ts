@@ -2,20 +2,15 @@
 import * as k8s from "@pulumi/kubernetes";
 import { ConnectionBudget } from "../components/connectionBudget";
 import { PgBouncerMonitoring, ServerScope } from "../components/pgbouncerMonitoring";
-import { READ_ONLY_SUFFIX } from "../components/specs";
 import { VelureConfig } from "../config";
 
-/** The servers to watch: the read-only pools count against the replica's budget when it has one of its own. */
+/** The servers to watch: each server's budget, over the pools that open their connections to it. */
 export function serverScopes(budget: ConnectionBudget): ServerScope[] {
-    const primary = { server: budget.server, availableConnections: budget.available };
-    if (!budget.replica) {
-        return [{ ...primary, pools: 'name!="pgbouncer"' }];
-    }
-    const readOnly = `".*${READ_ONLY_SUFFIX}"`;
-    return [
-        { ...primary, pools: `name!="pgbouncer", name!~${readOnly}` },
-        { server: budget.replica.server, availableConnections: budget.replica.available, pools: `name=~${readOnly}` },
-    ];
+    return budget.map((server) => ({
+        server: server.server,
+        availableConnections: server.available,
+        pools: `name=~"${server.pools.join("|")}"`,
+    }));
 }
 
 export function declareMonitoring(config: VelureConfig, title: string, selector: string, budget: ConnectionBudget, provider: k8s.Provider): void {

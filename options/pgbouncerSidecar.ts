@@ -9,22 +9,23 @@ import {
     sidecarBudgetLine,
     validatePgBouncerSidecarArgs,
 } from "../components/pgbouncerSidecar";
-import { ServiceSpec, VelureConfig, serviceNamespaceNames } from "../config";
+import { ServiceSpec, VelureConfig, serverOf, serviceNamespaceNames } from "../config";
 import { pgbouncerBudget, poolName } from "./budget";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { DeclarePooler, PoolerOption, ServiceConnection } from "./types";
 
 export function pgbouncerSidecarArgs(config: VelureConfig, service: ServiceSpec, namespace: pulumi.Input<string>): PgBouncerSidecarArgs {
-    const { database, pgbouncer, sidecar } = config;
+    const { pgbouncer, sidecar } = config;
+    const server = serverOf(config, service);
     return {
         namespace,
         image: pgbouncer.image,
         version: pgbouncer.version,
         tuning: pgbouncer.tuning,
-        databases: serviceDatabaseEntries(database, service),
-        user: database.user,
-        password: database.password,
+        databases: serviceDatabaseEntries(server, service),
+        user: server.user,
+        credentials: server.credentials,
         serverCaBundle: pgbouncer.serverCaBundle,
         port: sidecar.port,
         resources: sidecar.resources,
@@ -43,8 +44,8 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
         renderSidecarIni(args);
     }
     const maxDb = config.pgbouncer.tuning.maxDbConnections;
-    const budget = pgbouncerBudget(config, (readOnly) =>
-        config.services.map((s) => sidecarBudgetLine(readOnly ? `${s.name} → ${poolName(s.database, true)}` : s.name, `${s.namespace}/${s.releaseName}`, s.maxReplicas, maxDb)),
+    const budget = pgbouncerBudget(config, (_server, services, readOnly) =>
+        services.map((s) => sidecarBudgetLine(readOnly ? `${s.name} → ${poolName(s.database, true)}` : s.name, `${s.namespace}/${s.releaseName}`, s.maxReplicas, maxDb)),
     );
     assertWithinBudget(
         budget,
@@ -61,7 +62,7 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
             connections.set(service.name, {
                 host: sidecar.host,
                 port: sidecar.port,
-                env: pgbouncerServiceEnv(config.database, service, sidecar.host, sidecar.port),
+                env: pgbouncerServiceEnv(serverOf(config, service), service, sidecar.host, sidecar.port),
                 values: sidecar.chartValues,
             });
         }

@@ -1,24 +1,32 @@
-// mode = rds-proxy: maps the validated config to one RdsProxy in front of the database.
-import * as k8s from "@pulumi/kubernetes";
+// mode = rds-proxy: maps the validated config to one RdsProxy per database server (a proxy has exactly one target).
 import * as pulumi from "@pulumi/pulumi";
 import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
-import { primaryLimits } from "./budget";
+import { primaryLimits, serversInUse, servicesOn } from "./budget";
 import { RdsProxy, RdsProxyArgs, rdsProxyBudgetLine, validateRdsProxyArgs } from "../components/rdsProxy";
-import { CREDENTIALS_PASSWORD_KEY, RdsProxySpec } from "../components/specs";
-import { ServiceSpec, VelureConfig } from "../config";
+import { CREDENTIALS_PASSWORD_KEY, RdsProxySpec, RdsServerSpec } from "../components/specs";
+import { DatabaseSpec, ServiceSpec, VelureConfig, serverOf } from "../config";
 import { PROXY_CA_DIR, PROXY_CA_FILE, RdsProxyTrust, verifyFullEnv } from "../components/rdsProxyTrust";
 import { RdsProxyCheck } from "../components/rdsProxyCheck";
 import { rdsProxyCaBundle } from "../components/rdsCertificates";
-import { DeclarePooler, PoolerOption, ServiceConnection } from "./types";
+import { DeclarePooler, PoolerOption, ServiceConnection, ServiceCredentials } from "./types";
 
-export function rdsProxyArgs(config: VelureConfig, rds: RdsProxySpec): RdsProxyArgs {
+export function rdsProxyArgs(rds: RdsProxySpec, server: DatabaseSpec): RdsProxyArgs {
+    const { servers, ...shared } = rds;
+    const credentials = server.credentials;
     return {
-        ...rds,
-        username: config.database.user,
-        password: config.database.password,
-        databasePort: config.database.port,
-        databaseMaxConnections: config.database.maxConnections,
+        ...shared,
+        ...(servers.find((s) => s.server === server.name) as RdsServerSpec),
+        // A server whose password is in Secrets Manager: the proxy reads that secret itself.
+        ...(credentials.source === "secretsManager" ? { secretArn: credentials.secretArn } : { password: credentials.password }),
+        username: server.user,
+        databasePort: server.port,
+        databaseMaxConnections: server.maxConnections,
     };
+}
+
+/** The component's name: velure-rds-proxy, or per server velure-rds-proxy-<server>. */
+function proxyComponentName(server: DatabaseSpec): string {
+    return server.name ? `velure-rds-proxy-${server.name}` : "velure-rds-proxy";
 }
 
 /** The app's TLS towards the proxy: verify-full with Amazon's root CAs (the proxy's ACM certificate), unless opted out. */
@@ -37,8 +45,8 @@ function readOnlyEnv(proxy: RdsProxy, database: string): Record<string, pulumi.I
 }
 
 /** With IAM auth required, a password cannot log in through the proxy: the releases wait for its target's registration only. */
-function uncheckedIamWarning(args: RdsProxyArgs): string[] {
-    if (args.iamAuth !== "REQUIRED") {
+function uncheckedIamWarning(rds: RdsProxySpec): string[] {
+    if (rds.iamAuth !== "REQUIRED") {
         return [];
     }
     return [
@@ -48,39 +56,45 @@ function uncheckedIamWarning(args: RdsProxyArgs): string[] {
 }
 
 /** RDS Proxy has no read-only endpoint for an RDS instance's replica: the apps' reads go to the primary. */
-function droppedReplicaWarning(config: VelureConfig): string[] {
-    if (!config.database.replicaHost || config.rds?.readOnlyEndpoint) {
+function droppedReplicaWarning(config: VelureConfig, server: DatabaseSpec): string[] {
+    if (!server.replicaHost || config.rds?.readOnlyEndpoint) {
         return [];
     }
+    const key = server.name ? `${server.at}.replicaHost` : "databaseReplicaHost";
     return [
-        `databaseReplicaHost: ${config.database.replicaHost} is not used in mode rds-proxy: every query goes through the proxy to the primary ` +
+        `${key}: ${server.replicaHost} is not used in mode rds-proxy: every query goes through the proxy to the primary ` +
             "(RDS Proxy's read-only endpoints serve Aurora clusters only: rdsClusterIdentifier with rdsReadOnlyEndpoint)",
     ];
 }
 
 export const rdsProxyOption: PoolerOption = (config) => {
-    const args = rdsProxyArgs(config, config.rds as RdsProxySpec);
-    validateRdsProxyArgs(args);
-    const budget = buildBudget(primaryLimits(config.database), [
-        rdsProxyBudgetLine(args.name, args.pool.maxConnectionsPercent, config.database.maxConnections),
-    ]);
-    assertWithinBudget(
-        budget,
-        "Lower velure-pooling:rdsMaxConnectionsPercent so that the proxy leaves databaseReservedConnections free.",
-    );
-    const caBundle = args.verifyCertificate ? rdsProxyCaBundle(new Date()).pem : undefined;
+    const rds = config.rds as RdsProxySpec;
+    const servers = serversInUse(config);
+    const args = new Map(servers.map((server) => [server.name, rdsProxyArgs(rds, server)]));
+    for (const a of args.values()) {
+        validateRdsProxyArgs(a);
+    }
+    const budget = servers.map((server) => {
+        const a = args.get(server.name) as RdsProxyArgs;
+        const pools = servicesOn(config, server).map((s) => s.database);
+        return buildBudget(primaryLimits(server, pools), [rdsProxyBudgetLine(a.name, a.pool.maxConnectionsPercent, server.maxConnections)]);
+    });
+    assertWithinBudget(budget, "Lower velure-pooling:rdsMaxConnectionsPercent so that the proxy leaves the server's reserved connections free.");
+    const caBundle = rds.verifyCertificate ? rdsProxyCaBundle(new Date()).pem : undefined;
     const declare: DeclarePooler = ({ provider, serviceNamespaces }) => {
-        const proxy = new RdsProxy("velure-rds-proxy", args);
+        const proxies = new Map(servers.map((server) => [server.name, new RdsProxy(proxyComponentName(server), args.get(server.name) as RdsProxyArgs)]));
+        const proxyOf = (service: ServiceSpec) => proxies.get(serverOf(config, service).name) as RdsProxy;
         const connections = new Map<string, ServiceConnection>();
         const trusts = new Map<string, RdsProxyTrust>();
         for (const service of config.services) {
+            const proxy = proxyOf(service);
             const trust = caBundle
                 ? new RdsProxyTrust(`${service.releaseName}-rds-proxy-trust`, { namespace: serviceNamespaces[service.namespace], caBundle }, { providers: [provider] })
                 : undefined;
             if (trust) {
                 trusts.set(service.name, trust);
             }
-            const tls = proxyTls(args.requireTls, trust);
+            const tls = proxyTls(rds.requireTls, trust);
             connections.set(service.name, {
                 host: proxy.host,
                 port: proxy.port,
@@ -88,10 +102,11 @@ export const rdsProxyOption: PoolerOption = (config) => {
                 values: tls.values,
             });
         }
-        const readyFor = (service: ServiceSpec, credentials: k8s.core.v1.Secret) => {
-            if (args.iamAuth === "REQUIRED") {
+        const readyFor = (service: ServiceSpec, credentials: ServiceCredentials) => {
+            if (rds.iamAuth === "REQUIRED") {
                 return [];
             }
+            const proxy = proxyOf(service);
             const trust = trusts.get(service.name);
             const check = new RdsProxyCheck(
                 `${service.releaseName}-rds-proxy-check`,
@@ -101,16 +116,17 @@ export const rdsProxyOption: PoolerOption = (config) => {
                     host: proxy.host,
                     port: proxy.port,
                     database: service.database,
-                    user: config.database.user,
-                    password: { secretName: credentials.metadata.name, key: CREDENTIALS_PASSWORD_KEY },
+                    user: serverOf(config, service).user,
+                    password: { secretName: credentials.name, key: CREDENTIALS_PASSWORD_KEY },
                     sslmode: (connections.get(service.name) as ServiceConnection).env.POSTGRES_SSLMODE as string,
                     ca: trust ? { configMapName: trust.configMapName, dir: PROXY_CA_DIR, file: PROXY_CA_FILE } : undefined,
                 },
-                { providers: [provider], dependsOn: [proxy, credentials, ...(trust ? [trust] : [])] },
+                { providers: [provider], dependsOn: [proxy, credentials.resource, ...(trust ? [trust] : [])] },
             );
             return [check];
         };
-        return { host: proxy.host, port: proxy.port, ready: [proxy], readyFor, connectionFor: (service) => connections.get(service.name) as ServiceConnection };
+        const only = proxies.size === 1 ? [...proxies.values()][0] : undefined;
+        return { host: only?.host, port: only?.port, ready: [...proxies.values()], readyFor, connectionFor: (service) => connections.get(service.name) as ServiceConnection };
     };
-    return { budget, declare, warnings: [...droppedReplicaWarning(config), ...uncheckedIamWarning(args)] };
+    return { budget, declare, warnings: [...servers.flatMap((server) => droppedReplicaWarning(config, server)), ...uncheckedIamWarning(rds)] };
 };

@@ -13,9 +13,17 @@ export interface ServiceConnection {
     values: Record<string, unknown>;
 }
 
+/** The Secret a service's app reads its password from (key POSTGRES_PASSWORD), and the object that makes it. */
+export interface ServiceCredentials {
+    name: pulumi.Output<string>;
+    /** Our Secret, or the ExternalSecret whose Secret External Secrets Operator writes. */
+    resource: pulumi.CustomResource & { metadata: pulumi.Output<k8s.types.output.meta.v1.ObjectMeta> };
+}
+
 export interface PoolerOutputs {
-    host: pulumi.Output<string>;
-    port: pulumi.Output<number>;
+    /** The one address every service reaches the pooler at; absent when they differ (a pooler per database server, sidecars). */
+    host?: pulumi.Output<string>;
+    port?: pulumi.Output<number>;
     connectionFor(service: ServiceSpec): ServiceConnection;
     /** What must be ready before any release points at the pooler (its components, whose children Pulumi awaits). */
     ready: pulumi.Resource[];
@@ -23,7 +31,7 @@ export interface PoolerOutputs {
      * What must succeed, per service, before its release points at the pooler: a check that logs in as the
      * service does, with its credentials Secret (RDS Proxy). Absent: the pooler's readiness says enough.
      */
-    readyFor?(service: ServiceSpec, credentials: k8s.core.v1.Secret): pulumi.Resource[];
+    readyFor?(service: ServiceSpec, credentials: ServiceCredentials): pulumi.Resource[];
 }
 
 export interface DeployContext {
@@ -45,12 +53,3 @@ export interface PreparedPooler {
 
 /** An option checks the config for its mode (pure, throws) and returns its budget and how to declare the pooler. */
 export type PoolerOption = (config: VelureConfig) => PreparedPooler;
-
-/** The outputs of a pooler that every service reaches at the same host and port (central PgBouncer, RDS Proxy). */
-export function sharedEndpoint(
-    pooler: pulumi.Resource & { host: pulumi.Output<string>; port: pulumi.Output<number> },
-    envFor: (service: ServiceSpec) => Record<string, pulumi.Input<string>>,
-): PoolerOutputs {
-    const { host, port } = pooler;
-    return { host, port, ready: [pooler], connectionFor: (service) => ({ host, port, env: envFor(service), values: {} }) };
-}

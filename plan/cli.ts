@@ -4,10 +4,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { EVICTION_BOUND, transitionBudget } from "../components/connectionBudget";
+import { ConnectionBudget, EVICTION_BOUND, transitionBudget } from "../components/connectionBudget";
 import { RDS_CA_SOURCE, subjectsOf } from "../components/rdsCertificates";
 import { deployedFromOutputs } from "../options/deployed";
-import { CONFIG_KEYS } from "../config/schema";
 import { manifests } from "./kubernetes";
 import { Declared, ProgramRun, runProgram, stackConfig } from "./runtime";
 
@@ -41,16 +40,27 @@ export function parseArgs(argv: string[]): Args {
     return args as Args;
 }
 
-/** Secrets a user adds outside the stack file come in as labelled placeholders. */
+/**
+ * The passwords a user adds outside the stack file come in as labelled placeholders: databasePassword for a stack
+ * of one server, databasePasswords.<name> for each of databaseServers whose password is not in Secrets Manager.
+ */
 function placeholders(config: Record<string, string>, notes: string[]): Record<string, string> {
     const filled = { ...config };
-    for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
-        const full = `velure-pooling:${key}`;
-        if ((spec as { secret?: boolean }).secret && filled[full] === undefined) {
-            filled[full] = `<placeholder for secret ${key}>`;
-            notes.push(`${key}: a placeholder (set it with pulumi config set --secret velure-pooling:${key})`);
+    const servers = JSON.parse(filled["velure-pooling:databaseServers"] ?? "[]");
+    if (!Array.isArray(servers) || servers.length === 0) {
+        if (filled["velure-pooling:databasePassword"] === undefined) {
+            filled["velure-pooling:databasePassword"] = "<placeholder for secret databasePassword>";
+            notes.push("databasePassword: a placeholder (set it with pulumi config set --secret velure-pooling:databasePassword)");
         }
+        return filled;
     }
+    const given = JSON.parse(filled["velure-pooling:databasePasswords"] ?? "{}");
+    const missing = servers.filter((s: any) => !s.secretsManagerSecret && given[s.name] === undefined).map((s: any) => String(s.name));
+    for (const name of missing) {
+        given[name] = `<placeholder for secret databasePasswords.${name}>`;
+        notes.push(`databasePasswords.${name}: a placeholder (set it with pulumi config set --secret --path 'velure-pooling:databasePasswords.${name}')`);
+    }
+    filled["velure-pooling:databasePasswords"] = JSON.stringify(given);
     return filled;
 }
 
@@ -120,8 +130,8 @@ function printTrust(run: ProgramRun): void {
 }
 
 /** One table per database server: the primary, and the read replica when it has a budget of its own. */
-function printBudget(budget: any, what = "Connection budget"): void {
-    for (const server of [budget, budget.replica].filter(Boolean)) {
+function printBudget(budget: ConnectionBudget, what = "Connection budget"): void {
+    for (const server of budget) {
         console.log(`\n${what} of the ${server.server} (server connections, worst case)`);
         for (const line of server.lines) {
             console.log(`  ${line.name.padEnd(52)} ${String(line.connections).padStart(5)}  = ${line.formula}`);
@@ -173,7 +183,7 @@ function readDeployed(file: string | undefined): Record<string, unknown> | undef
     const deployed = deployedFromOutputs(outputs);
     const what =
         deployed.kind === "pooler"
-            ? `mode ${deployed.pooler.mode}, ${deployed.pooler.budget.used} of ${deployed.pooler.budget.available} server connections to the ${deployed.pooler.budget.server}`
+            ? `mode ${deployed.pooler.mode}, ${deployed.pooler.budget.map((s) => `${s.used} of ${s.available} server connections to the ${s.server}`).join(", ")}`
             : deployed.kind === "none"
               ? (deployed.foreign ?? "no pooler (the outputs have no mode)")
               : `mode ${deployed.mode}, but ${deployed.why}`;

@@ -50,10 +50,19 @@ export function manifests(resources: Declared[], autoNameSuffix: string): Manife
 }
 
 /** The kubernetes-models class of an object, to validate it against the Kubernetes OpenAPI schema. */
-export function modelFor(manifest: Manifest): { validate(): void } {
+/** A real dynamic import: TypeScript's CommonJS output would turn `import()` into a require, which ESM-only packages refuse. */
+const importEsm = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<Record<string, any>>;
+
+/** The kubernetes-models class of a manifest's apiVersion and kind, which validates an object against its schema. */
+export async function modelFor(manifest: Manifest): Promise<{ validate(): void }> {
     const { apiVersion, kind } = manifest.object;
-    // kubernetes-models lays its classes out as <group>/<version>/<Kind> (the core group as v1/<Kind>);
-    // the Prometheus Operator's CRDs come from its own package of the same family.
+    // kubernetes-models lays its classes out as <group>/<version>/<Kind> (the core group as v1/<Kind>); the
+    // Prometheus Operator's CRDs come from a package of its own of the same family, and External Secrets
+    // Operator's from another, which is published as ES modules only.
+    if (apiVersion.startsWith("external-secrets.io/")) {
+        const module = await importEsm(`@kubernetes-models/external-secrets/${apiVersion}/${kind}`);
+        return new module[kind](manifest.object);
+    }
     const library = apiVersion.startsWith("monitoring.coreos.com/") ? "@kubernetes-models/prometheus-operator" : "kubernetes-models";
     const module = require(`${library}/${apiVersion}/${kind}`);
     return new module[kind](manifest.object);

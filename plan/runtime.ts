@@ -8,6 +8,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 
 export const ROOT = path.resolve(__dirname, "..");
+/** The region of a stack that sets no aws:region. */
 export const MOCK_REGION = "eu-west-1";
 export const MOCK_ACCOUNT = "123456789012";
 
@@ -71,10 +72,13 @@ export function projectDefaults(): StackConfig {
     return config;
 }
 
-/** The config of a stack, as the CLI would pass it: stack values over Pulumi.yaml defaults, then overrides. */
-export function stackConfig(stack: string, overrides: Record<string, unknown> = {}): StackConfig {
+/**
+ * The config of a stack, as the CLI would pass it: stack values over Pulumi.yaml defaults, then overrides. `dir`
+ * holds the stack file (the project's, or a folder of other stacks such as the tests' fixtures).
+ */
+export function stackConfig(stack: string, overrides: Record<string, unknown> = {}, dir = ROOT): StackConfig {
     const config = projectDefaults();
-    const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
+    const file = path.join(dir, `Pulumi.${stack}.yaml`);
     if (!fs.existsSync(file)) {
         throw new Error(`no stack file Pulumi.${stack}.yaml`);
     }
@@ -112,18 +116,18 @@ export function mockRandomPassword(name: string, length: number): string {
 }
 
 /** What the providers would compute for the resources the program reads back (ARNs, endpoints, random results). */
-function computedState(type: string, name: string, inputs: any): Record<string, unknown> {
+function computedState(type: string, name: string, inputs: any, region: string): Record<string, unknown> {
     switch (type) {
         case "random:index/randomPassword:RandomPassword":
             return { result: mockRandomPassword(name, inputs.length) };
         case "aws:secretsmanager/secret:Secret":
-            return { arn: `arn:aws:secretsmanager:${MOCK_REGION}:${MOCK_ACCOUNT}:secret:${inputs.namePrefix}AbCdEf` };
+            return { arn: `arn:aws:secretsmanager:${region}:${MOCK_ACCOUNT}:secret:${inputs.namePrefix}AbCdEf` };
         case "aws:iam/role:Role":
             return { arn: `arn:aws:iam::${MOCK_ACCOUNT}:role/${name}` };
         case "aws:rds/proxy:Proxy":
-            return { endpoint: `${inputs.name}.proxy-abc123.${MOCK_REGION}.rds.amazonaws.com`, arn: `arn:aws:rds:${MOCK_REGION}:${MOCK_ACCOUNT}:db-proxy:prx-0123` };
+            return { endpoint: `${inputs.name}.proxy-abc123.${region}.rds.amazonaws.com`, arn: `arn:aws:rds:${region}:${MOCK_ACCOUNT}:db-proxy:prx-0123` };
         case "aws:rds/proxyEndpoint:ProxyEndpoint":
-            return { endpoint: `${inputs.dbProxyEndpointName}.endpoint.proxy-abc123.${MOCK_REGION}.rds.amazonaws.com` };
+            return { endpoint: `${inputs.dbProxyEndpointName}.endpoint.proxy-abc123.${region}.rds.amazonaws.com` };
         case "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup":
             return { name: "default" };
         default:
@@ -185,6 +189,8 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
     const reads: ProgramRun["reads"] = [];
     const warnings: string[] = [];
     const suffix = options.autoNameSuffix ?? "-generated";
+    // The AWS provider's region: the stack's aws:region, as the real provider takes it.
+    const region = config["aws:region"] ?? MOCK_REGION;
     await pulumi.runtime.setMocks(
         {
             newResource(args) {
@@ -201,7 +207,7 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
                     // resourceVersion: what the API server sets on every write (the pods' Secret version annotations).
                     state.metadata = { ...metadata, name: metadata.name ?? `${args.name}${suffix}`, resourceVersion: "1" };
                 }
-                Object.assign(state, computedState(args.type, args.name, inputs));
+                Object.assign(state, computedState(args.type, args.name, inputs, region));
                 return { id: `${args.name}-id`, state };
             },
             call(args) {
@@ -209,7 +215,7 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
                     return readStackOutputs(args.inputs.name, options);
                 }
                 if (args.token === "aws:index/getRegion:getRegion") {
-                    return { region: MOCK_REGION, name: MOCK_REGION, id: MOCK_REGION };
+                    return { region, name: region, id: region };
                 }
                 if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
                     return { accountId: MOCK_ACCOUNT, arn: `arn:aws:iam::${MOCK_ACCOUNT}:user/velure`, userId: "AIDAVELURE", id: MOCK_ACCOUNT };
@@ -223,7 +229,8 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
         // The DIY backends' organization, which the program's self stack reference names.
         "organization",
     );
-    pulumi.runtime.setAllConfig(config, options.secretKeys ?? ["velure-pooling:databasePassword"]);
+    // The passwords come in as a user sets them: with --secret.
+    pulumi.runtime.setAllConfig(config, options.secretKeys ?? ["velure-pooling:databasePassword", "velure-pooling:databasePasswords"]);
     const cwd = process.cwd();
     process.chdir(ROOT);
     const restoreWarn = collectWarnings(warnings);

@@ -112,5 +112,19 @@ if is_wanted kwok && ! $check_only && [ ! -s "$kwok_stages" -o "$out/kwok" -nt "
   echo "toolchain: wrote kwok's stages to .toolchain/share/kwok-stages.yaml"
 fi
 
+# External Secrets Operator's CRDs, from the module that tools/external-secrets pins: the e2e tests install them so
+# that the API server validates the program's ExternalSecrets (the operator itself is not built: nothing here talks
+# to AWS Secrets Manager).
+eso_crds="$root/.toolchain/share/external-secrets-crds.yaml"
+if is_wanted external-secrets && ! $check_only && [ ! -s "$eso_crds" -o tools/external-secrets/go.mod -nt "$eso_crds" ]; then
+  mkdir -p "$(dirname "$eso_crds")"
+  eso_dir=$(cd tools/external-secrets && go mod download -json github.com/external-secrets/external-secrets | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  for crd in externalsecrets clustersecretstores secretstores; do
+    echo "---"
+    cat "$eso_dir/config/crds/bases/external-secrets.io_$crd.yaml"
+  done > "$eso_crds"
+  echo "toolchain: wrote External Secrets Operator's CRDs to .toolchain/share/external-secrets-crds.yaml"
+fi
+
 if $check_only; then exit $stale; fi
 echo "toolchain: done in $(( $(date +%s) - total_start )) s; binaries in .toolchain/bin"

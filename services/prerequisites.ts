@@ -2,6 +2,7 @@
 // so that a missing namespace or CRD fails `pulumi preview` with a message, not `pulumi up` half-way through.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { EXTERNAL_SECRET_API_VERSION, EXTERNAL_SECRET_CRD } from "../components/externalSecret";
 import { VelureConfig } from "../config";
 
 /** The Prometheus Operator's CRDs that each PgBouncer mode declares objects of. */
@@ -15,7 +16,7 @@ interface Prerequisite {
     key: string;
     what: string;
     fix: string;
-    read: () => pulumi.CustomResource & { metadata: pulumi.Output<k8s.types.output.meta.v1.ObjectMeta> };
+    read: () => pulumi.CustomResource;
 }
 
 /**
@@ -27,7 +28,34 @@ function readName(key: string): string {
     return `required-by-${key}`;
 }
 
-function prerequisites(config: VelureConfig, provider: k8s.Provider): Prerequisite[] {
+/** With a server's password in Secrets Manager: External Secrets Operator's ExternalSecret CRD and the store it reads through. */
+function externalSecretsPrerequisites(config: VelureConfig, provider: k8s.Provider): Prerequisite[] {
+    const server = config.servers.find((s) => s.credentials.source === "secretsManager");
+    if (!server || server.credentials.source !== "secretsManager") {
+        return [];
+    }
+    const store = server.credentials.store;
+    const key = `${server.at}.secretsManagerSecret`;
+    const fix = "install External Secrets Operator (external-secrets.io/v1) and its store for AWS Secrets Manager first, or give the password with databasePasswords";
+    const crd: Prerequisite = {
+        key,
+        what: `CustomResourceDefinition ${EXTERNAL_SECRET_CRD}`,
+        fix,
+        read: () => k8s.apiextensions.v1.CustomResourceDefinition.get(readName(`${key}-crd`), EXTERNAL_SECRET_CRD, { provider }),
+    };
+    if (store.kind !== "ClusterSecretStore") {
+        return [crd];
+    }
+    const clusterStore: Prerequisite = {
+        key: "externalSecretsStore",
+        what: `ClusterSecretStore ${store.name}`,
+        fix,
+        read: () => k8s.apiextensions.CustomResource.get(readName("externalSecretsStore"), { apiVersion: EXTERNAL_SECRET_API_VERSION, kind: "ClusterSecretStore", id: store.name, provider }),
+    };
+    return [crd, clusterStore];
+}
+
+function monitoringPrerequisites(config: VelureConfig, provider: k8s.Provider): Prerequisite[] {
     const monitoring = config.monitoring;
     if (!monitoring) {
         return [];
@@ -49,6 +77,10 @@ function prerequisites(config: VelureConfig, provider: k8s.Provider): Prerequisi
     return [namespace, ...crds];
 }
 
+function prerequisites(config: VelureConfig, provider: k8s.Provider): Prerequisite[] {
+    return [...monitoringPrerequisites(config, provider), ...externalSecretsPrerequisites(config, provider)];
+}
+
 /** Resolves an Output's value, or rejects with its error (a failed read): `apply` would never call back. */
 function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
     return (output as unknown as { promise(): Promise<T> }).promise();
@@ -60,7 +92,7 @@ export async function assertPrerequisites(config: VelureConfig, provider: k8s.Pr
     await Promise.all(
         prerequisites(config, provider).map(async (p) => {
             try {
-                await valueOf(p.read().metadata);
+                await valueOf(p.read().id);
             } catch (e) {
                 missing.push(`  - velure-pooling:${p.key}: ${p.what} was not found in the cluster (${(e as Error).message}); ${p.fix}`);
             }

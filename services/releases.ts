@@ -4,9 +4,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { rolloutWaitSeconds } from "../components/connectionBudget";
 import { podVersionAnnotations } from "../components/pgbouncerPod";
 import { RESTRICTED_POD_SECURITY } from "../components/podSecurity";
-import { CREDENTIALS_PASSWORD_KEY } from "../components/specs";
-import { ChartSource, ServiceSpec, VelureConfig, secretIf, serviceNamespaceNames } from "../config";
-import { PoolerOutputs, ServiceConnection } from "../options/types";
+import { CREDENTIALS_PASSWORD_KEY, Credentials } from "../components/specs";
+import { PASSWORD_TEMPLATE, externalSecret } from "../components/externalSecret";
+import { ChartSource, ServiceSpec, VelureConfig, secretIf, serverOf, serviceNamespaceNames } from "../config";
+import { PoolerOutputs, ServiceConnection, ServiceCredentials } from "../options/types";
 
 export { CREDENTIALS_PASSWORD_KEY } from "../components/specs";
 
@@ -60,7 +61,7 @@ function releaseValues(
     config: VelureConfig,
     service: ServiceSpec,
     connection: ServiceConnection,
-    credentials: k8s.core.v1.Secret,
+    credentials: ServiceCredentials,
 ): Record<string, unknown> {
     const wiring = {
         fullnameOverride: service.releaseName,
@@ -77,12 +78,12 @@ function releaseValues(
             POSTGRES_HOST: connection.host,
             POSTGRES_PORT: pulumi.output(connection.port).apply(String),
             POSTGRES_DB: service.database,
-            POSTGRES_USER: config.database.user,
+            POSTGRES_USER: serverOf(config, service).user,
             ...connection.env,
         },
-        extraEnv: [{ name: CREDENTIALS_PASSWORD_KEY, valueFrom: { secretKeyRef: { name: credentials.metadata.name, key: CREDENTIALS_PASSWORD_KEY } } }],
+        extraEnv: [{ name: CREDENTIALS_PASSWORD_KEY, valueFrom: { secretKeyRef: { name: credentials.name, key: CREDENTIALS_PASSWORD_KEY } } }],
         // The app reads the password from env at start: a new password rolls the pods.
-        podAnnotations: podVersionAnnotations({}, { "db-credentials": credentials }),
+        podAnnotations: podVersionAnnotations({}, { "db-credentials": credentials.resource }),
     };
     return mergeValues(mergeValues(service.values, wiring), connection.values);
 }
@@ -96,6 +97,31 @@ function releaseTimeoutSeconds(service: ServiceSpec, connection: ServiceConnecti
     return rolloutWaitSeconds(service.maxReplicas, typeof minReadySeconds === "number" ? minReadySeconds : 0);
 }
 
+/**
+ * The Secret the app reads its password from (key POSTGRES_PASSWORD), never a plain value in the release: ours from
+ * Pulumi's config, or the one External Secrets Operator writes from Secrets Manager (then the password never passes
+ * through Pulumi). Fixed name, updated in place: a replaced Secret would be deleted under the pods of a release that
+ * Helm rolled back.
+ */
+function serviceCredentials(service: ServiceSpec, credentials: Credentials, namespace: pulumi.Input<string>, provider: k8s.Provider): ServiceCredentials {
+    const name = `${service.releaseName}-db-credentials`;
+    const labels = { "app.kubernetes.io/part-of": "velure" };
+    if (credentials.source === "pulumi") {
+        const secret = new k8s.core.v1.Secret(
+            name,
+            { metadata: { name, namespace, labels }, type: "Opaque", stringData: { [CREDENTIALS_PASSWORD_KEY]: credentials.password } },
+            { provider },
+        );
+        return { name: secret.metadata.name, resource: secret };
+    }
+    const external = externalSecret(
+        name,
+        { namespace, labels, store: credentials.store, secretArn: credentials.secretArn, target: name, template: { data: { [CREDENTIALS_PASSWORD_KEY]: PASSWORD_TEMPLATE } } },
+        { provider },
+    );
+    return { name: external.metadata.name, resource: external };
+}
+
 export function deployReleases(
     config: VelureConfig,
     pooler: PoolerOutputs,
@@ -106,17 +132,7 @@ export function deployReleases(
         config.services.map((service) => {
             const namespace = namespaces[service.namespace];
             const connection = pooler.connectionFor(service);
-            // The app reads its password from this Secret, never from a plain value in the release. Fixed name,
-            // updated in place: a replaced Secret would be deleted under the pods of a release that Helm rolled back.
-            const credentials = new k8s.core.v1.Secret(
-                `${service.releaseName}-db-credentials`,
-                {
-                    metadata: { name: `${service.releaseName}-db-credentials`, namespace, labels: { "app.kubernetes.io/part-of": "velure" } },
-                    type: "Opaque",
-                    stringData: { [CREDENTIALS_PASSWORD_KEY]: config.database.password },
-                },
-                { provider },
-            );
+            const credentials = serviceCredentials(service, serverOf(config, service).credentials, namespace, provider);
             const release = new k8s.helm.v3.Release(
                 service.releaseName,
                 {

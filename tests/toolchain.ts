@@ -20,6 +20,8 @@ export const BIN = {
     pgbouncer_exporter: bin("pgbouncer_exporter"),
 };
 export const KWOK_STAGES = path.join(TOOLCHAIN, "share", "kwok-stages.yaml");
+/** External Secrets Operator's CRDs (ExternalSecret, ClusterSecretStore, SecretStore) at the version tools/external-secrets pins. */
+export const EXTERNAL_SECRETS_CRDS = path.join(TOOLCHAIN, "share", "external-secrets-crds.yaml");
 
 /** The X_VERSION=vN.N.N lines of scripts/toolchain.sh, without their "v". */
 export function toolchainVersions(): Record<string, string> {
@@ -29,7 +31,7 @@ export function toolchainVersions(): Record<string, string> {
 
 /** Fails with the command to run when a tool is missing, instead of a spawn error deep in a test. */
 export function assertToolchainBuilt(): void {
-    const missing = [...Object.values(BIN), KWOK_STAGES].filter((file) => !fs.existsSync(file));
+    const missing = [...Object.values(BIN), KWOK_STAGES, EXTERNAL_SECRETS_CRDS].filter((file) => !fs.existsSync(file));
     if (missing.length > 0) {
         throw new Error(`the real tools are not built (${missing.map((f) => path.relative(ROOT, f)).join(", ")}): run npm run toolchain`);
     }

@@ -1,6 +1,6 @@
 // The real engine: the Pulumi CLI, its Node language host, the Kubernetes provider (with the Helm library
 // inside it) and a real API server with controllers, scheduler and kwok, all on 127.0.0.1. One stack made
-// from Pulumi.dev.yaml goes through preview, up, a mode switch and back, and destroy.
+// from tests/fixtures/stacks/Pulumi.one-server-dev.yaml goes through preview, up, a mode switch and back, and destroy.
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
@@ -87,7 +87,7 @@ describe("the real engine, provider, Helm and API server", function () {
         // Where Prometheus and Grafana run: the README asks users to have it (the dashboard ConfigMap goes there).
         cluster.kubectl(["create", "namespace", "monitoring"]);
         project = new PulumiProject("e2e", dir);
-        devConfig = { ...stackFileConfig("dev"), ...harnessConfig(cluster) };
+        devConfig = { ...stackFileConfig("one-server-dev"), ...harnessConfig(cluster) };
         await project.init({ ...devConfig, "velure-pooling:mode": "pgbouncer-clustr" }, { [PASSWORD_KEY]: PASSWORD });
     });
 

@@ -51,7 +51,7 @@ describe("Helm: the shipped chart", function () {
 
     for (const stack of ["dev", "prod"]) {
         for (const mode of MODES) {
-            it(`${stack} × ${mode}: renders every release's values into objects that pass the Kubernetes schema`, () => {
+            it(`${stack} × ${mode}: renders every release's values into objects that pass the Kubernetes schema`, async () => {
                 const out = path.join(scratchHelm, `${stack}-${mode}`);
                 const summary = planOut(stack, mode, out);
                 assert.ok(summary.releases.length >= 2, "both services have a release");
@@ -61,7 +61,8 @@ describe("Helm: the shipped chart", function () {
                     const objects = YAML.parseAllDocuments(rendered).map((d) => d.toJSON()).filter(Boolean);
                     assert.deepStrictEqual(objects.map((o: any) => o.kind).sort(), renderedKinds(values), `${release.name}: the chart's objects`);
                     for (const object of objects) {
-                        assert.doesNotThrow(() => modelFor({ id: `${object.kind}/${object.metadata.name}`, object }).validate(), `${release.name}: ${object.kind} is invalid`);
+                        const model = await modelFor({ id: `${object.kind}/${object.metadata.name}`, object });
+                        assert.doesNotThrow(() => model.validate(), `${release.name}: ${object.kind} is invalid`);
                     }
                     const deployment = objects.find((o: any) => o.kind === "Deployment");
                     const env = appEnv(deployment.spec.template.spec);
@@ -111,7 +112,10 @@ function assertProxyCaMounted(mode: string, pod: any, release: string, planDir: 
     const mount = (app.volumeMounts ?? []).find((m: any) => path.posix.dirname(env.PGSSLROOTCERT) === m.mountPath);
     assert.ok(mount?.readOnly, `${release}: the app mounts ${path.posix.dirname(env.PGSSLROOTCERT)} read-only`);
     const volume = pod.volumes.find((v: any) => v.name === mount.name);
-    const file = path.join(planDir, "kubernetes", `ConfigMap_velure_${volume.configMap.name}.yaml`);
+    // The plan names the file ConfigMap_<namespace>_<name>.yaml; the namespace is the release's (velure's: authentication, order).
+    const manifest = fs.readdirSync(path.join(planDir, "kubernetes")).find((f) => f.startsWith("ConfigMap_") && f.endsWith(`_${volume.configMap.name}.yaml`));
+    assert.ok(manifest, `${release}: the plan wrote the ConfigMap ${volume.configMap.name}`);
+    const file = path.join(planDir, "kubernetes", manifest);
     const configMap = YAML.parse(fs.readFileSync(file, "utf8"));
     assert.match(configMap.data[path.posix.basename(env.PGSSLROOTCERT)], /BEGIN CERTIFICATE/, `${release}: the ConfigMap holds the file PGSSLROOTCERT names`);
 }

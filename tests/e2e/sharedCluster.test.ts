@@ -65,7 +65,7 @@ describe("on a cluster that already runs other people's things (file backend, le
         }
         untouched = foreignState(cluster);
         project = new PulumiProject("shared", dir, { PULUMI_DIY_BACKEND_LEGACY_LAYOUT: "true" });
-        devConfig = { ...stackFileConfig("dev"), ...harnessConfig(cluster) };
+        devConfig = { ...stackFileConfig("one-server-dev"), ...harnessConfig(cluster) };
         await project.init(devConfig, { [PASSWORD_KEY]: PASSWORD });
     });
 

@@ -7,6 +7,7 @@ import * as YAML from "yaml";
 import { LocalCluster } from "./cluster";
 import { podReferences } from "./pods";
 import { BIN, ROOT } from "../toolchain";
+import { FIXTURE_STACKS, PROJECT_STACKS } from "../unit/harness";
 
 export const PASSWORD = 'e2e-S3cr3t "quoted" p@ss';
 export const PASSWORD_KEY = "velure-pooling:databasePassword";
@@ -22,8 +23,10 @@ export function harnessConfig(cluster: LocalCluster): Record<string, string> {
     };
 }
 
+/** A stack file's config: the project's (dev, prod) or the tests' one-server fixtures (one-server-dev, one-server-prod). */
 export function stackFileConfig(stack: string): Record<string, unknown> {
-    return YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config;
+    const dir = PROJECT_STACKS.includes(stack) ? ROOT : FIXTURE_STACKS;
+    return YAML.parse(fs.readFileSync(path.join(dir, `Pulumi.${stack}.yaml`), "utf8")).config;
 }
 
 /** Stops the cluster and removes the scratch folders, unless a test failed or did not run, or E2E_KEEP is set: then says where they are. */

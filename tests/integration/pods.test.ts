@@ -79,7 +79,7 @@ interface PodCase {
 const CASES: PodCase[] = [
     {
         title: "the central PgBouncer (dev, pgbouncer-cluster)",
-        stack: "dev",
+        stack: "one-server-dev",
         overrides: { mode: "pgbouncer-cluster" },
         pod: "velure-pgbouncer",
         // The Service sends clients to the pod's IP.
@@ -87,14 +87,14 @@ const CASES: PodCase[] = [
     },
     {
         title: "an app pod with a native PgBouncer sidecar (prod, pgbouncer-sidecar)",
-        stack: "prod",
+        stack: "one-server-prod",
         overrides: {},
         pod: "velure-auth-service",
         pgbouncer: { container: SIDECAR_CONTAINER, host: HOST, port: 6432 },
     },
     {
         title: "an app pod with a classic PgBouncer sidecar (prod, sidecarNative false)",
-        stack: "prod",
+        stack: "one-server-prod",
         overrides: { sidecarNative: false, appDrainSeconds: 1 },
         pod: "velure-auth-service",
         pgbouncer: { container: SIDECAR_CONTAINER, host: HOST, port: 6432 },
@@ -196,7 +196,7 @@ describe(`pods run the way the kubelet runs them (PgBouncer ${LOCAL_PGBOUNCER_VE
         let running: RunningPod;
 
         before(async () => {
-            running = new RunningPod(await podOf(podStack("prod", primary), "velure-auth-service"));
+            running = new RunningPod(await podOf(podStack("one-server-prod", primary), "velure-auth-service"));
             await startPod(running);
         });
 

@@ -28,7 +28,7 @@ export function loopbackStack(stack: string, primary: PostgresServer, overrides:
 }
 
 export function loopbackConfig(primary: PostgresServer, overrides: Record<string, unknown> = {}): VelureConfig {
-    pulumi.runtime.setAllConfig(loopbackStack("dev", primary, { mode: "pgbouncer-cluster", ...overrides }), ["velure-pooling:databasePassword"]);
+    pulumi.runtime.setAllConfig(loopbackStack("one-server-dev", primary, { mode: "pgbouncer-cluster", ...overrides }), ["velure-pooling:databasePassword"]);
     return loadConfig();
 }
 
@@ -38,7 +38,7 @@ export function renderIni(config: VelureConfig, bouncer: PgBouncerProcess): (por
     if (config.pgbouncer.serverCaBundle) {
         writeOwned(serverCaFile, config.pgbouncer.serverCaBundle, 0o644);
     }
-    return (port) => renderPoolerIni(pgbouncerClusterArgs(config), { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile });
+    return (port) => renderPoolerIni(pgbouncerClusterArgs(config, config.servers[0]), { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile });
 }
 
 export const STATS_PASSWORD = "stats-integration-pw";

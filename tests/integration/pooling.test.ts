@@ -6,7 +6,8 @@ import { Client } from "pg";
 import * as YAML from "yaml";
 import { clusterBudgetLines } from "../../components/pgbouncerCluster";
 import { AUTH_FILE, INI_KEY, USERLIST_KEY, exporterDsn } from "../../components/pgbouncerPod";
-import { ROOT, runProgram } from "../../plan/runtime";
+import { runProgram } from "../../plan/runtime";
+import { FIXTURE_STACKS } from "../unit/harness";
 import { LOCAL_PGBOUNCER_VERSION, STATS_PASSWORD, ackedIds, connect, insertAcked, loopbackConfig, loopbackStack, renderIni, startPgBouncer } from "./pooler";
 import { PgBouncerProcess, PostgresServer, clientConfig, sampleMax, sleep, withClient } from "./servers";
 
@@ -16,7 +17,7 @@ const MAX_CONNECTIONS = 40;
 
 /** The dev stack file's services. */
 function devServices(): any[] {
-    return YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config["velure-pooling:services"];
+    return YAML.parse(fs.readFileSync(path.join(FIXTURE_STACKS, "Pulumi.one-server-dev.yaml"), "utf8")).config["velure-pooling:services"];
 }
 
 describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_connections ${MAX_CONNECTIONS})`, function () {
@@ -251,7 +252,7 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
         async function sidecarStack(replicaHost: string) {
             const onePod = devServices().map((s: any) => ({ ...s, maxReplicas: 1, resources: undefined }));
             const run = await runProgram(
-                loopbackStack("dev", primary, { mode: "pgbouncer-sidecar", databaseReplicaHost: replicaHost, pgbouncerDefaultPoolSize: 2, pgbouncerReservePoolSize: 0, services: onePod }),
+                loopbackStack("one-server-dev", primary, { mode: "pgbouncer-sidecar", databaseReplicaHost: replicaHost, pgbouncerDefaultPoolSize: 2, pgbouncerReservePoolSize: 0, services: onePod }),
             );
             const services = run.ofType("kubernetes:core/v1:ConfigMap").filter((c) => c.name.endsWith("-pgbouncer-config")).map((c) => ({
                 ini: c.inputs.data[INI_KEY] as string,
@@ -293,18 +294,20 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
         it("replica on a server of its own: each server's peak is exactly its own budget", async () => {
             const stack = await sidecarStack(replica.host);
             // 2 services, 1 pod each: (1 + 1 surge + 1 draining + 1 evicted) pods × max_db_connections 2, per pool.
-            assert.deepStrictEqual([stack.budget.used, stack.budget.replica.used], [2 * 4 * 2, 2 * 4 * 2]);
-            assert.strictEqual(stack.budget.lines[0].pods, 4);
-            const peak = await loadEveryPool(stack, stack.budget.lines[0].pods);
-            assert.deepStrictEqual(peak, { primary: stack.budget.used, replica: stack.budget.replica.used });
+            const [onPrimary, onReplica] = stack.budget;
+            assert.deepStrictEqual([onPrimary.server, onPrimary.used, onReplica.server, onReplica.used], ["primary", 2 * 4 * 2, "read replica", 2 * 4 * 2]);
+            assert.strictEqual(onPrimary.lines[0].pods, 4);
+            const peak = await loadEveryPool(stack, onPrimary.lines[0].pods);
+            assert.deepStrictEqual(peak, { primary: onPrimary.used, replica: onReplica.used });
         });
 
         it("replica host = the primary's: the read-only pools land on the primary, and its budget counts them", async () => {
             const stack = await sidecarStack(primary.host);
-            assert.strictEqual(stack.budget.replica, undefined);
-            assert.strictEqual(stack.budget.used, 2 * 2 * 4 * 2, "primary and read-only pools");
-            const peak = await loadEveryPool(stack, stack.budget.lines[0].pods);
-            assert.deepStrictEqual(peak, { primary: stack.budget.used, replica: 0 });
+            assert.strictEqual(stack.budget.length, 1, "one server: the replica host is the primary's");
+            const [onPrimary] = stack.budget;
+            assert.strictEqual(onPrimary.used, 2 * 2 * 4 * 2, "primary and read-only pools");
+            const peak = await loadEveryPool(stack, onPrimary.lines[0].pods);
+            assert.deepStrictEqual(peak, { primary: onPrimary.used, replica: 0 });
         });
     });
 });

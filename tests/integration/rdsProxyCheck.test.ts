@@ -7,7 +7,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { PROXY_CHECK_SCRIPT } from "../../components/rdsProxyCheck";
-import { runProgram, stackConfig } from "../../plan/runtime";
+import { runProgram } from "../../plan/runtime";
+import { stackConfig } from "../unit/harness";
 import { HOST, PASSWORD, PostgresServer, TestCertificates, USER, freePort, makeCertificates, sleep } from "./servers";
 
 interface Outcome {
@@ -17,7 +18,7 @@ interface Outcome {
 
 /** The Job's container env as the program renders it for auth-service in mode rds-proxy, by name. */
 async function renderedEnv(): Promise<Record<string, any>> {
-    const run = await runProgram(stackConfig("prod", { mode: "rds-proxy", databasePassword: PASSWORD, databaseUser: USER }));
+    const run = await runProgram(stackConfig("one-server-prod", { mode: "rds-proxy", databasePassword: PASSWORD, databaseUser: USER }));
     const job = run.ofType("kubernetes:batch/v1:Job").find((j) => j.name === "velure-auth-service-rds-proxy-check-job");
     assert.ok(job, "the program declares the check Job");
     const container = job.inputs.spec.template.spec.containers[0];

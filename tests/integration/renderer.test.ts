@@ -31,11 +31,11 @@ describe(`the stacks' rendered configs load in PgBouncer ${LOCAL_PGBOUNCER_VERSI
     this.timeout(120000);
     const fakeDatabase = { port: 5432, host: HOST } as PostgresServer;
 
-    for (const stack of ["dev", "prod"]) {
+    for (const stack of ["one-server-dev", "one-server-prod"]) {
         it(`${stack}: the central and the sidecar pgbouncer.ini load without an error`, () => {
             const config = loopbackConfig(fakeDatabase, { databaseReplicaHost: "127.0.0.2" });
             const inis = [
-                renderPoolerIni(pgbouncerClusterArgs(config), { addr: HOST, port: 16432 }, { authFile: "/dev/null", serverCaFile: "" }),
+                renderPoolerIni(pgbouncerClusterArgs(config, config.servers[0]), { addr: HOST, port: 16432 }, { authFile: "/dev/null", serverCaFile: "" }),
                 renderPoolerIni(pgbouncerSidecarArgs(config, config.services[0], "velure"), { addr: HOST, port: 16433 }, { authFile: "/dev/null", serverCaFile: "" }),
             ];
             for (const ini of inis) {

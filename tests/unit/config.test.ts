@@ -59,7 +59,7 @@ describe("config", () => {
 
     describe("validation fails the run before any resource is declared", () => {
         async function failsWith(overrides: Record<string, unknown>, ...expected: RegExp[]): Promise<void> {
-            const error = await programError(stackConfig("dev", overrides));
+            const error = await programError(stackConfig("one-server-dev", overrides));
             for (const pattern of expected) {
                 assert.match(error.message, pattern);
             }
@@ -73,7 +73,7 @@ describe("config", () => {
         });
 
         it("declares nothing when the config is bad", async () => {
-            const error = await programError(stackConfig("dev", { pgbouncerReplicas: 0 }));
+            const error = await programError(stackConfig("one-server-dev", { pgbouncerReplicas: 0 }));
             assert.deepStrictEqual((error as any).declaredResources, []);
         });
 
@@ -186,8 +186,8 @@ describe("config", () => {
             await failsWith({ ...sidecar, sidecarPort: 7000, services: [service(7000)] }, /services\[0\].values.containerPort: 7000 is not allowed; expected a port other than 7000 \(sidecarPort\)/);
             await failsWith({ ...sidecar, services: [service(9127)] }, /services\[0\].values.containerPort: 9127 is not allowed; expected a port other than 9127 \(the exporter's port\)/);
             // Without the exporter, or in the cluster option, 9127 is free.
-            await runProgram(stackConfig("dev", { ...sidecar, monitoringExporter: false, services: [service(9127)] }));
-            await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", services: [service(6432)] }));
+            await runProgram(stackConfig("one-server-dev", { ...sidecar, monitoringExporter: false, services: [service(9127)] }));
+            await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-cluster", services: [service(6432)] }));
         });
 
         it("names pgbouncerImage when the version its tag gives is not supported", async () => {
@@ -219,16 +219,18 @@ describe("config", () => {
             const service = { name: "a", database: "db", namespace: "default", replicas: 1, image: { repository: "r", tag: "t" } };
             await failsWith({ services: [service] }, /services\[0\].namespace: "default" is not allowed/);
             // An existing namespace that the program only uses is fine.
-            await runProgram(stackConfig("dev", { services: [service], createServiceNamespaces: false }));
+            await runProgram(stackConfig("one-server-dev", { services: [service], createServiceNamespaces: false }));
         });
 
         it("checks the password up front, before any resource, without showing it", async () => {
+            // Empty is unset (Pulumi.yaml's default): the key is required.
+            const empty = await programError(stackConfig("one-server-dev", { databasePassword: "" }));
+            assert.match(empty.message, /velure-pooling:databasePassword is required: set it with `pulumi config set --secret velure-pooling:databasePassword <password>`/);
             for (const [password, why] of [
-                ["", /expected a non-empty password/],
                 ["line\nbreak-S3cr3t", /expected no line break or NUL/],
                 ["x".repeat(1025), /expected at most 1024 bytes, the longest PgBouncer logs in with \(it has 1025\)/],
             ] as const) {
-                const error = await programError(stackConfig("dev", { databasePassword: password }));
+                const error = await programError(stackConfig("one-server-dev", { databasePassword: password }));
                 assert.match(error.message, /velure-pooling:databasePassword: the value \(not shown: a secret\) is not allowed; /);
                 assert.match(error.message, why);
                 assert.ok(!error.message.includes("S3cr3t") && !error.message.includes("xxxx"), "the message does not show the password");
@@ -245,7 +247,7 @@ describe("config", () => {
             await failsWith({ services: [{ ...base, image: { repository: "r", tag: "1.0 latest" } }] }, /services\[0\].image: .* is not allowed/);
             await failsWith({ pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.26.1 --evil" }, /pgbouncerImage: .* is not allowed; expected an image reference/);
             await failsWith({ monitoringExporterImage: "quay.io/x/exporter:v1\n" }, /monitoringExporterImage: .* is not allowed; expected an image reference/);
-            await failsWith({ services: [{ ...base, maxReplica: 4 }] }, /services\[0\].maxReplica: 4 is not allowed; expected one of the keys name, database, namespace, replicas, maxReplicas/);
+            await failsWith({ services: [{ ...base, maxReplica: 4 }] }, /services\[0\].maxReplica: 4 is not allowed; expected one of the keys name, server, database, namespace, replicas, maxReplicas/);
             await failsWith({ services: [{ ...base, image: { repository: "r", tag: "t", digest: "x" } }] }, /services\[0\].image.digest: "x" is not allowed/);
             await failsWith(
                 { services: [{ ...base, resources: { requests: { cpu: "1", memory: "1Gi", gpu: "1" }, limits: { memory: "512Mi" } } }] },
@@ -260,21 +262,21 @@ describe("config", () => {
             await failsWith({ services: [{ ...base, namespace: "n".repeat(64) }] }, /services\[0\].namespace: "n{64}" is not allowed; expected a Kubernetes namespace name \(a-z, 0-9, -; at most 63 characters\)/);
             await failsWith({ mode: "pgbouncer-cluster", pgbouncerNamespace: "p".repeat(64), monitoringNamespace: "m".repeat(64) }, /pgbouncerNamespace: "p{64}" is not allowed/, /monitoringNamespace: "m{64}" is not allowed/);
             await failsWith({ services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "replica.example.com" }, /services\[0\].database: "d{61}" is not allowed; expected at most 60 characters/);
-            await runProgram(stackConfig("dev", { services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "" }));
+            await runProgram(stackConfig("one-server-dev", { services: [{ ...base, database: "d".repeat(61) }], databaseReplicaHost: "" }));
         });
 
         it("reports a bad integer once, not again as a misleading comparison with another key", async () => {
-            const error = await programError(stackConfig("dev", { databaseMaxConnections: "many", databaseReservedConnections: 10 }));
+            const error = await programError(stackConfig("one-server-dev", { databaseMaxConnections: "many", databaseReservedConnections: 10 }));
             assert.deepStrictEqual((error as any).problems, ['velure-pooling:databaseMaxConnections: "many" is not allowed; expected an integer >= 1']);
         });
 
         it("refuses one central PgBouncer pod, and keeps kubeconfig contents a secret", async () => {
             await failsWith({ mode: "pgbouncer-cluster", pgbouncerReplicas: 1 }, /pgbouncerReplicas: 1 is not allowed; expected at least 2: every service goes through the central PgBouncer/);
-            await runProgram(stackConfig("dev", { mode: "pgbouncer-sidecar", pgbouncerReplicas: 1 }));
+            await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-sidecar", pgbouncerReplicas: 1 }));
             const contents = "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: s3cr3t}}]\n";
-            const withContents = await runProgram(stackConfig("dev", { kubeconfig: contents }));
+            const withContents = await runProgram(stackConfig("one-server-dev", { kubeconfig: contents }));
             assert.ok(isWrappedSecret(withContents.one("pulumi:providers:kubernetes").raw.kubeconfig), "kubeconfig contents are a secret");
-            const withPath = await runProgram(stackConfig("dev", { kubeconfig: "/home/me/.kube/config" }));
+            const withPath = await runProgram(stackConfig("one-server-dev", { kubeconfig: "/home/me/.kube/config" }));
             assert.strictEqual(withPath.one("pulumi:providers:kubernetes").raw.kubeconfig, "/home/me/.kube/config", "a path stays readable");
         });
 
@@ -292,7 +294,7 @@ describe("config", () => {
         });
 
         it("reports every problem of a run at once", async () => {
-            const error = await programError(stackConfig("dev", { pgbouncerReplicas: 0, pgbouncerDefaultPoolSize: 0, databaseHost: "not a host" }));
+            const error = await programError(stackConfig("one-server-dev", { pgbouncerReplicas: 0, pgbouncerDefaultPoolSize: 0, databaseHost: "not a host" }));
             assert.strictEqual((error as any).problems.length, 3);
         });
     });

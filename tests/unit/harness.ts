@@ -1,5 +1,6 @@
 // The unit tests' view of the program: the plan's mock runner, with the values a user adds outside the
 // stack file (the secret password).
+import * as path from "path";
 import { RunOptions, StackConfig, runProgram, stackConfig as planStackConfig } from "../../plan/runtime";
 
 export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecret, mockRandomPassword, runProgram } from "../../plan/runtime";
@@ -10,8 +11,20 @@ export const PASSWORD = 'S3cr3t-7731 "quoted" p@ss';
 /** A part of the password that survives any quoting, to search for. */
 export const PASSWORD_TOKEN = "S3cr3t-7731";
 
+/** The tests' own stacks: the one-server shape (the databaseHost keys), which the project's stacks no longer use. */
+export const FIXTURE_STACKS = path.join(__dirname, "..", "fixtures", "stacks");
+/** The project's stacks, which describe velure's own two database servers. */
+export const PROJECT_STACKS = ["dev", "prod"];
+
+/**
+ * A stack's config with the values a user adds outside the stack file: the password of a one-server stack (from the
+ * fixtures, "one-server-<x>"); the project's stacks keep theirs in Secrets Manager.
+ */
 export function stackConfig(stack: string, overrides: Record<string, unknown> = {}): StackConfig {
-    return planStackConfig(stack, { databasePassword: PASSWORD, ...overrides });
+    if (PROJECT_STACKS.includes(stack)) {
+        return planStackConfig(stack, overrides);
+    }
+    return planStackConfig(stack, { databasePassword: PASSWORD, ...overrides }, FIXTURE_STACKS);
 }
 
 /** Runs the program and returns the error it fails with. */

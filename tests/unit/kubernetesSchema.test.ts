@@ -4,7 +4,7 @@ import * as assert from "assert";
 import { Pod } from "kubernetes-models/v1/Pod";
 import { MODES } from "../../config/schema";
 import { Manifest, manifests, modelFor } from "../../plan/kubernetes";
-import { runProgram, stackConfig } from "./harness";
+import { PROJECT_STACKS, runProgram, stackConfig } from "./harness";
 
 /** The pod the shipped chart renders from a release's values: the app container plus the hooks. */
 function podFromValues(values: any): Pod {
@@ -28,7 +28,7 @@ function podFromValues(values: any): Pod {
 }
 
 describe("Kubernetes objects validate against the OpenAPI schema", () => {
-    const variants = ["dev", "prod"].flatMap((stack) => MODES.map((mode) => ({ stack, mode, operator: false })));
+    const variants = [...PROJECT_STACKS, "one-server-dev", "one-server-prod"].flatMap((stack) => MODES.map((mode) => ({ stack, mode, operator: false })));
     // The Prometheus Operator's objects, in both PgBouncer modes.
     variants.push({ stack: "prod", mode: "pgbouncer-cluster", operator: true }, { stack: "prod", mode: "pgbouncer-sidecar", operator: true });
     for (const { stack, mode, operator } of variants) {
@@ -37,7 +37,8 @@ describe("Kubernetes objects validate against the OpenAPI schema", () => {
             const objects = manifests(run.resources, "-x");
             assert.ok(objects.length >= 3, "too few objects to be a real check");
             for (const manifest of objects) {
-                assert.doesNotThrow(() => modelFor(manifest).validate(), `${manifest.id} is invalid`);
+                const model = await modelFor(manifest);
+                assert.doesNotThrow(() => model.validate(), `${manifest.id} is invalid`);
             }
             for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
                 assert.doesNotThrow(() => podFromValues(release.inputs.values).validate(), `the pod of ${release.name} is invalid`);
@@ -45,8 +46,13 @@ describe("Kubernetes objects validate against the OpenAPI schema", () => {
         });
     }
 
-    it("catches an invalid object (the check can fail)", () => {
+    it("catches an invalid object (the check can fail), an ExternalSecret's too", async () => {
         const bad: Manifest = { id: "Deployment/x", object: { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "x" }, spec: { replicas: "two" } } };
-        assert.throws(() => modelFor(bad).validate(), /replicas must be integer/);
+        await assert.rejects(modelFor(bad).then((m) => m.validate()), /replicas must be integer/);
+        const external: Manifest = {
+            id: "ExternalSecret/x",
+            object: { apiVersion: "external-secrets.io/v1", kind: "ExternalSecret", metadata: { name: "x" }, spec: { target: { creationPolicy: "Sometimes" } } },
+        };
+        await assert.rejects(modelFor(external).then((m) => m.validate()), /creationPolicy/);
     });
 });

@@ -4,7 +4,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "../../config";
 import { securityWarning } from "../../options";
-import { K8S, ROOT, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig } from "./harness";
+import { K8S, PROJECT_STACKS, ROOT, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig } from "./harness";
 import { projectDefaults } from "../../plan/runtime";
 
 const COMPONENT: Record<string, string> = {
@@ -17,14 +17,14 @@ describe("a stack that sets only the required keys: Pulumi.yaml's defaults fit t
     for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar"]) {
         it(`${mode}`, async () => {
             const config = { ...projectDefaults(), "velure-pooling:mode": mode, "velure-pooling:databaseHost": "velure.c9akciq32.us-east-2.rds.amazonaws.com", "velure-pooling:databasePassword": "pw" };
-            const budget = (await runProgram(config)).outputs.connectionBudget;
+            const [budget] = (await runProgram(config)).outputs.connectionBudget;
             assert.deepStrictEqual([budget.used, budget.available], [90, 90], "(2 pods + 3) × (7 + 2) × 2 services");
         });
     }
 });
 
 describe("every stack file evaluates in every mode, with nothing else changed", () => {
-    for (const stack of ["dev", "prod"]) {
+    for (const stack of [...PROJECT_STACKS, "one-server-dev", "one-server-prod"]) {
         for (const mode of Object.keys(COMPONENT)) {
             it(`${stack} × ${mode}: routes to ${COMPONENT[mode]} and wires both releases to it`, async () => {
                 const config = stackConfig(stack, { mode });
@@ -34,10 +34,10 @@ describe("every stack file evaluates in every mode, with nothing else changed", 
                 // databaseCidrs in either stack); RDS Proxy of the read replica it cannot use (prod has one).
                 assert.deepStrictEqual(run.warnings, [
                     ...(mode === "rds-proxy" ? [] : [securityWarningOf(config)]),
-                    ...(mode === "pgbouncer-cluster"
+                    ...(mode === "pgbouncer-cluster" && stack.startsWith("one-server-")
                         ? ["databaseCidrs: empty, so the central PgBouncer's NetworkPolicy lets it reach port 5432 on any address; set databaseCidrs to the database subnets' CIDR blocks"]
                         : []),
-                    ...(mode === "rds-proxy" && stack === "prod"
+                    ...(mode === "rds-proxy" && stack === "one-server-prod"
                         ? [
                               "databaseReplicaHost: velure-prod-ro.c9akciq32.eu-west-1.rds.amazonaws.com is not used in mode rds-proxy: every query goes through the proxy " +
                                   "to the primary (RDS Proxy's read-only endpoints serve Aurora clusters only: rdsClusterIdentifier with rdsReadOnlyEndpoint)",
@@ -50,10 +50,11 @@ describe("every stack file evaluates in every mode, with nothing else changed", 
                 const releases = run.ofType(K8S.release);
                 assert.strictEqual(releases.length, 2);
                 for (const release of releases) {
-                    assert.strictEqual(release.inputs.values.env.POSTGRES_HOST, run.outputs.postgresHost);
-                    assert.strictEqual(release.inputs.values.env.POSTGRES_PORT, String(run.outputs.postgresPort));
+                    const service = Object.values<any>(run.outputs.services).find((s) => s.release === release.inputs.name);
+                    assert.strictEqual(release.inputs.values.env.POSTGRES_HOST, service.host);
+                    assert.strictEqual(release.inputs.values.env.POSTGRES_PORT, String(service.port));
                 }
-                assert.ok(run.outputs.connectionBudget.used <= run.outputs.connectionBudget.available);
+                assert.ok(run.outputs.connectionBudget.every((s: any) => s.used <= s.available));
                 for (const resource of run.resources) {
                     const holdsPassword = JSON.stringify(resource.raw).includes(PASSWORD_TOKEN);
                     if (holdsPassword) {
@@ -69,7 +70,7 @@ describe("every stack file evaluates in every mode, with nothing else changed", 
 describe("the README documents every stack output", () => {
     for (const mode of Object.keys(COMPONENT)) {
         it(`${mode}: each output has a row in the outputs table`, async () => {
-            const run = await runProgram(stackConfig("prod", { mode }));
+            const run = await runProgram(stackConfig("one-server-prod", { mode }));
             const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
             for (const output of Object.keys(run.outputs).filter((k) => run.outputs[k] !== undefined)) {
                 assert.match(readme, new RegExp(`^\\| \`${output}\` \\|`, "m"), `README does not document the output ${output}`);
@@ -84,7 +85,7 @@ function securityWarningOf(config: Record<string, string>): string | undefined {
 }
 
 describe("the PgBouncer image's open CVEs", () => {
-    const configOf = (overrides: Record<string, unknown>) => stackConfig("dev", overrides);
+    const configOf = (overrides: Record<string, unknown>) => stackConfig("one-server-dev", overrides);
 
     it("are named on every run of a PgBouncer mode, with the image and what to do", () => {
         assert.strictEqual(

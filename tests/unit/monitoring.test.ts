@@ -1,17 +1,19 @@
 import * as assert from "assert";
 import { parser } from "@prometheus-io/lezer-promql";
-import { buildBudgets } from "../../components/connectionBudget";
+import { buildServerBudgets } from "../../components/connectionBudget";
 import { EXPORTER_METRICS, alertRules, dashboardQueries } from "../../components/pgbouncerMonitoring";
 import { serverScopes } from "../../options/pgbouncerMonitoring";
 import { DEFAULT_MONITORING_ALERTS } from "../../config/schema";
 import { K8S, RANDOM_PASSWORD, isWrappedSecret, mockRandomPassword, PASSWORD_TOKEN, ProgramRun, programError, runProgram, stackConfig } from "./harness";
 
 const CR_PREFIX = "kubernetes:monitoring.coreos.com/v1:";
-const PRIMARY = { server: "primary", limit: 80, reserved: 10, limitKey: "databaseMaxConnections" };
+const PRIMARY = { server: "primary", limit: 80, reserved: 10, limitKey: "databaseMaxConnections", reservedKey: "databaseReservedConnections", pools: ["velure_auth"] };
 /** A pooler whose read replica is a server of its own: both servers get a budget alert and a dashboard series. */
 const SCOPE = {
     selector: 'namespace="velure-db"',
-    servers: serverScopes(buildBudgets(PRIMARY, [], { ...PRIMARY, server: "read replica", limit: 40, sameHost: false }, [])),
+    servers: serverScopes(
+        buildServerBudgets({ primary: PRIMARY, primaryLines: [], replica: { ...PRIMARY, server: "read replica", limit: 40, pools: ["velure_auth_ro"], sameHost: false }, replicaLines: [] }),
+    ),
 };
 
 /** Parses PromQL with Prometheus's own grammar; returns the metric names it selects (names and __name__ regexes). */
@@ -45,7 +47,7 @@ describe("monitoring of the PgBouncer options", () => {
     describe("pgbouncer-cluster, exporter on (default), no Prometheus Operator", () => {
         let run: ProgramRun;
         before(async () => {
-            run = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster" }));
+            run = await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-cluster" }));
         });
 
         it("runs a pinned pgbouncer_exporter on 9127 beside PgBouncer, restricted like it", () => {
@@ -97,7 +99,7 @@ describe("monitoring of the PgBouncer options", () => {
 
     describe("with the Prometheus Operator", () => {
         it("pgbouncer-cluster: a metrics Service, a ServiceMonitor and a PrometheusRule, no annotations", async () => {
-            const run = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", monitoringPrometheusOperator: true }));
+            const run = await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-cluster", monitoringPrometheusOperator: true }));
             const byKind = Object.fromEntries(operatorObjects(run).map((r) => [r.inputs.kind, r.inputs]));
             assert.deepStrictEqual(Object.keys(byKind).sort(), ["PrometheusRule", "ServiceMonitor"]);
             const metrics = run.one(K8S.service, "velure-pgbouncer-metrics").inputs;
@@ -111,7 +113,7 @@ describe("monitoring of the PgBouncer options", () => {
         });
 
         it("pgbouncer-sidecar: a PodMonitor per service that selects its pods, and one PrometheusRule", async () => {
-            const run = await runProgram(stackConfig("prod", { mode: "pgbouncer-sidecar", monitoringPrometheusOperator: true }));
+            const run = await runProgram(stackConfig("one-server-prod", { mode: "pgbouncer-sidecar", monitoringPrometheusOperator: true }));
             const podMonitors = operatorObjects(run).filter((r) => r.inputs.kind === "PodMonitor").map((r) => r.inputs);
             assert.deepStrictEqual(podMonitors.map((m) => m.spec.selector.matchLabels["app.kubernetes.io/instance"]).sort(), ["velure-auth-service", "velure-publish-order-service"]);
             assert.ok(podMonitors.every((m) => m.metadata.namespace === "velure" && m.spec.podMetricsEndpoints[0].port === "metrics"));
@@ -129,25 +131,27 @@ describe("monitoring of the PgBouncer options", () => {
         assert.deepStrictEqual(
             rules.map((r) => [r.labels.server, r.expr]),
             [
-                ["primary", 'sum(pgbouncer_databases_current_connections{namespace="velure-db", name!="pgbouncer", name!~".*_ro"}) > 63'],
-                ["read replica", 'sum(pgbouncer_databases_current_connections{namespace="velure-db", name=~".*_ro"}) > 27'],
+                ["primary", 'sum(pgbouncer_databases_current_connections{namespace="velure-db", name=~"velure_auth"}) > 63'],
+                ["read replica", 'sum(pgbouncer_databases_current_connections{namespace="velure-db", name=~"velure_auth_ro"}) > 27'],
             ],
         );
         // With the replica on the primary's host, every pool counts against the primary.
-        const shared = serverScopes(buildBudgets(PRIMARY, [], { ...PRIMARY, server: "read replica", sameHost: true }, []));
-        assert.deepStrictEqual(shared, [{ server: "primary", availableConnections: 70, pools: 'name!="pgbouncer"' }]);
+        const shared = serverScopes(
+            buildServerBudgets({ primary: PRIMARY, primaryLines: [], replica: { ...PRIMARY, server: "read replica", pools: ["velure_auth_ro"], sameHost: true }, replicaLines: [] }),
+        );
+        assert.deepStrictEqual(shared, [{ server: "primary", availableConnections: 70, pools: 'name=~"velure_auth|velure_auth_ro"' }]);
     });
 
     it("thresholds come from config", async () => {
-        const run = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", monitoringPrometheusOperator: true, monitoringAlerts: { clientWaitSeconds: 12 } }));
+        const run = await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-cluster", monitoringPrometheusOperator: true, monitoringAlerts: { clientWaitSeconds: 12 } }));
         const rule = operatorObjects(run).find((r) => r.inputs.kind === "PrometheusRule")!.inputs.spec.groups[0].rules[0];
         assert.match(rule.expr, / > 12$/);
-        const error = await programError(stackConfig("dev", { monitoringAlerts: { clientWait: 3 } }));
+        const error = await programError(stackConfig("one-server-dev", { monitoringAlerts: { clientWait: 3 } }));
         assert.match(error.message, /monitoringAlerts.clientWait: 3 is not allowed; expected one of clientWaitSeconds, serverConnectionsPercent, saturatedMinutes/);
     });
 
     it("turns off completely: no exporter, no stats user, no dashboard", async () => {
-        const run = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", monitoringExporter: false }));
+        const run = await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-cluster", monitoringExporter: false }));
         assert.strictEqual(run.one(K8S.deployment).inputs.spec.template.spec.containers.length, 1);
         assert.doesNotMatch(run.one(K8S.configMap).inputs.data["pgbouncer.ini"], /stats_users/);
         assert.strictEqual(run.one(K8S.secret, "velure-pgbouncer-auth").inputs.stringData["exporter-dsn"], undefined);
@@ -155,7 +159,7 @@ describe("monitoring of the PgBouncer options", () => {
     });
 
     it("is not part of rds-proxy (CloudWatch alarms cover it)", async () => {
-        const run = await runProgram(stackConfig("prod", { mode: "rds-proxy" }));
+        const run = await runProgram(stackConfig("one-server-prod", { mode: "rds-proxy" }));
         assert.strictEqual(run.ofType("velure:pooling:PgBouncerMonitoring").length, 0);
     });
 

@@ -10,7 +10,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     let container: any;
 
     before(async () => {
-        run = await runProgram(stackConfig("dev", CLUSTER));
+        run = await runProgram(stackConfig("one-server-dev", CLUSTER));
         deployment = run.one(K8S.deployment).inputs;
         pod = deployment.spec.template.spec;
         container = pod.containers[0];
@@ -63,7 +63,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     });
 
     it("adds a read-only entry per database when a replica host is configured", async () => {
-        const withReplica = await runProgram(stackConfig("dev", { ...CLUSTER, databaseReplicaHost: "replica.example.com" }));
+        const withReplica = await runProgram(stackConfig("one-server-dev", { ...CLUSTER, databaseReplicaHost: "replica.example.com" }));
         const ini: string = withReplica.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"];
         assert.match(ini, /^velure_auth_ro = host=replica\.example\.com port=5432 dbname=velure_auth$/m);
         assert.match(ini, /^velure_orders_ro = host=replica\.example\.com port=5432 dbname=velure_orders$/m);
@@ -137,9 +137,9 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     it("rolls the pods when pgbouncer.ini changes (config checksum), and only then", async () => {
         const checksum = (r: ProgramRun) => r.one(K8S.deployment).inputs.spec.template.metadata.annotations["checksum/pgbouncer-config"];
         assert.match(checksum(run), /^[0-9a-f]{64}$/);
-        const same = await runProgram(stackConfig("dev", CLUSTER));
+        const same = await runProgram(stackConfig("one-server-dev", CLUSTER));
         assert.strictEqual(checksum(same), checksum(run));
-        const changed = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerDefaultPoolSize: 5 }));
+        const changed = await runProgram(stackConfig("one-server-dev", { ...CLUSTER, pgbouncerDefaultPoolSize: 5 }));
         assert.notStrictEqual(checksum(changed), checksum(run));
     });
 
@@ -159,7 +159,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     });
 
     it("exports the connection budget: (replicas + surge + draining + evicted) × max_db_connections per database", () => {
-        const budget = run.outputs.connectionBudget;
+        const [budget] = run.outputs.connectionBudget;
         assert.strictEqual(budget.limit, 80);
         assert.strictEqual(budget.available, 70);
         assert.strictEqual(budget.used, 2 * (2 + 1 + 1 + 1) * (6 + 1));
@@ -170,7 +170,7 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     });
 
     it("fails when the pooler could open more server connections than the database allows", async () => {
-        const error = await programError(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4 }));
+        const error = await programError(stackConfig("one-server-dev", { ...CLUSTER, pgbouncerReplicas: 4 }));
         assert.match(error.message, /connection budget exceeded: the pooler can open 98 server connections to the primary, but it allows 70 \(velure-pooling:databaseMaxConnections 80/);
         assert.match(error.message, /pgbouncer → velure_auth: \(4 replicas \+ 1 surge \+ 1 draining \+ 1 evicted\) × max_db_connections 7 = 49/);
         assert.match(error.message, /Lower velure-pooling:pgbouncerReplicas/);
@@ -179,19 +179,19 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
 
     it("narrows PgBouncer's egress to the database's CIDRs when config names them (and IP hosts to their /32)", async () => {
         const egressTo = async (overrides: Record<string, unknown>) => {
-            const policy = (await runProgram(stackConfig("dev", { ...CLUSTER, ...overrides }))).one(K8S.networkPolicy).inputs.spec;
+            const policy = (await runProgram(stackConfig("one-server-dev", { ...CLUSTER, ...overrides }))).one(K8S.networkPolicy).inputs.spec;
             return policy.egress.find((e: any) => e.ports[0].port === 5432).to;
         };
         assert.strictEqual(await egressTo({}), undefined, "a DNS host and no CIDRs: any address");
         assert.deepStrictEqual(await egressTo({ databaseCidrs: ["10.1.0.0/24", "10.1.1.0/24"] }), [{ ipBlock: { cidr: "10.1.0.0/24" } }, { ipBlock: { cidr: "10.1.1.0/24" } }]);
         assert.deepStrictEqual(await egressTo({ databaseHost: "10.9.8.7" }), [{ ipBlock: { cidr: "10.9.8.7/32" } }]);
-        const error = await programError(stackConfig("dev", { ...CLUSTER, databaseCidrs: ["10.0.0.0/33"] }));
+        const error = await programError(stackConfig("one-server-dev", { ...CLUSTER, databaseCidrs: ["10.0.0.0/33"] }));
         assert.match(error.message, /databaseCidrs.*"10.0.0.0\/33".*expected IPv4 CIDR blocks/);
     });
 
     it("honours pgbouncerMaxDbConnections as the per-pod cap", async () => {
-        const capped = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerReplicas: 4, pgbouncerMaxDbConnections: 5 }));
-        assert.strictEqual(capped.outputs.connectionBudget.used, 2 * 7 * 5);
+        const capped = await runProgram(stackConfig("one-server-dev", { ...CLUSTER, pgbouncerReplicas: 4, pgbouncerMaxDbConnections: 5 }));
+        assert.strictEqual(capped.outputs.connectionBudget[0].used, 2 * 7 * 5);
         assert.match(capped.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /^max_db_connections = 5$/m);
     });
 
@@ -203,13 +203,13 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     });
 
     it("renders a 1.18 config when the image is 1.18", async () => {
-        const old = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.18.0" }));
+        const old = await runProgram(stackConfig("one-server-dev", { ...CLUSTER, pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.18.0" }));
         assert.doesNotMatch(old.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /max_prepared_statements/);
         assert.strictEqual(old.outputs.pgbouncerVersion, "1.18.0");
     });
 
     it("drops the CA bundle when TLS is not verified", async () => {
-        const plain = await runProgram(stackConfig("dev", { ...CLUSTER, pgbouncerServerTlsSslmode: "require" }));
+        const plain = await runProgram(stackConfig("one-server-dev", { ...CLUSTER, pgbouncerServerTlsSslmode: "require" }));
         const data = plain.one(K8S.configMap, "velure-pgbouncer-config").inputs.data;
         assert.deepStrictEqual(Object.keys(data), ["pgbouncer.ini"]);
         assert.doesNotMatch(data["pgbouncer.ini"], /server_tls_ca_file/);

@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { K8S, PASSWORD_TOKEN, ProgramRun, ROOT, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
+import { FIXTURE_STACKS, K8S, PASSWORD_TOKEN, ProgramRun, ROOT, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
 
 const SIDECAR = { mode: "pgbouncer-sidecar" };
 const SERVICES = ["auth-service", "publish-order-service"];
@@ -12,7 +12,7 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
     const values = (r: ProgramRun, service: string) => r.one(K8S.release, `velure-${service}`).inputs.values;
 
     before(async () => {
-        run = await runProgram(stackConfig("prod", SIDECAR));
+        run = await runProgram(stackConfig("one-server-prod", SIDECAR));
     });
 
     it("declares one velure:pooling:PgBouncerSidecar per service, with a ConfigMap and a Secret in the service's namespace", () => {
@@ -65,7 +65,7 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
     });
 
     it("offers a classic sidecar that outlives the app's drain, within a grace period that fits both", async () => {
-        const classic = await runProgram(stackConfig("prod", { ...SIDECAR, sidecarNative: false, appDrainSeconds: 40 }));
+        const classic = await runProgram(stackConfig("one-server-prod", { ...SIDECAR, sidecarNative: false, appDrainSeconds: 40 }));
         const v = values(classic, "auth-service");
         assert.strictEqual(v.initContainers, undefined);
         const sidecar = v.extraContainers[0];
@@ -99,7 +99,7 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
     it("rolls the pods when the sidecar config changes (checksum annotation)", async () => {
         const checksum = (r: ProgramRun) => values(r, "auth-service").podAnnotations["checksum/pgbouncer-config"];
         assert.match(checksum(run), /^[0-9a-f]{64}$/);
-        const changed = await runProgram(stackConfig("prod", { ...SIDECAR, pgbouncerDefaultPoolSize: 4 }));
+        const changed = await runProgram(stackConfig("one-server-prod", { ...SIDECAR, pgbouncerDefaultPoolSize: 4 }));
         assert.notStrictEqual(checksum(changed), checksum(run));
         assert.strictEqual(values(changed, "publish-order-service").podAnnotations["checksum/pgbouncer-config"] !== undefined, true);
     });
@@ -113,7 +113,7 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
     });
 
     it("budgets the worst case: (HPA max + surge + draining + evicted) × per-pod pool, per service, and the replica's pools against the replica", () => {
-        const budget = run.outputs.connectionBudget;
+        const [budget, replica] = run.outputs.connectionBudget;
         assert.deepStrictEqual(
             budget.lines.map((l: any) => [l.name, l.connections, l.placement]),
             [["auth-service", (8 + 3) * 12, "velure/velure-auth-service"], ["publish-order-service", (8 + 3) * 12, "velure/velure-publish-order-service"]],
@@ -122,16 +122,16 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
         assert.strictEqual(budget.used, 264);
         assert.strictEqual(budget.available, 410 - 20);
         assert.deepStrictEqual(
-            budget.replica.lines.map((l: any) => [l.name, l.connections]),
+            replica.lines.map((l: any) => [l.name, l.connections]),
             [["auth-service → velure_auth_ro", 132], ["publish-order-service → velure_orders_ro", 132]],
         );
-        assert.deepStrictEqual([budget.replica.server, budget.replica.used, budget.replica.available], ["read replica", 264, 390]);
+        assert.deepStrictEqual([replica.server, replica.used, replica.available], ["read replica", 264, 390]);
     });
 
     it("refuses read-only pools that overflow the replica's own limit, or the primary's when the replica host is the primary", async () => {
-        const small = await programError(stackConfig("prod", { ...SIDECAR, databaseReplicaMaxConnections: 200 }));
+        const small = await programError(stackConfig("one-server-prod", { ...SIDECAR, databaseReplicaMaxConnections: 200 }));
         assert.match(small.message, /can open 264 server connections to the read replica, but it allows 180 \(velure-pooling:databaseReplicaMaxConnections 200 - velure-pooling:databaseReservedConnections 20\)/);
-        const same = await programError(stackConfig("prod", { ...SIDECAR, databaseReplicaHost: "VELURE-prod.c9akciq32.eu-west-1.rds.amazonaws.com" }));
+        const same = await programError(stackConfig("one-server-prod", { ...SIDECAR, databaseReplicaHost: "VELURE-prod.c9akciq32.eu-west-1.rds.amazonaws.com" }));
         assert.match(same.message, /can open 528 server connections to the primary, but it allows 390/);
         assert.match(same.message, /auth-service → velure_auth_ro: \(8 max pods \+ 1 surge \+ 1 draining \+ 1 evicted\) × max_db_connections 12 = 132/);
     });
@@ -145,18 +145,18 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
     });
 
     it("refuses chart values that would change what the budget counts", async () => {
-        const services = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")).config["velure-pooling:services"];
+        const services = YAML.parse(fs.readFileSync(path.join(FIXTURE_STACKS, "Pulumi.one-server-prod.yaml"), "utf8")).config["velure-pooling:services"];
         services[0].values = { strategy: { rollingUpdate: { maxSurge: "100%" } }, autoscaling: { maxReplicas: 50, targetCPUUtilizationPercentage: 60 } };
-        const error = await programError(stackConfig("prod", { ...SIDECAR, services }));
+        const error = await programError(stackConfig("one-server-prod", { ...SIDECAR, services }));
         assert.match(error.message, /services\[0\].values.strategy: .* is not allowed; expected no strategy here: the program pins it/);
         assert.match(error.message, /services\[0\].values.autoscaling.maxReplicas: 50 is not allowed; expected no autoscaling.maxReplicas here: set services\[0\].maxReplicas/);
         assert.doesNotMatch(error.message, /targetCPUUtilizationPercentage/, "the HPA's target stays the user's");
     });
 
     it("fails with the services and their shares when the pods could exhaust the database", async () => {
-        const services = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")).config["velure-pooling:services"];
+        const services = YAML.parse(fs.readFileSync(path.join(FIXTURE_STACKS, "Pulumi.one-server-prod.yaml"), "utf8")).config["velure-pooling:services"];
         services[0].maxReplicas = 30;
-        const error = await programError(stackConfig("prod", { ...SIDECAR, services }));
+        const error = await programError(stackConfig("one-server-prod", { ...SIDECAR, services }));
         assert.match(error.message, /connection budget exceeded: the pooler can open 528 server connections to the primary, but it allows 390/);
         assert.match(error.message, /auth-service: \(30 max pods \+ 1 surge \+ 1 draining \+ 1 evicted\) × max_db_connections 12 = 396/);
         assert.match(error.message, /publish-order-service: \(8 max pods \+ 1 surge \+ 1 draining \+ 1 evicted\) × max_db_connections 12 = 132/);
@@ -164,7 +164,7 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
     });
 
     it("rejects a privileged sidecar port", async () => {
-        const error = await programError(stackConfig("prod", { ...SIDECAR, sidecarPort: 80 }));
+        const error = await programError(stackConfig("one-server-prod", { ...SIDECAR, sidecarPort: 80 }));
         assert.match(error.message, /velure-pooling:sidecarPort: "80" is not allowed; expected an integer from 1024 to 65535/);
     });
 });

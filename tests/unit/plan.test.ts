@@ -38,7 +38,8 @@ describe("npm run plan", () => {
                 const { result, printed } = await quietly(() => plan(["--stack", stack, "--mode", mode, "--out", out]));
                 assert.strictEqual(result, 0);
                 assert.match(printed, new RegExp(`Plan of stack ${stack}, mode ${mode}`));
-                assert.match(printed, /note: databasePassword: a placeholder/);
+                // The project's stacks keep their passwords in Secrets Manager: nothing to fill in.
+                assert.doesNotMatch(printed, /placeholder/);
                 assert.match(printed, /^Resources$/m);
                 assert.match(printed, /POSTGRES_HOST \/ POSTGRES_PORT per release\n {2}velure-auth-service /);
                 assert.match(printed, /Connection budget .*\n[\s\S]* total +\d+ {2}of \d+ available/);
@@ -48,7 +49,8 @@ describe("npm run plan", () => {
                 assert.strictEqual(summary.mode, mode);
                 assert.deepStrictEqual(files.filter((f) => f.startsWith("helm/")), ["helm/velure-auth-service.values.yaml", "helm/velure-publish-order-service.values.yaml"]);
                 const inis = files.filter((f) => f.endsWith(".ini"));
-                assert.strictEqual(inis.length, { "rds-proxy": 0, "pgbouncer-cluster": 1, "pgbouncer-sidecar": 2 }[mode]);
+                // A central PgBouncer per database server, a sidecar per service.
+                assert.strictEqual(inis.length, { "rds-proxy": 0, "pgbouncer-cluster": 2, "pgbouncer-sidecar": 2 }[mode]);
                 for (const file of files) {
                     const text = fs.readFileSync(path.join(out, file), "utf8");
                     assert.doesNotMatch(text, /placeholder for secret/, `${file} holds a secret value`);
@@ -61,28 +63,31 @@ describe("npm run plan", () => {
                 const objects = files.filter((f) => f.startsWith("kubernetes/")).map((f) => YAML.parse(fs.readFileSync(path.join(out, f), "utf8")));
                 assert.ok(objects.every((o) => o.apiVersion && o.kind && o.metadata.name), "every manifest is kubectl-ready");
                 if (mode === "pgbouncer-cluster") {
-                    assert.ok(files.includes("kubernetes/Deployment_velure-db_pgbouncer.yaml"));
+                    assert.ok(files.includes("kubernetes/Deployment_velure-db-auth_pgbouncer.yaml"));
+                    assert.ok(files.includes("kubernetes/Deployment_velure-db-orders_pgbouncer.yaml"));
                 }
             });
         }
     }
 
-    it("--deployed <outputs.json> shows what is deployed and the switch's table, or the refusal with both numbers", async () => {
+    it("--deployed <outputs.json> shows what is deployed and the switch's table per server, or the refusal with both numbers", async () => {
         const outputs = path.join(scratch, "prod-outputs.json");
-        // prod with a central PgBouncer of 2 replicas (120) and the sidecars (264) fit its 390 together.
-        const deployed = await runProgram(stackConfig("prod", { mode: "pgbouncer-cluster", pgbouncerReplicas: 2 }));
+        const prodServices = JSON.parse(stackConfig("prod")["velure-pooling:services"]);
+        // prod's sidecars with auth-service's HPA capped at 5 pods: (5 + 3) × 6 = 48 beside the central PgBouncer's 30.
+        const capped = prodServices.map((s: any) => (s.name === "auth-service" ? { ...s, maxReplicas: 5 } : s));
+        const deployed = await runProgram(stackConfig("prod", { mode: "pgbouncer-sidecar", services: capped }));
         fs.writeFileSync(outputs, JSON.stringify(deployed.outputs));
         const { printed } = await quietly(() => plan(["--stack", "prod", "--deployed", outputs]));
-        assert.match(printed, /Deployed now \(.*prod-outputs\.json\): mode pgbouncer-cluster, 120 of 390 server connections to the primary/);
-        assert.match(printed, /Switch pgbouncer-cluster -> pgbouncer-sidecar: connection budget of the primary[\s\S]*deployed pgbouncer-cluster: pgbouncer → velure_auth +60/);
-        assert.match(printed, /new pgbouncer-sidecar: auth-service +132 {2}= \(8 max pods/);
-        assert.match(printed, / total +384 {2}of 390 available/);
+        assert.match(printed, /Deployed now \(.*prod-outputs\.json\): mode pgbouncer-sidecar, 48 of 90 server connections to the server auth, 24 of 90 server connections to the server orders/);
+        assert.match(printed, /Switch pgbouncer-sidecar -> pgbouncer-cluster: connection budget of the server auth[\s\S]*deployed pgbouncer-sidecar: auth-service +48/);
+        assert.match(printed, /new pgbouncer-cluster: pgbouncer → velure_auth +30 {2}= \(2 replicas/);
+        assert.match(printed, /Switch pgbouncer-sidecar -> pgbouncer-cluster: connection budget of the server orders[\s\S]* total +54 {2}of 90 available \(databaseServers\[1\]\.maxConnections 100/);
         assert.match(printed, /note: 1 evicted: the pods' PodDisruptionBudget/, "the table says what the evicted term rests on");
-        // The same stack deployed with 3 replicas: 144 + 264 of 390 is refused, with the program's own message.
-        fs.writeFileSync(outputs, JSON.stringify((await runProgram(stackConfig("prod", { mode: "pgbouncer-cluster" }))).outputs));
+        // prod's own sidecars (auth-service up to 10 pods): 78 + 30 of the auth server's 90 is refused, with the program's own message.
+        fs.writeFileSync(outputs, JSON.stringify((await runProgram(stackConfig("prod", { mode: "pgbouncer-sidecar" }))).outputs));
         await assert.rejects(
             quietly(() => plan(["--stack", "prod", "--deployed", outputs])),
-            /during the switch from pgbouncer-cluster to pgbouncer-sidecar, the two poolers together can open 408 server connections to the primary, but it allows 390/,
+            /during the switch from pgbouncer-sidecar to pgbouncer-cluster, the two poolers together can open 108 server connections to the server auth, but it allows 90 \(velure-pooling:databaseServers\[0\]\.maxConnections 100 - velure-pooling:databaseServers\[0\]\.reservedConnections 10\)/,
         );
     });
 
@@ -99,7 +104,8 @@ describe("npm run plan", () => {
         it("exits 0 for a good stack, and prints its budget", () => {
             const result = run("--stack", "dev");
             assert.strictEqual(result.status, 0, result.stderr);
-            assert.match(result.stdout, / total +70 {2}of 70 available/);
+            assert.match(result.stdout, /Connection budget of the server auth[\s\S]* total +40 {2}of 90 available/);
+            assert.match(result.stdout, /Connection budget of the server orders[\s\S]* total +32 {2}of 90 available/);
         });
 
         it("exits non-zero with the validation message of pulumi up, and writes nothing", () => {

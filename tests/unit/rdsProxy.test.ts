@@ -36,7 +36,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     let proxy: any;
 
     before(async () => {
-        run = await runProgram(stackConfig("prod", RDS));
+        run = await runProgram(stackConfig("one-server-prod", RDS));
         proxy = run.one(AWS.proxy).inputs;
     });
 
@@ -58,7 +58,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
 
     it("uses an existing secret instead when its ARN is given, and creates none", async () => {
         const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:velure/prod-AbCdEf";
-        const existing = await runProgram(stackConfig("prod", { ...RDS, rdsSecretArn: arn }));
+        const existing = await runProgram(stackConfig("one-server-prod", { ...RDS, rdsSecretArn: arn }));
         assert.strictEqual(existing.ofType(AWS.secret).length, 0);
         assert.strictEqual(existing.ofType(AWS.secretVersion).length, 0);
         assert.strictEqual(existing.one(AWS.proxy).inputs.auths[0].secretArn, arn);
@@ -76,7 +76,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     });
 
     it("refuses a secret in another region (up front) or another account (at deploy) than the proxy's", async () => {
-        const otherRegion = await programError(stackConfig("prod", { ...RDS, rdsSecretArn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:velure-AbCdEf" }));
+        const otherRegion = await programError(stackConfig("one-server-prod", { ...RDS, rdsSecretArn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:velure-AbCdEf" }));
         assert.match(otherRegion.message, /rdsSecretArn: ".*" is not allowed; expected a secret in the proxy's region, aws:region eu-west-1 \(it is in us-east-1\)/);
         assert.deepStrictEqual((otherRegion as any).declaredResources, []);
         assert.throws(
@@ -99,7 +99,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     });
 
     it("adds kms:Decrypt on the customer key only through Secrets Manager", async () => {
-        const withKey = await runProgram(stackConfig("prod", { ...RDS, rdsKmsKeyArn: KMS_KEY }));
+        const withKey = await runProgram(stackConfig("one-server-prod", { ...RDS, rdsKmsKeyArn: KMS_KEY }));
         assert.strictEqual(withKey.one(AWS.secret).inputs.kmsKeyId, KMS_KEY);
         assert.deepStrictEqual(statements(withKey)[1], {
             Sid: "DecryptProxySecrets", Effect: "Allow", Action: ["kms:Decrypt"], Resource: [KMS_KEY],
@@ -133,7 +133,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     });
 
     it("admits CIDR blocks too", async () => {
-        const cidrs = await runProgram(stackConfig("prod", { ...RDS, rdsClientSecurityGroupIds: [], rdsClientCidrs: ["10.20.0.0/16"] }));
+        const cidrs = await runProgram(stackConfig("one-server-prod", { ...RDS, rdsClientSecurityGroupIds: [], rdsClientCidrs: ["10.20.0.0/16"] }));
         const rule = cidrs.one(AWS.ingress, "velure-rds-proxy-in-cidr-0").inputs;
         assert.deepStrictEqual([rule.cidrIpv4, rule.fromPort], ["10.20.0.0/16", 5432]);
     });
@@ -152,7 +152,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     });
 
     it("can require IAM auth", async () => {
-        const iam = await runProgram(stackConfig("prod", { ...RDS, rdsIamAuth: "REQUIRED" }));
+        const iam = await runProgram(stackConfig("one-server-prod", { ...RDS, rdsIamAuth: "REQUIRED" }));
         assert.strictEqual(iam.one(AWS.proxy).inputs.auths[0].iamAuth, "REQUIRED");
     });
 
@@ -171,7 +171,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     });
 
     it("targets an Aurora cluster, with a READ_ONLY endpoint that reaches the services", async () => {
-        const aurora = await runProgram(stackConfig("prod", { ...RDS, ...AURORA, rdsReadOnlyEndpoint: true }));
+        const aurora = await runProgram(stackConfig("one-server-prod", { ...RDS, ...AURORA, rdsReadOnlyEndpoint: true }));
         assert.deepStrictEqual(aurora.one(AWS.target).inputs.dbClusterIdentifier, "velure-aurora");
         assert.strictEqual(aurora.one(AWS.target).inputs.dbInstanceIdentifier, undefined);
         const endpoint = aurora.one(AWS.endpoint).inputs;
@@ -206,7 +206,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
 
     it("gives the apps sslmode require (or prefer) and no CA when rdsVerifyProxyCertificate is false", async () => {
         for (const [requireTls, sslmode] of [[true, "require"], [false, "prefer"]] as const) {
-            const optOut = await runProgram(stackConfig("prod", { ...RDS, rdsVerifyProxyCertificate: false, rdsRequireTls: requireTls }));
+            const optOut = await runProgram(stackConfig("one-server-prod", { ...RDS, rdsVerifyProxyCertificate: false, rdsRequireTls: requireTls }));
             assert.strictEqual(optOut.ofType(K8S.configMap).length, 0);
             for (const release of optOut.ofType(K8S.release)) {
                 assert.strictEqual(release.inputs.values.env.POSTGRES_SSLMODE, sslmode);
@@ -217,13 +217,13 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     });
 
     it("exports the proxy's share of max_connections as the budget", () => {
-        assert.deepStrictEqual(run.outputs.connectionBudget.lines, [
+        assert.deepStrictEqual(run.outputs.connectionBudget[0].lines, [
             { name: "rds-proxy", placement: "velure-test", pods: 1, perPod: 369, connections: 369, formula: "90% (rdsMaxConnectionsPercent) of max_connections 410" },
         ]);
     });
 
     it("fails when the proxy's share leaves less than the reserved connections", async () => {
-        const error = await programError(stackConfig("prod", { ...RDS, rdsMaxConnectionsPercent: 100 }));
+        const error = await programError(stackConfig("one-server-prod", { ...RDS, rdsMaxConnectionsPercent: 100 }));
         assert.match(error.message, /connection budget exceeded: the pooler can open 410 server connections to the primary, but it allows 390/);
         assert.match(error.message, /Lower velure-pooling:rdsMaxConnectionsPercent/);
     });
@@ -250,7 +250,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
     });
 
     it("takes alarm thresholds from config, and no actions without a topic", async () => {
-        const tuned = await runProgram(stackConfig("prod", { ...RDS, rdsAlarms: { clientConnections: 250 }, rdsAlarmTopicArn: "" }));
+        const tuned = await runProgram(stackConfig("one-server-prod", { ...RDS, rdsAlarms: { clientConnections: 250 }, rdsAlarmTopicArn: "" }));
         const clients = tuned.one(AWS.alarm, "velure-rds-proxy-alarm-client-connections").inputs;
         assert.strictEqual(clients.threshold, 250);
         assert.deepStrictEqual(clients.alarmActions, []);
@@ -268,7 +268,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
 
     describe("validation", () => {
         async function failsWith(overrides: Record<string, unknown>, pattern: RegExp): Promise<void> {
-            const error = await programError(stackConfig("prod", { ...RDS, ...overrides }));
+            const error = await programError(stackConfig("one-server-prod", { ...RDS, ...overrides }));
             assert.match(error.message, pattern);
             assert.deepStrictEqual((error as any).declaredResources, []);
         }
@@ -305,7 +305,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
         it("refuses client ranges wider than a private network (no 0.0.0.0/0, nor its /1 halves)", async () => {
             await failsWith({ rdsClientCidrs: ["0.0.0.0/0"] }, /rdsClientCidrs: "0.0.0.0\/0" is not allowed; expected a prefix of \/8 or longer/);
             await failsWith({ rdsClientCidrs: ["0.0.0.0/1", "128.0.0.0/1"] }, /rdsClientCidrs: "128.0.0.0\/1" is not allowed/);
-            await runProgram(stackConfig("prod", { ...RDS, rdsClientCidrs: ["10.0.0.0/8"] }));
+            await runProgram(stackConfig("one-server-prod", { ...RDS, rdsClientCidrs: ["10.0.0.0/8"] }));
         });
 
         it("refuses alarm thresholds that would always or never fire", async () => {
@@ -328,7 +328,7 @@ describe("RdsProxy (mode = rds-proxy)", () => {
         });
 
         it("does not need the RDS keys in the PgBouncer modes", async () => {
-            const cluster = await runProgram(stackConfig("prod", { mode: "pgbouncer-cluster", rdsSubnetIds: [], rdsVpcId: "" }));
+            const cluster = await runProgram(stackConfig("one-server-prod", { mode: "pgbouncer-cluster", rdsSubnetIds: [], rdsVpcId: "" }));
             assert.strictEqual(cluster.ofType("velure:pooling:RdsProxy").length, 0);
         });
     });

@@ -8,7 +8,7 @@ describe("Helm releases of the services", () => {
     let run: ProgramRun;
 
     before(async () => {
-        run = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster" }));
+        run = await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-cluster" }));
     });
 
     it("declares velure-auth-service and velure-publish-order-service from the shipped chart", () => {
@@ -61,7 +61,7 @@ describe("Helm releases of the services", () => {
               resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
               values: { env: { LOG_LEVEL: "debug" }, containerPort: 9000 } },
         ];
-        const custom = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", services }));
+        const custom = await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-cluster", services }));
         const release = custom.one(K8S.release).inputs;
         assert.strictEqual(release.name, "velure-billing");
         assert.strictEqual(release.namespace, "billing");
@@ -86,7 +86,7 @@ describe("Helm releases of the services", () => {
             "pod-security.kubernetes.io/warn": "restricted",
             "pod-security.kubernetes.io/audit": "restricted",
         });
-        const existing = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster", createServiceNamespaces: false }));
+        const existing = await runProgram(stackConfig("one-server-dev", { mode: "pgbouncer-cluster", createServiceNamespaces: false }));
         assert.strictEqual(existing.ofType(K8S.namespace).filter((n) => n.name.startsWith("velure-namespace-")).length, 0);
         assert.strictEqual(existing.one(K8S.release, "velure-auth-service").inputs.namespace, "velure");
     });
@@ -105,19 +105,19 @@ describe("Helm releases of the services", () => {
 
 describe("secrets stay secret", () => {
     it("the config hands the password on as a Pulumi secret (pulumi.isSecret)", async () => {
-        pulumi.runtime.setAllConfig(stackConfig("dev"), ["velure-pooling:databasePassword"]);
+        pulumi.runtime.setAllConfig(stackConfig("one-server-dev"), ["velure-pooling:databasePassword"]);
         const config = loadConfig();
-        assert.strictEqual(await pulumi.isSecret(config.database.password), true);
+        assert.strictEqual(await pulumi.isSecret((config.servers[0].credentials as any).password), true);
     });
 
     it("even when it was set without --secret", async () => {
-        pulumi.runtime.setAllConfig(stackConfig("dev"), []);
-        assert.strictEqual(await pulumi.isSecret(loadConfig().database.password), true);
+        pulumi.runtime.setAllConfig(stackConfig("one-server-dev"), []);
+        assert.strictEqual(await pulumi.isSecret((loadConfig().servers[0].credentials as any).password), true);
     });
 
     for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar"]) {
         it(`${mode}: the password is in no ConfigMap, no release value and no non-Secret resource`, async () => {
-            const run = await runProgram(stackConfig("dev", { mode }));
+            const run = await runProgram(stackConfig("one-server-dev", { mode }));
             for (const resource of run.resources) {
                 const text = JSON.stringify(resource.raw);
                 if (resource.type === K8S.secret) {

@@ -57,6 +57,12 @@ describe("the real tools' versions", () => {
         assert.strictEqual(required(goMod("pulumi-random/shim"), "github.com/terraform-providers/terraform-provider-random"), pins.terraformProvider);
     });
 
+    it("takes External Secrets Operator's CRDs from a release that serves external-secrets.io/v1 (v0.16 or later)", () => {
+        const version = required(goMod("external-secrets"), "github.com/external-secrets/external-secrets") ?? "";
+        const [major, minor] = version.slice(1).split(".").map(Number);
+        assert.ok(major > 0 || minor >= 16, version);
+    });
+
     it("pins Helm, etcd and kwok in their go.mod files", () => {
         assert.strictEqual(required(goMod("helm"), "helm.sh/helm/v3"), `v${versions.HELM}`);
         assert.strictEqual(required(goMod("etcd"), "go.etcd.io/etcd/server/v3"), `v${versions.ETCD}`);
