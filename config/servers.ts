@@ -165,7 +165,14 @@ function readOneServer(r: Reader, config: pulumi.Config): DatabaseSpec {
     );
     const keyOf = (field: keyof RawServer) => (Object.entries(ONE_SERVER_KEYS).find(([, f]) => f === field)?.[0] ?? field) as string;
     const password = config.getSecret("databasePassword");
-    checkPassword(r, "databasePassword", password === undefined ? undefined : config.get("databasePassword") ?? "", `pulumi config set --secret ${PROJECT}:databasePassword <password>`);
+    const plain = config.get("databasePassword");
+    const setIt = `pulumi config set --secret ${PROJECT}:databasePassword <password>`;
+    checkPassword(r, "databasePassword", plain, setIt);
+    // Pulumi.yaml cannot mark the key secret (the CLI would then require it on every stack, one with databaseServers
+    // too), so the program refuses what the CLI refused: a password in the stack file in plain text.
+    if (plain && !r.isSecret("databasePassword")) {
+        r.problems.push(`${PROJECT}:databasePassword: set in plain text (its value is not shown); set it with --secret: ${setIt}`);
+    }
     return readServer(r, "", raw, keyOf, { source: "pulumi", password: pulumi.secret(password ?? pulumi.output("")) });
 }
 

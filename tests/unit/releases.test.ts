@@ -110,9 +110,9 @@ describe("secrets stay secret", () => {
         assert.strictEqual(await pulumi.isSecret((config.servers[0].credentials as any).password), true);
     });
 
-    it("even when it was set without --secret", async () => {
+    it("refuses it set without --secret (in the stack file in plain text), as the CLI would for a secret key, never showing it", async () => {
         pulumi.runtime.setAllConfig(stackConfig("one-server-dev"), []);
-        assert.strictEqual(await pulumi.isSecret((loadConfig().servers[0].credentials as any).password), true);
+        assert.throws(() => loadConfig(), (e: Error) => /databasePassword: set in plain text \(its value is not shown\); set it with --secret/.test(e.message) && !e.message.includes(PASSWORD_TOKEN));
     });
 
     for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar"]) {
