@@ -4,10 +4,15 @@
 // the Secret it names.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { EXTERNAL_SECRET_REFRESH, SECRETS_MANAGER_PASSWORD_PROPERTY, SecretStoreRef } from "./specs";
+import { SecretStoreRef } from "./specs";
 
 export const EXTERNAL_SECRET_API_VERSION = "external-secrets.io/v1";
 export const EXTERNAL_SECRET_CRD = "externalsecrets.external-secrets.io";
+
+/** The key of a Secrets Manager secret that holds the password (velure's secrets and RDS Proxy's SECRETS auth). */
+const SECRETS_MANAGER_PASSWORD_PROPERTY = "password";
+/** How often External Secrets Operator re-reads Secrets Manager (velure's own ExternalSecrets: 1h). */
+const EXTERNAL_SECRET_REFRESH = "1h";
 
 /** The Go template (ESO's engine v2, with sprig) of the password, quoted for a PgBouncer userlist ("" for "). */
 export const USERLIST_PASSWORD_TEMPLATE = `{{ .${SECRETS_MANAGER_PASSWORD_PROPERTY} | replace "\\"" "\\"\\"" }}`;
@@ -30,7 +35,7 @@ export interface ExternalSecretArgs {
 }
 
 /** The ExternalSecret's spec: one value read from Secrets Manager, the target's keys rendered from templates. */
-export function externalSecretSpec(args: ExternalSecretArgs) {
+function externalSecretSpec(args: ExternalSecretArgs) {
     const template =
         "data" in args.template
             ? { engineVersion: "v2", mergePolicy: "Replace", data: args.template.data }

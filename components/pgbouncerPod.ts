@@ -157,7 +157,7 @@ export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
 }
 
 /** Length of the stats user's password: letters and digits only, so that it needs no quoting in the userlist or the DSN. */
-export const STATS_PASSWORD_LENGTH = 32;
+const STATS_PASSWORD_LENGTH = 32;
 
 /**
  * The stats user's password: random (@pulumi/random), of its own, kept as a secret in the state and the Secret. It
@@ -165,7 +165,7 @@ export const STATS_PASSWORD_LENGTH = 32;
  * guess of the database password offline. The same on every run (no needless rollout); replace the resource
  * (`pulumi up --replace <urn>`) to rotate it.
  */
-export function statsPassword(name: string, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
+function statsPassword(name: string, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
     const password = new random.RandomPassword(
         `${name}-stats-password`,
         { length: STATS_PASSWORD_LENGTH, special: false, minLower: 1, minUpper: 1, minNumeric: 1 },
@@ -286,7 +286,7 @@ function statsEntries(stats: pulumi.Output<string> | undefined, port: number): {
  * The userlist as a template for External Secrets Operator: the app's line takes the password from Secrets Manager
  * (quoted as the userlist quotes it), the stats line is ours. The user is a role name (a-z, 0-9, _): no quoting.
  */
-export function userlistTemplate(user: string, statsUserlist: string): string {
+function userlistTemplate(user: string, statsUserlist: string): string {
     return `"${user}" "${USERLIST_PASSWORD_TEMPLATE}"\n${statsUserlist}`;
 }
 

@@ -140,9 +140,3 @@ export interface SecretStoreRef {
 export type Credentials =
     | { source: "pulumi"; password: pulumi.Output<string> }
     | { source: "secretsManager"; secretArn: string; store: SecretStoreRef };
-
-/** The key of a Secrets Manager secret that holds the password (velure's secrets and RDS Proxy's SECRETS auth). */
-export const SECRETS_MANAGER_PASSWORD_PROPERTY = "password";
-
-/** How often External Secrets Operator re-reads Secrets Manager (velure's own ExternalSecrets: 1h). */
-export const EXTERNAL_SECRET_REFRESH = "1h";

@@ -1,4 +1,6 @@
-// Checks that several config keys share: image references, unknown keys in objects, resource quantities.
+// Checks that several config keys share: image references, unknown keys in objects, resource quantities, duplicates,
+// Secrets Manager ARNs.
+import * as pulumi from "@pulumi/pulumi";
 import { Reader, isRecord } from "./reader";
 
 /** A registry path as the OCI distribution spec allows it (lower-case path components, optional host:port). */
@@ -56,5 +58,21 @@ export function refuseLimitsBelowRequests(r: Reader, at: string, requests: Recor
         if (typeof limit === "string" && typeof request === "string" && quantityValue(limit) < quantityValue(request)) {
             r.problem(`${at}.limits.${name}`, limit, `expected at least the request (${request})`);
         }
+    }
+}
+
+/** The first value that a list holds twice ("" does not count: a problem was already reported for it). */
+export function findDuplicate(values: string[]): string | undefined {
+    return values.find((v, i) => v !== "" && values.indexOf(v) !== i);
+}
+
+export const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+
+/** A proxy reads Secrets Manager secrets of its own region (aws:region) only: a secret elsewhere is refused at `key`. */
+export function refuseSecretInOtherRegion(r: Reader, key: string, arn: string): void {
+    const region = new pulumi.Config("aws").get("region");
+    const secretRegion = arn.split(":")[3];
+    if (region && r.valid(key) && secretRegion !== region) {
+        r.problem(key, arn, `expected a secret in the proxy's region, aws:region ${region} (it is in ${secretRegion}): a proxy reads secrets of its own region only`);
     }
 }

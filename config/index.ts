@@ -20,7 +20,7 @@ import {
     parsePgBouncerVersion,
     versionAtLeast,
 } from "../components/pgbouncerIni";
-import { IMAGE_ALLOWED, QUANTITY, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
+import { IMAGE_ALLOWED, QUANTITY, findDuplicate, isImageReference, isRepository, isTag, refuseLimitsBelowRequests, refuseUnknownKeys } from "./checks";
 import { readServerCa } from "./certificates";
 import { contextProblem } from "./kubeconfig";
 import { readRdsProxy } from "./rds";
@@ -300,10 +300,6 @@ function readAppResources(r: Reader, at: string, raw: unknown, autoscaling: stri
     return raw as unknown as AppResources;
 }
 
-function findDuplicate(values: string[]): string | undefined {
-    return values.find((v, i) => v !== "" && values.indexOf(v) !== i);
-}
-
 function readServices(r: Reader, servers: DatabaseSpec[]): ServiceSpec[] {
     const raw = r.object<unknown>("services");
     if (!Array.isArray(raw) || raw.length === 0) {
@@ -536,7 +532,6 @@ function readMonitoring(r: Reader, mode: Mode): MonitoringSpec | undefined {
     };
 }
 
-/** The services' namespaces, each once, in the order the services name them. */
 /** A listed server that no service names: nothing pools to it, which is more likely a slip than a plan. */
 function unusedServerWarnings(config: VelureConfig): string[] {
     return config.servers
@@ -549,6 +544,7 @@ export function serverOf(config: VelureConfig, service: ServiceSpec): DatabaseSp
     return config.servers.find((s) => s.name === service.server) as DatabaseSpec;
 }
 
+/** The services' namespaces, each once, in the order the services name them. */
 export function serviceNamespaceNames(config: VelureConfig): string[] {
     return [...new Set(config.services.map((s) => s.namespace))];
 }

@@ -1,7 +1,7 @@
 // The config of the rds-proxy option, read only when that mode is chosen (its keys name AWS resources that
 // the other modes never touch).
 import * as pulumi from "@pulumi/pulumi";
-import { IPV4_CIDR } from "./checks";
+import { IPV4_CIDR, SECRET_ARN, refuseSecretInOtherRegion } from "./checks";
 import { Reader, isRecord, readStringList, readThresholds, requiredMatch } from "./reader";
 import { DEFAULT_RDS_ALARMS } from "./schema";
 import { RdsProxySpec, RdsServerSpec, RdsTarget } from "../components/specs";
@@ -12,7 +12,6 @@ const RDS_IDENTIFIER = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/;
 const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
 const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
 const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8,17}$/;
-export const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
 const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/;
 const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
@@ -117,10 +116,8 @@ function readTags(r: Reader): Record<string, string> {
 /** The secret must live in the proxy's region (aws:region); its account is checked against the caller's at deploy. */
 function readSecretArn(r: Reader, given: Given): string | undefined {
     const arn = givenMatch(r, given, SECRET_ARN, "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)");
-    const region = new pulumi.Config("aws").get("region");
-    const secretRegion = arn?.split(":")[3];
-    if (arn && region && r.valid(given.key) && secretRegion !== region) {
-        r.problem(given.key, arn, `expected a secret in the proxy's region, aws:region ${region} (it is in ${secretRegion}): a proxy reads secrets of its own region only`);
+    if (arn) {
+        refuseSecretInOtherRegion(r, given.key, arn);
     }
     return arn;
 }

@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { userlistPasswordProblem } from "../components/pgbouncerIni";
 import { Credentials, SecretStoreRef } from "../components/specs";
-import { IPV4_ADDRESS, IPV4_CIDR, refuseUnknownKeys } from "./checks";
+import { IPV4_ADDRESS, IPV4_CIDR, SECRET_ARN, findDuplicate, refuseSecretInOtherRegion, refuseUnknownKeys } from "./checks";
 import { Reader, defaultOf, isRecord, readStringList } from "./reader";
 import { ConfigKey, PROJECT } from "./schema";
 
@@ -106,8 +106,11 @@ function checkPassword(r: Reader, key: string, plain: string | undefined, setIt:
     }
 }
 
-/** One server's spec from its raw values; `key(field)` names the config key of a field in messages. */
-function readServer(r: Reader, name: string, raw: RawServer, key: (field: keyof RawServer) => string, credentials: Credentials): DatabaseSpec {
+/**
+ * One server's spec from its raw values: `name` and `at` ("" and "" for the one server of the databaseHost keys),
+ * `key(field)` the config key of a field in messages.
+ */
+function readServer(r: Reader, name: string, at: string, raw: RawServer, key: (field: keyof RawServer) => string, credentials: Credentials): DatabaseSpec {
     const host = typeof raw.host === "string" ? raw.host : "";
     if (!host) {
         r.problem(key("host"), raw.host, "expected the RDS writer endpoint's DNS hostname (required)");
@@ -144,7 +147,7 @@ function readServer(r: Reader, name: string, raw: RawServer, key: (field: keyof 
         replicaMaxConnections,
         cidrs: withLiteralHosts(cidrs as string[], [host, replicaHost]),
         keys: { maxConnections: key("maxConnections"), reservedConnections: key("reservedConnections"), replicaMaxConnections: key("replicaMaxConnections") },
-        at: name ? key("name").replace(/\.name$/, "") : "",
+        at,
     };
 }
 
@@ -173,7 +176,7 @@ function readOneServer(r: Reader, config: pulumi.Config): DatabaseSpec {
     if (plain && !r.isSecret("databasePassword")) {
         r.problems.push(`${PROJECT}:databasePassword: set in plain text (its value is not shown); set it with --secret: ${setIt}`);
     }
-    return readServer(r, "", raw, keyOf, { source: "pulumi", password: pulumi.secret(password ?? pulumi.output("")) });
+    return readServer(r, "", "", raw, keyOf, { source: "pulumi", password: pulumi.secret(password ?? pulumi.output("")) });
 }
 
 /** The one-server keys that a stack with databaseServers still sets (to something other than their default). */
@@ -205,10 +208,6 @@ function refuseOneServerKeys(r: Reader, config: pulumi.Config): void {
             `into the server's entry, e.g. databaseServers: [${JSON.stringify({ name: "<name>", ...entry })}], and remove ` +
             `${set.map((key) => `pulumi config rm ${PROJECT}:${key}`).join("; ")}`,
     );
-}
-
-function findDuplicate(values: string[]): string | undefined {
-    return values.find((v, i) => v !== "" && values.indexOf(v) !== i);
 }
 
 /**
@@ -243,9 +242,6 @@ function readPasswords(r: Reader, config: pulumi.Config, names: string[], elsewh
     );
 }
 
-/** A Secrets Manager secret's ARN, in the stack's region (RDS Proxy reads secrets of its own region only). */
-const SECRETS_MANAGER_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
-
 /** The store that External Secrets Operator reads Secrets Manager through. */
 function readSecretStore(r: Reader): SecretStoreRef {
     const raw = r.object<unknown>("externalSecretsStore");
@@ -263,14 +259,11 @@ function readSecretsManagerSecret(r: Reader, at: string, raw: unknown): string |
     if (raw === undefined) {
         return undefined;
     }
-    if (typeof raw !== "string" || !SECRETS_MANAGER_ARN.test(raw)) {
+    if (typeof raw !== "string" || !SECRET_ARN.test(raw)) {
         r.problem(`${at}.secretsManagerSecret`, raw, "expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<suffix>), whose JSON has password");
         return undefined;
     }
-    const region = new pulumi.Config("aws").get("region");
-    if (region && raw.split(":")[3] !== region) {
-        r.problem(`${at}.secretsManagerSecret`, raw, `expected a secret in aws:region ${region} (RDS Proxy reads secrets of its own region only)`);
-    }
+    refuseSecretInOtherRegion(r, `${at}.secretsManagerSecret`, raw);
     return raw;
 }
 
@@ -302,7 +295,7 @@ function readServerList(r: Reader, config: pulumi.Config, list: unknown[]): Data
         const credentials: Credentials = secretArn
             ? { source: "secretsManager", secretArn, store: store as SecretStoreRef }
             : { source: "pulumi", password: passwords[names[i]] ?? pulumi.secret("") };
-        return readServer(r, names[i], withDefaults, (field) => `${at}.${field}`, credentials);
+        return readServer(r, names[i], at, withDefaults, (field) => `${at}.${field}`, credentials);
     }).filter((s): s is DatabaseSpec => s !== undefined);
 }
 

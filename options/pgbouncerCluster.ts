@@ -9,12 +9,11 @@ import {
     renderClusterIni,
     validatePgBouncerClusterArgs,
 } from "../components/pgbouncerCluster";
-import { DatabaseSpec, VelureConfig } from "../config";
-import { serverOf } from "../config";
+import { DatabaseSpec, VelureConfig, serverOf } from "../config";
 import { pgbouncerBudget, poolName, serversInUse, servicesOn } from "./budget";
 import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
-import { DeclarePooler, PoolerOption, PoolerOutputs } from "./types";
+import { DeclarePooler, PoolerOption, PoolerOutputs, soleAddress } from "./types";
 
 /** The component's name and namespace: velure-pgbouncer in pgbouncerNamespace, or per server <…>-<server>. */
 function clusterPlacement(config: VelureConfig, server: DatabaseSpec): { name: string; namespace: string } {
@@ -78,10 +77,8 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
         const namespaces = servers.map((server) => clusterPlacement(config, server).namespace);
         const selector = namespaces.length === 1 ? `namespace="${namespaces[0]}"` : `namespace=~"${namespaces.join("|")}"`;
         declareMonitoring(config, "velure PgBouncer", selector, budget, provider);
-        const only = clusters.size === 1 ? [...clusters.values()][0] : undefined;
         const outputs: PoolerOutputs = {
-            host: only?.host,
-            port: only?.port,
+            ...soleAddress([...clusters.values()]),
             ready: [...clusters.values()],
             connectionFor: (service) => {
                 const server = serverOf(config, service);

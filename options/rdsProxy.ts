@@ -8,7 +8,7 @@ import { DatabaseSpec, ServiceSpec, VelureConfig, serverOf } from "../config";
 import { PROXY_CA_DIR, PROXY_CA_FILE, RdsProxyTrust, verifyFullEnv } from "../components/rdsProxyTrust";
 import { RdsProxyCheck } from "../components/rdsProxyCheck";
 import { rdsProxyCaBundle } from "../components/rdsCertificates";
-import { DeclarePooler, PoolerOption, ServiceConnection, ServiceCredentials } from "./types";
+import { DeclarePooler, PoolerOption, ServiceConnection, ServiceCredentials, soleAddress } from "./types";
 
 export function rdsProxyArgs(rds: RdsProxySpec, server: DatabaseSpec): RdsProxyArgs {
     const { servers, ...shared } = rds;
@@ -125,8 +125,7 @@ export const rdsProxyOption: PoolerOption = (config) => {
             );
             return [check];
         };
-        const only = proxies.size === 1 ? [...proxies.values()][0] : undefined;
-        return { host: only?.host, port: only?.port, ready: [...proxies.values()], readyFor, connectionFor: (service) => connections.get(service.name) as ServiceConnection };
+        return { ...soleAddress([...proxies.values()]), ready: [...proxies.values()], readyFor, connectionFor: (service) => connections.get(service.name) as ServiceConnection };
     };
     return { budget, declare, warnings: [...servers.flatMap((server) => droppedReplicaWarning(config, server)), ...uncheckedIamWarning(rds)] };
 };

@@ -53,3 +53,8 @@ export interface PreparedPooler {
 
 /** An option checks the config for its mode (pure, throws) and returns its budget and how to declare the pooler. */
 export type PoolerOption = (config: VelureConfig) => PreparedPooler;
+
+/** The one address of a pooler that is a single component (every service reaches it there); none with one per server. */
+export function soleAddress(poolers: { host: pulumi.Output<string>; port: pulumi.Output<number> }[]): Pick<PoolerOutputs, "host" | "port"> {
+    return poolers.length === 1 ? { host: poolers[0].host, port: poolers[0].port } : {};
+}

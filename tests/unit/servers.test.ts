@@ -226,7 +226,7 @@ describe("two database servers (velure's: auth and orders)", () => {
             await refused(stackConfig("prod", { databaseServers: [{ ...auth, maxConn: 100 }, orders] }), /databaseServers\[0\]\.maxConn: 100 is not allowed; expected one of the keys name, host/);
             await refused(stackConfig("prod", { databaseServers: [{ ...auth, reservedConnections: 100 }, orders] }), /databaseServers\[0\]\.reservedConnections: 100 is not allowed; expected less than databaseServers\[0\]\.maxConnections \(100\)/);
             await refused(stackConfig("prod", { databaseServers: [{ ...auth, secretsManagerSecret: "velure/production/rds-auth" }, orders] }), /databaseServers\[0\]\.secretsManagerSecret: "velure\/production\/rds-auth" is not allowed; expected a Secrets Manager secret ARN/);
-            await refused(stackConfig("prod", { databaseServers: [{ ...auth, secretsManagerSecret: ARN.auth.replace("us-east-1", "eu-west-1") }, orders] }), /expected a secret in aws:region us-east-1/);
+            await refused(stackConfig("prod", { databaseServers: [{ ...auth, secretsManagerSecret: ARN.auth.replace("us-east-1", "eu-west-1") }, orders] }), /databaseServers\[0\]\.secretsManagerSecret: ".*" is not allowed; expected a secret in the proxy's region, aws:region us-east-1 \(it is in eu-west-1\)/);
             await refused(stackConfig("prod", { mode: "rds-proxy", databaseServers: [{ ...auth, rdsSecretArn: ARN.auth }, orders] }), /databaseServers\[0\]\.rdsSecretArn: .* expected none: the proxy reads the server's secretsManagerSecret/);
         });
 
