@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { formatVersion } from "./components/pgbouncerIni";
 import { VelureConfig, loadConfig, secretIf } from "./config";
 import { prepareOption } from "./options";
-import { readDeployedPooler } from "./options/deployed";
+import { Deployed, readDeployedPooler } from "./options/deployed";
 import { PreparedPooler } from "./options/types";
 import { assertPrerequisites } from "./services/prerequisites";
 import { deployReleases, serviceNamespaces } from "./services/releases";
@@ -15,13 +15,14 @@ import { deployReleases, serviceNamespaces } from "./services/releases";
  * instead, the CLI reports it much later (measured here: `pulumi preview` of a bad mode took 77 s that way, 16 s this
  * way), because the Node process lingers before it exits.
  */
-async function prepare(): Promise<{ config: VelureConfig; prepared: PreparedPooler; provider: k8s.Provider }> {
+async function prepare(): Promise<{ config: VelureConfig; prepared: PreparedPooler; provider: k8s.Provider; deployed: Deployed }> {
     try {
         const config = loadConfig();
-        const prepared = prepareOption(config, await readDeployedPooler());
+        const deployed = await readDeployedPooler();
+        const prepared = prepareOption(config, deployed);
         const provider = kubernetesProvider(config);
         await assertPrerequisites(config, provider);
-        return { config, prepared, provider };
+        return { config, prepared, provider, deployed };
     } catch (e) {
         // Only under the Pulumi CLI (which hands the program its engine's address); the plan and the tests' mock
         // runtime get the error itself.
@@ -46,11 +47,11 @@ function kubernetesProvider(config: VelureConfig): k8s.Provider {
 }
 
 export = async () => {
-    const { config, prepared, provider } = await prepare();
+    const { config, prepared, provider, deployed } = await prepare();
 
     const namespaces = serviceNamespaces(config, provider);
     const pooler = prepared.declare({ provider, serviceNamespaces: namespaces });
-    const releases = deployReleases(config, pooler, provider, namespaces);
+    const releases = deployReleases(config, pooler, provider, namespaces, deployed);
 
     return {
         mode: config.mode,
@@ -62,7 +63,20 @@ export = async () => {
                 const connection = pooler.connectionFor(service);
                 return [
                     service.name,
-                    { release: releases[service.name].name, namespace: service.namespace, database: service.database, host: connection.host, port: connection.port },
+                    {
+                        release: releases[service.name].name,
+                        namespace: service.namespace,
+                        database: service.database,
+                        host: connection.host,
+                        port: connection.port,
+                        // The app's TLS towards the pooler; the next run reads it back for the pods still on this one.
+                        sslmode: connection.tls.sslmode,
+                        sslrootcert: connection.tls.rootCert,
+                        // How the chart got the connection: env (POSTGRES_HOST and the rest), or the URL in this Secret.
+                        connection: service.connection.contract === "urlSecret"
+                            ? { contract: "urlSecret", secret: `${service.namespace}/${service.connection.secretName}`, key: service.connection.key }
+                            : { contract: "env" },
+                    },
                 ];
             }),
         )),

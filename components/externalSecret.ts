@@ -10,7 +10,7 @@ export const EXTERNAL_SECRET_API_VERSION = "external-secrets.io/v1";
 export const EXTERNAL_SECRET_CRD = "externalsecrets.external-secrets.io";
 
 /** The key of a Secrets Manager secret that holds the password (velure's secrets and RDS Proxy's SECRETS auth). */
-const SECRETS_MANAGER_PASSWORD_PROPERTY = "password";
+export const SECRETS_MANAGER_PASSWORD_PROPERTY = "password";
 /** How often External Secrets Operator re-reads Secrets Manager (velure's own ExternalSecrets: 1h). */
 const EXTERNAL_SECRET_REFRESH = "1h";
 
@@ -31,7 +31,7 @@ export interface ExternalSecretArgs {
      * The target's keys, each from a template: either literal templates in the ExternalSecret, or (for templates that
      * hold a secret of their own, such as the stats password) the keys of a Secret of ours in the same namespace.
      */
-    template: { data: Record<string, string> } | { fromSecret: { name: pulumi.Input<string>; keys: string[] } };
+    template: { data: Record<string, pulumi.Input<string>> } | { fromSecret: { name: pulumi.Input<string>; keys: string[] } };
 }
 
 /** The ExternalSecret's spec: one value read from Secrets Manager, the target's keys rendered from templates. */
@@ -62,7 +62,9 @@ export function externalSecret(name: string, args: ExternalSecretArgs, opts: pul
         {
             apiVersion: EXTERNAL_SECRET_API_VERSION,
             kind: "ExternalSecret",
-            metadata: { name: args.target, namespace: args.namespace, labels: args.labels },
+            // The provider waits for the operator's Ready (the target written) before what reads the Secret goes on.
+            // ESO sets no observedGeneration, so an update's wait may see the Ready of the spec before.
+            metadata: { name: args.target, namespace: args.namespace, labels: args.labels, annotations: { "pulumi.com/waitFor": "condition=Ready" } },
             spec: externalSecretSpec(args),
         },
         opts,

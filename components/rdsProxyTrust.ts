@@ -22,11 +22,6 @@ export interface RdsProxyTrustArgs {
     caBundle: string;
 }
 
-/** The app's TLS settings: POSTGRES_SSLMODE/POSTGRES_SSLROOTCERT for the app's own DSN, PGSSLROOTCERT for pgx and libpq's defaults. */
-export function verifyFullEnv(): Record<string, string> {
-    return { POSTGRES_SSLMODE: "verify-full", POSTGRES_SSLROOTCERT: PROXY_CA_FILE, PGSSLROOTCERT: PROXY_CA_FILE };
-}
-
 export class RdsProxyTrust extends pulumi.ComponentResource {
     public readonly configMapName: pulumi.Output<string>;
     /** extraVolumes and extraVolumeMounts for the service's chart. */

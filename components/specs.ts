@@ -112,6 +112,7 @@ export const POD_NAMES = {
         "POSTGRES_HOST",
         "POSTGRES_PORT",
         "POSTGRES_DB",
+        "POSTGRES_DATABASE_NAME",
         "POSTGRES_USER",
         "POSTGRES_PASSWORD",
         "POSTGRES_SSLMODE",

@@ -25,6 +25,7 @@ import { readServerCa } from "./certificates";
 import { contextProblem } from "./kubeconfig";
 import { readRdsProxy } from "./rds";
 import { DatabaseSpec, SQL_IDENTIFIER, readDatabaseServers } from "./servers";
+import { ConnectionContract, readConnectionContract, readReleaseName, refuseSharedSecrets } from "./connection";
 import { ConfigError, Reader, defaultOf, isRecord, readThresholds, requiredMatch } from "./reader";
 import { CONFIG_KEYS, ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
 import { ROLLOUT } from "../components/connectionBudget";
@@ -32,15 +33,18 @@ import { APP_CONTAINER_PORT, HPA_MAX_PERIOD_SECONDS, POD_NAMES, READ_ONLY_SUFFIX
 
 export { ConfigError } from "./reader";
 export { DatabaseSpec } from "./servers";
+export { ConnectionContract } from "./connection";
 export { MODES, Mode, PROJECT } from "./schema";
 
 export type ChartSource = { path: string } | { repo: string; name: string; version: string };
 
 export interface ServiceSpec {
     name: string;
-    /** velure-<name>: the Helm release and the resource name. */
+    /** The Helm release (velure-<name>, or services[].release) and the prefix of the program's objects for it. */
     releaseName: string;
     namespace: string;
+    /** How the chart takes its database connection. */
+    connection: ConnectionContract;
     /** The name of its database server (databaseServers[].name; "" for the one server of databaseHost). */
     server: string;
     database: string;
@@ -120,7 +124,7 @@ function readChart(r: Reader, at: string, chart: unknown): ChartSource {
     return DEFAULT_CHART;
 }
 
-const SERVICE_KEYS = ["name", "server", "database", "namespace", "replicas", "maxReplicas", "resources", "image", "chart", "values"] as const;
+const SERVICE_KEYS = ["name", "server", "database", "namespace", "release", "connection", "replicas", "maxReplicas", "resources", "image", "chart", "values"] as const;
 /** PostgreSQL and PgBouncer take names of at most 63 bytes; the read replica's pool adds "_ro". */
 const DATABASE_NAME_LIMIT = "PostgreSQL's and PgBouncer's limit is 63, and with databaseReplicaHost the pool <database>_ro must fit it too";
 
@@ -216,10 +220,12 @@ function readService(r: Reader, index: number, raw: unknown, servers: DatabaseSp
     };
     refuseUnknownKeys(r, at, raw, SERVICE_KEYS);
     const name = field("name", DNS_LABEL, "expected a DNS label (a-z, 0-9, -) of at most 46 characters");
-    if (name.length > 46) {
+    if (name.length > 46 && raw.release === undefined) {
         r.problem(`${at}.name`, name, "expected at most 46 characters (the release velure-<name> must fit Helm's 53)");
     }
     const server = readServiceServer(r, at, raw.server, servers);
+    const releaseName = readReleaseName(r, `${at}.release`, raw.release, name);
+    const connection = readConnectionContract(r, `${at}.connection`, raw.connection, Boolean(server?.replicaHost));
     const maxDatabaseName = server?.replicaHost ? 63 - READ_ONLY_SUFFIX.length : 63;
     const database = field("database", SQL_IDENTIFIER, "expected a lower-case database name (a-z, 0-9, _)");
     if (database.length > maxDatabaseName) {
@@ -252,8 +258,9 @@ function readService(r: Reader, index: number, raw: unknown, servers: DatabaseSp
     const autoscaling = Number.isInteger(maxReplicas) && (maxReplicas as number) > (replicas as number);
     return {
         name,
-        releaseName: `velure-${name}`,
+        releaseName,
         namespace,
+        connection,
         server: server?.name ?? "",
         database,
         replicas: replicas as number,
@@ -315,6 +322,11 @@ function readServices(r: Reader, servers: DatabaseSpec[]): ServiceSpec[] {
     if (duplicateDb) {
         r.problem("services", duplicateDb, "expected each database once (one pooler entry per service database)");
     }
+    const duplicateRelease = findDuplicate(services.map((s) => `${s.namespace}/${s.releaseName}`));
+    if (duplicateRelease) {
+        r.problem("services", duplicateRelease, "expected each Helm release (namespace/release) once");
+    }
+    refuseSharedSecrets(r, services.map((s) => ({ ...s, at: `services[${raw.findIndex((entry) => isRecord(entry) && entry.name === s.name)}]` })));
     return services;
 }
 

@@ -33,12 +33,33 @@ function readBudget(value: unknown): ConnectionBudget | undefined {
  */
 export type Deployed =
     | { kind: "none"; foreign?: string }
-    | { kind: "pooler"; pooler: PoolerBudget }
+    | { kind: "pooler"; pooler: PoolerBudget; urls?: Record<string, DeployedUrl> }
     | { kind: "unreadable"; mode: string; why: string };
 
-/** The deployed pooler from a stack's outputs (`mode`, `connectionBudget`). */
+/** Where a deployed service's pods connect (the `services` output): a urlSecret release's pods of that mode still read it. */
+export interface DeployedUrl {
+    host: string;
+    port: number;
+    sslmode: string;
+    sslrootcert?: string;
+}
+
+function isDeployedUrl(value: unknown): value is DeployedUrl {
+    const u = value as DeployedUrl;
+    return typeof u === "object" && u !== null && typeof u.host === "string" && typeof u.port === "number" && typeof u.sslmode === "string";
+}
+
+/** Per service, from the `services` output; outputs of a version before it had sslmode say nothing. */
+function readUrls(services: unknown): Record<string, DeployedUrl> {
+    if (typeof services !== "object" || services === null) {
+        return {};
+    }
+    return Object.fromEntries(Object.entries(services).filter(([, s]) => isDeployedUrl(s)));
+}
+
+/** The deployed pooler from a stack's outputs (`mode`, `connectionBudget`, `services`). */
 export function deployedFromOutputs(outputs: Record<string, unknown>): Deployed {
-    const { mode, connectionBudget } = outputs;
+    const { mode, connectionBudget, services } = outputs;
     if (mode === undefined) {
         return { kind: "none" };
     }
@@ -49,7 +70,7 @@ export function deployedFromOutputs(outputs: Record<string, unknown>): Deployed 
     if (!budget) {
         return { kind: "unreadable", mode, why: "its connectionBudget output is missing or of another shape" };
     }
-    return { kind: "pooler", pooler: { mode, budget } };
+    return { kind: "pooler", pooler: { mode, budget }, urls: readUrls(services) };
 }
 
 const READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs";

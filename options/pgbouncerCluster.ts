@@ -11,7 +11,7 @@ import {
 } from "../components/pgbouncerCluster";
 import { DatabaseSpec, VelureConfig, serverOf } from "../config";
 import { pgbouncerBudget, poolName, serversInUse, servicesOn } from "./budget";
-import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
+import { pgbouncerConnection, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { DeclarePooler, PoolerOption, PoolerOutputs, soleAddress } from "./types";
 
@@ -83,7 +83,7 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
             connectionFor: (service) => {
                 const server = serverOf(config, service);
                 const cluster = clusters.get(server.name) as PgBouncerCluster;
-                return { host: cluster.host, port: cluster.port, env: pgbouncerServiceEnv(server, service, cluster.host, cluster.port), values: {} };
+                return pgbouncerConnection(server, service, cluster.host, cluster.port, {});
             },
         };
         return outputs;

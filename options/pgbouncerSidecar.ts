@@ -11,7 +11,7 @@ import {
 } from "../components/pgbouncerSidecar";
 import { ServiceSpec, VelureConfig, serverOf, serviceNamespaceNames } from "../config";
 import { pgbouncerBudget, poolName } from "./budget";
-import { pgbouncerServiceEnv, serviceDatabaseEntries } from "./pgbouncerDatabases";
+import { pgbouncerConnection, serviceDatabaseEntries } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { DeclarePooler, PoolerOption, ServiceConnection } from "./types";
 
@@ -59,12 +59,11 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
             const args = pgbouncerSidecarArgs(config, service, serviceNamespaces[service.namespace]);
             const sidecar = new PgBouncerSidecar(`${service.releaseName}-pgbouncer`, args, { providers: [provider] });
             sidecars.push(sidecar);
-            connections.set(service.name, {
-                host: sidecar.host,
-                port: sidecar.port,
-                env: pgbouncerServiceEnv(serverOf(config, service), service, sidecar.host, sidecar.port),
-                values: sidecar.chartValues,
-            });
+            const server = serverOf(config, service);
+            const connection = pgbouncerConnection(server, service, sidecar.host, sidecar.port, sidecar.chartValues);
+            // A pod without the sidecar reaches the database itself, with TLS (as velure's own URL does).
+            const direct = { endpoint: { host: server.host, port: server.port, database: service.database }, tls: { sslmode: "require" } };
+            connections.set(service.name, { ...connection, ownDisruptionBudget: true, unpatched: direct });
         }
         const namespaces = serviceNamespaceNames(config).join("|");
         const pods = config.services.map((s) => s.releaseName).join("|");

@@ -1,14 +1,13 @@
 // mode = rds-proxy: maps the validated config to one RdsProxy per database server (a proxy has exactly one target).
-import * as pulumi from "@pulumi/pulumi";
 import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
 import { primaryLimits, serversInUse, servicesOn } from "./budget";
 import { RdsProxy, RdsProxyArgs, rdsProxyBudgetLine, validateRdsProxyArgs } from "../components/rdsProxy";
 import { CREDENTIALS_PASSWORD_KEY, RdsProxySpec, RdsServerSpec } from "../components/specs";
 import { DatabaseSpec, ServiceSpec, VelureConfig, serverOf } from "../config";
-import { PROXY_CA_DIR, PROXY_CA_FILE, RdsProxyTrust, verifyFullEnv } from "../components/rdsProxyTrust";
+import { PROXY_CA_DIR, PROXY_CA_FILE, RdsProxyTrust } from "../components/rdsProxyTrust";
 import { RdsProxyCheck } from "../components/rdsProxyCheck";
 import { rdsProxyCaBundle } from "../components/rdsCertificates";
-import { DeclarePooler, PoolerOption, ServiceConnection, ServiceCredentials, soleAddress } from "./types";
+import { AppTls, DeclarePooler, PoolerOption, ServiceConnection, ServiceCredentials, ServiceEndpoint, serviceConnection, soleAddress } from "./types";
 
 export function rdsProxyArgs(rds: RdsProxySpec, server: DatabaseSpec): RdsProxyArgs {
     const { servers, ...shared } = rds;
@@ -30,18 +29,16 @@ function proxyComponentName(server: DatabaseSpec): string {
 }
 
 /** The app's TLS towards the proxy: verify-full with Amazon's root CAs (the proxy's ACM certificate), unless opted out. */
-function proxyTls(requireTls: boolean, trust: RdsProxyTrust | undefined): Pick<ServiceConnection, "env" | "values"> {
+function proxyTls(requireTls: boolean, trust: RdsProxyTrust | undefined): AppTls {
     if (trust) {
-        return { env: verifyFullEnv(), values: trust.chartValues };
+        return { sslmode: "verify-full", rootCert: PROXY_CA_FILE };
     }
-    return { env: { POSTGRES_SSLMODE: requireTls ? "require" : "prefer" }, values: {} };
+    return { sslmode: requireTls ? "require" : "prefer" };
 }
 
-function readOnlyEnv(proxy: RdsProxy, database: string): Record<string, pulumi.Input<string>> {
-    if (!proxy.readOnlyHost) {
-        return {};
-    }
-    return { POSTGRES_READ_HOST: proxy.readOnlyHost, POSTGRES_READ_PORT: proxy.port.apply(String), POSTGRES_READ_DB: database };
+/** The proxy's read-only endpoint (Aurora), which serves the same database name. */
+function readEndpoint(proxy: RdsProxy, database: string): ServiceEndpoint | undefined {
+    return proxy.readOnlyHost ? { host: proxy.readOnlyHost, port: proxy.port, database } : undefined;
 }
 
 /** With IAM auth required, a password cannot log in through the proxy: the releases wait for its target's registration only. */
@@ -94,13 +91,10 @@ export const rdsProxyOption: PoolerOption = (config) => {
             if (trust) {
                 trusts.set(service.name, trust);
             }
-            const tls = proxyTls(rds.requireTls, trust);
-            connections.set(service.name, {
-                host: proxy.host,
-                port: proxy.port,
-                env: { ...tls.env, ...readOnlyEnv(proxy, service.database) },
-                values: tls.values,
-            });
+            const primary = { host: proxy.host, port: proxy.port, database: service.database };
+            const connection = serviceConnection(primary, proxyTls(rds.requireTls, trust), readEndpoint(proxy, service.database), trust?.chartValues ?? {});
+            // A pod without the CA mounted can still require TLS of the proxy, unverified.
+            connections.set(service.name, trust ? { ...connection, unpatched: { endpoint: primary, tls: { sslmode: "require" } } } : connection);
         }
         const readyFor = (service: ServiceSpec, credentials: ServiceCredentials) => {
             if (rds.iamAuth === "REQUIRED") {
@@ -118,7 +112,7 @@ export const rdsProxyOption: PoolerOption = (config) => {
                     database: service.database,
                     user: serverOf(config, service).user,
                     password: { secretName: credentials.name, key: CREDENTIALS_PASSWORD_KEY },
-                    sslmode: (connections.get(service.name) as ServiceConnection).env.POSTGRES_SSLMODE as string,
+                    sslmode: (connections.get(service.name) as ServiceConnection).tls.sslmode,
                     ca: trust ? { configMapName: trust.configMapName, dir: PROXY_CA_DIR, file: PROXY_CA_FILE } : undefined,
                 },
                 { providers: [provider], dependsOn: [proxy, credentials.resource, ...(trust ? [trust] : [])] },

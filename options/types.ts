@@ -3,14 +3,40 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConnectionBudget } from "../components/connectionBudget";
 import { ServiceSpec, VelureConfig } from "../config";
 
-/** What one service's release needs from the pooler. */
-export interface ServiceConnection {
+/** Where a service reaches one of its pools. */
+export interface ServiceEndpoint {
     host: pulumi.Input<string>;
     port: pulumi.Input<number>;
-    /** Extra env for the app container (POSTGRES_SSLMODE, read-only routing). */
+    /** The pool's database name (the service's database, or <database>_ro for the read replica). */
+    database: string;
+}
+
+/** The app's TLS towards the pooler: the sslmode, and with verify-full the CA file inside its pod. */
+export interface AppTls {
+    sslmode: string;
+    rootCert?: string;
+}
+
+/** What one service's release needs from the pooler. */
+export interface ServiceConnection extends ServiceEndpoint {
+    tls: AppTls;
+    /** The read replica's pool, when the service's server has one and the pooler serves it. */
+    read?: ServiceEndpoint;
+    /** The same, as env for the app container of a chart with the env contract (POSTGRES_SSLMODE, read-only routing). */
     env: Record<string, pulumi.Input<string>>;
-    /** Extra chart values (sidecar containers, volumes, annotations) through the chart's hooks. */
+    /**
+     * What the pooler puts into the service's pods (sidecar containers, volumes, annotations), as the values of
+     * charts/velure-service's hooks; for a chart without them, the post-renderer reads the same (services/postRender.ts).
+     */
     values: Record<string, unknown>;
+    /** The pooler declares a PodDisruptionBudget over the service's pods (the sidecar), which must be the only one. */
+    ownDisruptionBudget?: boolean;
+    /**
+     * What a pod without the pooler's additions (no sidecar, no CA mounted) can connect to, when that is not the
+     * pooler as the patched pods reach it: the URL Secret's own key holds it, for pods the post-renderer never saw
+     * (the release's revision before the program took it over, another reader of the Secret).
+     */
+    unpatched?: { endpoint: ServiceEndpoint; tls: AppTls };
 }
 
 /** The Secret a service's app reads its password from (key POSTGRES_PASSWORD), and the object that makes it. */
@@ -53,6 +79,22 @@ export interface PreparedPooler {
 
 /** An option checks the config for its mode (pure, throws) and returns its budget and how to declare the pooler. */
 export type PoolerOption = (config: VelureConfig) => PreparedPooler;
+
+/** A service's connection: its primary pool, its read pool, its TLS, and the env that says the same. */
+export function serviceConnection(primary: ServiceEndpoint, tls: AppTls, read: ServiceEndpoint | undefined, values: Record<string, unknown>): ServiceConnection {
+    const env: Record<string, pulumi.Input<string>> = { POSTGRES_SSLMODE: tls.sslmode };
+    if (tls.rootCert) {
+        // POSTGRES_SSLROOTCERT for the app's own DSN, PGSSLROOTCERT for pgx's and libpq's defaults.
+        env.POSTGRES_SSLROOTCERT = tls.rootCert;
+        env.PGSSLROOTCERT = tls.rootCert;
+    }
+    if (read) {
+        env.POSTGRES_READ_HOST = read.host;
+        env.POSTGRES_READ_PORT = pulumi.output(read.port).apply(String);
+        env.POSTGRES_READ_DB = read.database;
+    }
+    return { ...primary, tls, ...(read ? { read } : {}), env, values };
+}
 
 /** The one address of a pooler that is a single component (every service reaches it there); none with one per server. */
 export function soleAddress(poolers: { host: pulumi.Output<string>; port: pulumi.Output<number> }[]): Pick<PoolerOutputs, "host" | "port"> {

@@ -8,7 +8,7 @@ import { ConnectionBudget, EVICTION_BOUND, transitionBudget } from "../component
 import { RDS_CA_SOURCE, subjectsOf } from "../components/rdsCertificates";
 import { deployedFromOutputs } from "../options/deployed";
 import { manifests } from "./kubernetes";
-import { Declared, ProgramRun, runProgram, stackConfig } from "./runtime";
+import { Declared, ProgramRun, runProgram, stackConfig, standInCharts } from "./runtime";
 
 /** Pulumi adds a random suffix to auto-named objects; the plan shows where. */
 const AUTO_NAME_SUFFIX = "-xxxxxxxx";
@@ -19,6 +19,8 @@ interface Args {
     out?: string;
     /** A file of the stack's outputs (`pulumi stack output --json`): what is deployed now. */
     deployed?: string;
+    /** The directory of the stack file, when not the project's (the tests' fixture stacks). */
+    dir?: string;
 }
 
 export class UsageError extends Error {}
@@ -28,14 +30,14 @@ export function parseArgs(argv: string[]): Args {
     for (let i = 0; i < argv.length; i++) {
         const flag = argv[i];
         const value = argv[i + 1];
-        if (!["--stack", "--mode", "--out", "--deployed"].includes(flag) || value === undefined || value.startsWith("--")) {
-            throw new UsageError(`unexpected argument "${flag}"; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--deployed <outputs.json>] [--out <dir>]`);
+        if (!["--stack", "--mode", "--out", "--deployed", "--dir"].includes(flag) || value === undefined || value.startsWith("--")) {
+            throw new UsageError(`unexpected argument "${flag}"; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--deployed <outputs.json>] [--out <dir>] [--dir <stack file's dir>]`);
         }
         args[flag.slice(2) as keyof Args] = value;
         i++;
     }
     if (!args.stack) {
-        throw new UsageError("--stack is required; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--deployed <outputs.json>] [--out <dir>]");
+        throw new UsageError("--stack is required; usage: npm run plan -- --stack <dev|prod|…> [--mode <option>] [--deployed <outputs.json>] [--out <dir>] [--dir <stack file's dir>]");
     }
     return args as Args;
 }
@@ -46,9 +48,10 @@ export function parseArgs(argv: string[]): Args {
  */
 function placeholders(config: Record<string, string>, notes: string[]): Record<string, string> {
     const filled = { ...config };
+    notes.push(...standInCharts(filled));
     const servers = JSON.parse(filled["velure-pooling:databaseServers"] ?? "[]");
     if (!Array.isArray(servers) || servers.length === 0) {
-        if (filled["velure-pooling:databasePassword"] === undefined) {
+        if (!filled["velure-pooling:databasePassword"]) {
             filled["velure-pooling:databasePassword"] = "<placeholder for secret databasePassword>";
             notes.push("databasePassword: a placeholder (set it with pulumi config set --secret velure-pooling:databasePassword)");
         }
@@ -106,11 +109,28 @@ function printTree(run: ProgramRun): void {
     }
 }
 
+/** The URL a urlSecret release's Secret gets (ours, or the ExternalSecret's template), its password masked. */
+function declaredUrl(run: ProgramRun, secret: string, key: string): string {
+    const [namespace, name] = secret.split("/");
+    const declared = [...run.ofType("kubernetes:core/v1:Secret"), ...run.ofType("kubernetes:external-secrets.io/v1:ExternalSecret")].find(
+        (r) => r.inputs.metadata?.name === name && r.inputs.metadata?.namespace === namespace,
+    );
+    const url: unknown = declared?.inputs.stringData?.[key] ?? declared?.inputs.spec?.target?.template?.data?.[key];
+    return typeof url === "string" ? url.replace(/^(postgres:\/\/[^:]*:)[^@]*@/, "$1***@") : "(not declared)";
+}
+
 function printWiring(run: ProgramRun): void {
-    console.log("\nPOSTGRES_HOST / POSTGRES_PORT per release");
+    console.log("\nThe connection each release gets");
     for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
+        const name = String(release.inputs.name).padEnd(24);
         const env = release.inputs.values.env;
-        console.log(`  ${release.inputs.name.padEnd(32)} ${env.POSTGRES_HOST}:${env.POSTGRES_PORT}  db=${env.POSTGRES_DB} sslmode=${env.POSTGRES_SSLMODE}`);
+        if (env) {
+            console.log(`  ${name} env: ${env.POSTGRES_HOST}:${env.POSTGRES_PORT}  db=${env.POSTGRES_DB} sslmode=${env.POSTGRES_SSLMODE}`);
+            continue;
+        }
+        const service = Object.values<any>(run.outputs.services).find((s) => s.release === release.inputs.name && s.namespace === release.inputs.namespace);
+        const { secret, key } = service.connection;
+        console.log(`  ${name} POSTGRES_URL from Secret ${secret} key ${key}: ${declaredUrl(run, secret, key)}`);
     }
 }
 
@@ -168,7 +188,13 @@ function writeOut(dir: string, run: ProgramRun, args: Args): string[] {
         mode: run.outputs.mode,
         outputs: run.outputs,
         resources: run.resources.map((r) => ({ type: r.type, name: r.name })),
-        releases: run.ofType("kubernetes:helm.sh/v3:Release").map((r) => ({ name: r.inputs.name, env: r.inputs.values.env })),
+        releases: run.ofType("kubernetes:helm.sh/v3:Release").map((r) => ({
+            name: r.inputs.name,
+            namespace: r.inputs.namespace,
+            chart: r.inputs.chart,
+            env: r.inputs.values.env,
+            postrender: r.inputs.postrender,
+        })),
     };
     write("summary.json", `${JSON.stringify(summary, null, 2)}\n`);
     return written;
@@ -209,7 +235,7 @@ function printSwitch(deployedOutputs: Record<string, unknown> | undefined, run: 
 export async function plan(argv: string[]): Promise<number> {
     const args = parseArgs(argv);
     const notes: string[] = [];
-    const config = placeholders(stackConfig(args.stack, args.mode ? { mode: args.mode } : {}), notes);
+    const config = placeholders(stackConfig(args.stack, args.mode ? { mode: args.mode } : {}, args.dir ? path.resolve(args.dir) : undefined), notes);
     const deployedOutputs = readDeployed(args.deployed);
     const run = await runProgram(config, { stack: args.stack, autoNameSuffix: AUTO_NAME_SUFFIX, deployedOutputs });
     console.log(`Plan of stack ${args.stack}, mode ${run.outputs.mode} (Pulumi mock runtime: nothing is deployed)\n`);

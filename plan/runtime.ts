@@ -96,6 +96,32 @@ export function stackConfig(stack: string, overrides: Record<string, unknown> = 
     return config;
 }
 
+/** The fixture chart with the contract of velure's own charts (POSTGRES_URL from a fixed-name Secret). */
+export const STAND_IN_CHART = "tests/fixtures/charts/url-service";
+
+/**
+ * The project's stacks name velure's own charts in a velure checkout beside this project. Where it is not there,
+ * the fixture chart of the same contract stands in: the mock runtime renders no chart, and the config only checks
+ * that the path holds one. Returns what stood in, for the plan's notes.
+ */
+export function standInCharts(config: StackConfig): string[] {
+    const key = "velure-pooling:services";
+    const services = config[key] === undefined ? [] : JSON.parse(config[key]);
+    if (!Array.isArray(services)) {
+        return [];
+    }
+    const notes: string[] = [];
+    services.forEach((service, i) => {
+        const chartPath = service?.chart?.path;
+        if (typeof chartPath === "string" && !fs.existsSync(path.resolve(ROOT, chartPath, "Chart.yaml"))) {
+            service.chart = { path: STAND_IN_CHART };
+            notes.push(`services[${i}].chart: ${chartPath} is not checked out here; ${STAND_IN_CHART} (the same contract) stands in`);
+        }
+    });
+    config[key] = JSON.stringify(services);
+    return notes;
+}
+
 function forgetProgramModules(): void {
     for (const id of Object.keys(require.cache)) {
         const programFile = id.startsWith(ROOT) && !id.includes(`${path.sep}node_modules${path.sep}`);

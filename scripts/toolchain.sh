@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real tools that `npm run test:e2e` runs (Pulumi CLI and its Node language host, the Kubernetes
-# and random providers, Helm, etcd, the Kubernetes control plane and kwok), and the pgbouncer_exporter that
+# and random providers, Helm, etcd, the Kubernetes control plane, kwok and External Secrets Operator), and the pgbouncer_exporter that
 # `npm run test:integration` runs, from our own small Go modules under tools/,
 # into .toolchain/bin (git-ignored). A binary is rebuilt only when its module's files or its version changed.
 #
@@ -28,6 +28,8 @@ ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 # The exporter that monitoringExporterImage's default tag names; the integration tests run it beside PgBouncer.
 PGBOUNCER_EXPORTER_VERSION=v0.12.1
+# External Secrets Operator, whose controller the e2e tests run (velure's cluster runs the operator; v1 API).
+EXTERNAL_SECRETS_VERSION=v0.16.2
 
 kube_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
 
@@ -112,18 +114,46 @@ if is_wanted kwok && ! $check_only && [ ! -s "$kwok_stages" -o "$out/kwok" -nt "
   echo "toolchain: wrote kwok's stages to .toolchain/share/kwok-stages.yaml"
 fi
 
-# External Secrets Operator's CRDs, from the module that tools/external-secrets pins: the e2e tests install them so
-# that the API server validates the program's ExternalSecrets (the operator itself is not built: nothing here talks
-# to AWS Secrets Manager).
+# External Secrets Operator: its CRDs, which the e2e tests install so that the API server validates the program's
+# ExternalSecrets, and its controller, which renders them there (from a fake store standing in for Secrets Manager).
+# The controller is the operator's own command (tools/external-secrets/main.go) built from a copy of its module in
+# which tools/external-secrets/replaced/*.go take the place of the two packages that register every provider and
+# generator: the fake provider is the one the tests use, and the cloud SDKs are not compiled.
 eso_crds="$root/.toolchain/share/external-secrets-crds.yaml"
-if is_wanted external-secrets && ! $check_only && [ ! -s "$eso_crds" -o tools/external-secrets/go.mod -nt "$eso_crds" ]; then
-  mkdir -p "$(dirname "$eso_crds")"
-  eso_dir=$(cd tools/external-secrets && go mod download -json github.com/external-secrets/external-secrets | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  for crd in externalsecrets clustersecretstores secretstores; do
-    echo "---"
-    cat "$eso_dir/config/crds/bases/external-secrets.io_$crd.yaml"
-  done > "$eso_crds"
-  echo "toolchain: wrote External Secrets Operator's CRDs to .toolchain/share/external-secrets-crds.yaml"
+eso_bin="$out/external-secrets"
+if is_wanted external-secrets; then
+  sum=$(fingerprint external-secrets "$EXTERNAL_SECRETS_VERSION" "")
+  if [ -x "$eso_bin" ] && [ -s "$eso_crds" ] && [ "$(cat "$stamps/external-secrets" 2>/dev/null)" = "$sum" ]; then
+    echo "toolchain: external-secrets $EXTERNAL_SECRETS_VERSION is up to date"
+  elif $check_only; then
+    stale=1
+    echo "toolchain: external-secrets $EXTERNAL_SECRETS_VERSION would be built"
+  else
+    echo "toolchain: building external-secrets $EXTERNAL_SECRETS_VERSION (tools/external-secrets: the controller, fake provider only) ..."
+    start=$(date +%s)
+    eso_dir=$(cd tools/external-secrets && go mod download -json "github.com/external-secrets/external-secrets@$EXTERNAL_SECRETS_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    mkdir -p "$(dirname "$eso_crds")"
+    # The controller's ExternalSecret and store reconcilers, and its GeneratorState one (always on) watch these.
+    for crd in external-secrets.io_externalsecrets external-secrets.io_clustersecretstores external-secrets.io_secretstores \
+               generators.external-secrets.io_generatorstates; do
+      echo "---"
+      cat "$eso_dir/config/crds/bases/$crd.yaml"
+    done > "$eso_crds"
+    eso_src="$root/.toolchain/src/external-secrets"
+    rm -rf "$eso_src" && mkdir -p "$eso_src"
+    cp -r "$eso_dir/go.mod" "$eso_dir/go.sum" "$eso_dir/apis" "$eso_dir/cmd" "$eso_dir/pkg" "$eso_src/"
+    chmod -R u+w "$eso_src"
+    cp tools/external-secrets/replaced/provider-register.go "$eso_src/pkg/provider/register/register.go"
+    cp tools/external-secrets/replaced/generator-register.go "$eso_src/pkg/generator/register/register.go"
+    # The module's go.mod and go.sum with one more line: the operator's module is the copy.
+    eso_mod="$root/.toolchain/src/external-secrets-build"
+    mkdir -p "$eso_mod"
+    cp tools/external-secrets/go.sum "$eso_mod/go.sum"
+    { cat tools/external-secrets/go.mod; echo "replace github.com/external-secrets/external-secrets => $eso_src"; } > "$eso_mod/go.mod"
+    (cd tools/external-secrets && go build -modfile="$eso_mod/go.mod" -trimpath -o "$eso_bin" .)
+    echo "$sum" > "$stamps/external-secrets"
+    echo "toolchain: built external-secrets $EXTERNAL_SECRETS_VERSION in $(( $(date +%s) - start )) s"
+  fi
 fi
 
 if $check_only; then exit $stale; fi

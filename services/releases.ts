@@ -6,8 +6,13 @@ import { podVersionAnnotations } from "../components/pgbouncerPod";
 import { RESTRICTED_POD_SECURITY } from "../components/podSecurity";
 import { CREDENTIALS_PASSWORD_KEY, Credentials } from "../components/specs";
 import { PASSWORD_TEMPLATE, externalSecret } from "../components/externalSecret";
-import { ChartSource, ServiceSpec, VelureConfig, secretIf, serverOf, serviceNamespaceNames } from "../config";
-import { PoolerOutputs, ServiceConnection, ServiceCredentials } from "../options/types";
+import { UrlTarget, postgresUrl, postgresUrlTemplate } from "../components/connectionUrl";
+import { ChartSource, ConnectionContract, DatabaseSpec, ServiceSpec, VelureConfig, secretIf, serverOf, serviceNamespaceNames } from "../config";
+import { credentialsSecretName } from "../config/connection";
+import { AppTls, PoolerOutputs, ServiceConnection, ServiceCredentials, ServiceEndpoint } from "../options/types";
+import { Deployed } from "../options/deployed";
+import { PodPatch } from "./postRender";
+import { postRendererCommand } from "./postRendererCommand";
 
 export { CREDENTIALS_PASSWORD_KEY } from "../components/specs";
 
@@ -57,27 +62,37 @@ export function mergeValues(under: Record<string, unknown>, over: Record<string,
     return merged;
 }
 
-function releaseValues(
-    config: VelureConfig,
-    service: ServiceSpec,
-    connection: ServiceConnection,
-    credentials: ServiceCredentials,
-): Record<string, unknown> {
-    const wiring = {
-        fullnameOverride: service.releaseName,
+/** The values every chart the program runs takes: the image, the replicas and the HPA's range, the app's resources. */
+function commonValues(service: ServiceSpec): Record<string, unknown> {
+    return {
         image: service.image,
         replicaCount: service.replicas,
-        containerPort: service.containerPort,
         ...(service.resources ? { resources: service.resources } : {}),
         autoscaling: {
             enabled: service.maxReplicas > service.replicas,
             minReplicas: service.replicas,
             maxReplicas: service.maxReplicas,
         },
+    };
+}
+
+/** The env contract (charts/velure-service): the connection as env, the pooler's containers through the chart's hooks. */
+function envContractValues(
+    config: VelureConfig,
+    service: ServiceSpec,
+    connection: ServiceConnection,
+    credentials: ServiceCredentials,
+): Record<string, unknown> {
+    const wiring = {
+        ...commonValues(service),
+        fullnameOverride: service.releaseName,
+        containerPort: service.containerPort,
         env: {
             POSTGRES_HOST: connection.host,
             POSTGRES_PORT: pulumi.output(connection.port).apply(String),
             POSTGRES_DB: service.database,
+            // What auth-service's own DSN reads (it ignores POSTGRES_DB).
+            POSTGRES_DATABASE_NAME: service.database,
             POSTGRES_USER: serverOf(config, service).user,
             ...connection.env,
         },
@@ -104,7 +119,7 @@ function releaseTimeoutSeconds(service: ServiceSpec, connection: ServiceConnecti
  * Helm rolled back.
  */
 function serviceCredentials(service: ServiceSpec, credentials: Credentials, namespace: pulumi.Input<string>, provider: k8s.Provider): ServiceCredentials {
-    const name = `${service.releaseName}-db-credentials`;
+    const name = credentialsSecretName(service.releaseName);
     const labels = { "app.kubernetes.io/part-of": "velure" };
     if (credentials.source === "pulumi") {
         const secret = new k8s.core.v1.Secret(
@@ -122,24 +137,165 @@ function serviceCredentials(service: ServiceSpec, credentials: Credentials, name
     return { name: external.metadata.name, resource: external };
 }
 
+type UrlContract = Extract<ConnectionContract, { contract: "urlSecret" }>;
+
+/** The URL's parts for one of the service's pools: the pooler's address, the server's user, the app's TLS. */
+function urlTarget(server: DatabaseSpec, tls: AppTls, endpoint: ServiceEndpoint): pulumi.Output<UrlTarget> {
+    return pulumi.all([endpoint.host, endpoint.port]).apply(([host, port]) => ({
+        user: server.user,
+        host,
+        port,
+        database: endpoint.database,
+        sslmode: tls.sslmode,
+        ...(tls.rootCert ? { sslrootcert: tls.rootCert } : {}),
+    }));
+}
+
+/**
+ * The key that the pods of a mode read: the post-renderer points the chart's POSTGRES_URL at it. Each mode's pods
+ * have their own shape (a sidecar on 127.0.0.1, a mounted CA), so a pod of the deployed mode that restarts while a
+ * switch rolls the release out (or after Helm rolled a failed upgrade back) keeps the URL it works with.
+ */
+export function modeUrlKey(key: string, mode: string): string {
+    return `${key}.${mode}`;
+}
+
+/**
+ * The URL Secret's keys: the mode's key with this mode's URL, which the post-renderer points the pods at (the read
+ * replica's under readKey); the chart's own key with what a pod the post-renderer never saw can use (the pooler, or
+ * without its sidecar or CA the database or the proxy over unverified TLS); while a switch is deployed, the
+ * deployed mode's key with its URL, which the old pods read until they are gone (its pooler lives as long: Pulumi
+ * deletes it after every update has succeeded).
+ */
+function urlKeys(
+    config: VelureConfig,
+    service: ServiceSpec,
+    contract: UrlContract,
+    connection: ServiceConnection,
+    deployed: Deployed,
+    render: (target: UrlTarget) => pulumi.Output<string> | string,
+): Record<string, pulumi.Output<string>> {
+    const server = serverOf(config, service);
+    const keyOf = (tls: AppTls, endpoint: ServiceEndpoint) => urlTarget(server, tls, endpoint).apply((target) => pulumi.output(render(target)));
+    const url = keyOf(connection.tls, connection);
+    const unpatched = connection.unpatched ? keyOf(connection.unpatched.tls, connection.unpatched.endpoint) : url;
+    const keys: Record<string, pulumi.Output<string>> = { [contract.key]: unpatched, [modeUrlKey(contract.key, config.mode)]: url };
+    if (contract.readKey && connection.read) {
+        keys[contract.readKey] = keyOf(connection.tls, connection.read);
+    }
+    const before = deployed.kind === "pooler" && deployed.pooler.mode !== config.mode ? deployed.urls?.[service.name] : undefined;
+    if (before && deployed.kind === "pooler") {
+        const tls = { sslmode: before.sslmode, ...(before.sslrootcert ? { rootCert: before.sslrootcert } : {}) };
+        keys[modeUrlKey(contract.key, deployed.pooler.mode)] = keyOf(tls, { host: before.host, port: before.port, database: service.database });
+    }
+    return keys;
+}
+
+/**
+ * The Secret the chart reads its URL from, of the name the chart fixes, updated in place when the pooler changes.
+ * With the password in Secrets Manager it is an ExternalSecret's (the URL a template ESO fills in): the password
+ * never reaches Pulumi's state. Otherwise a Secret of ours, its URL a Pulumi secret.
+ */
+function urlSecret(config: VelureConfig, service: ServiceSpec, contract: UrlContract, connection: ServiceConnection, deployed: Deployed, namespace: pulumi.Input<string>, provider: k8s.Provider): ServiceCredentials {
+    const name = `${service.releaseName}-url-secret`;
+    const labels = { "app.kubernetes.io/part-of": "velure", "app.kubernetes.io/managed-by": "velure-pooling" };
+    const credentials = serverOf(config, service).credentials;
+    const keys = (render: (target: UrlTarget) => pulumi.Output<string> | string) => urlKeys(config, service, contract, connection, deployed, render);
+    if (credentials.source === "pulumi") {
+        const password = credentials.password;
+        const stringData = keys((target) => password.apply((p) => postgresUrl(target, p)));
+        const secret = new k8s.core.v1.Secret(
+            name,
+            { metadata: { name: contract.secretName, namespace, labels }, type: "Opaque", stringData: pulumi.secret(pulumi.output(stringData)) },
+            { provider },
+        );
+        return { name: secret.metadata.name, resource: secret };
+    }
+    const external = externalSecret(
+        name,
+        { namespace, labels, store: credentials.store, secretArn: credentials.secretArn, target: contract.secretName, template: { data: keys(postgresUrlTemplate) } },
+        { provider },
+    );
+    return { name: external.metadata.name, resource: external };
+}
+
+/**
+ * The urlSecret contract (velure's charts): the values every chart takes, the URL in the Secret the chart reads, and
+ * the pooler's containers put into the chart's Deployment by a post-renderer, with an annotation that rolls the pods
+ * when the URL changes (the app reads it at start).
+ */
+function urlContractRelease(
+    config: VelureConfig,
+    service: ServiceSpec,
+    contract: UrlContract,
+    connection: ServiceConnection,
+    url: ServiceCredentials,
+): { values: Record<string, unknown>; postrender: pulumi.Output<string> } {
+    const values = connection.values as PodPatch;
+    const patch = {
+        ...values,
+        podAnnotations: { ...values.podAnnotations, ...podVersionAnnotations({}, { "db-url": url.resource }) },
+        ownDisruptionBudget: connection.ownDisruptionBudget ?? false,
+        urlKey: { secretName: contract.secretName, key: contract.key, modeKey: modeUrlKey(contract.key, config.mode) },
+    };
+    const release = pulumi.output(service.namespace).apply((ns) => `${ns}/${service.releaseName}`);
+    const postrender = pulumi.all([release, pulumi.output(patch)]).apply(([name, p]) => postRendererCommand(name, p as PodPatch));
+    return { values: mergeValues(service.values, commonValues(service)), postrender };
+}
+
+interface ReleaseWiring {
+    /** The password Secret: the app's (env contract), or the proxy's login check's (rds-proxy); none otherwise. */
+    credentials?: ServiceCredentials;
+    values: Record<string, unknown>;
+    /** The post-renderer's path (the urlSecret contract). */
+    postrender?: pulumi.Output<string>;
+    /** What the release's pods read, made before it: the URL Secret. */
+    reads: pulumi.Resource[];
+}
+
+/** What a release of either contract gets: its values, the post-renderer (urlSecret), and the Secret its pods roll on. */
+function releaseWiring(
+    config: VelureConfig,
+    service: ServiceSpec,
+    pooler: PoolerOutputs,
+    deployed: Deployed,
+    namespace: pulumi.Input<string>,
+    provider: k8s.Provider,
+): ReleaseWiring {
+    const connection = pooler.connectionFor(service);
+    const credentialsSecret = () => serviceCredentials(service, serverOf(config, service).credentials, namespace, provider);
+    const contract = service.connection;
+    if (contract.contract === "urlSecret") {
+        const url = urlSecret(config, service, contract, connection, deployed, namespace, provider);
+        // The app reads only the URL: a password Secret of its own is made only for a check that logs in as it does.
+        const credentials = pooler.readyFor ? credentialsSecret() : undefined;
+        return { credentials, ...urlContractRelease(config, service, contract, connection, url), reads: [url.resource] };
+    }
+    const credentials = credentialsSecret();
+    return { credentials, values: envContractValues(config, service, connection, credentials), reads: [] };
+}
+
 export function deployReleases(
     config: VelureConfig,
     pooler: PoolerOutputs,
     provider: k8s.Provider,
     namespaces: Record<string, pulumi.Input<string>>,
+    deployed: Deployed,
 ): Record<string, k8s.helm.v3.Release> {
     return Object.fromEntries(
         config.services.map((service) => {
             const namespace = namespaces[service.namespace];
             const connection = pooler.connectionFor(service);
-            const credentials = serviceCredentials(service, serverOf(config, service).credentials, namespace, provider);
+            const wiring = releaseWiring(config, service, pooler, deployed, namespace, provider);
+            const checks = wiring.credentials ? (pooler.readyFor?.(service, wiring.credentials) ?? []) : [];
             const release = new k8s.helm.v3.Release(
                 service.releaseName,
                 {
                     name: service.releaseName,
                     namespace,
                     ...chartArgs(service.chart),
-                    values: secretIf(config.secretServices, releaseValues(config, service, connection, credentials)),
+                    values: secretIf(config.secretServices, wiring.values),
+                    ...(wiring.postrender ? { postrender: wiring.postrender } : {}),
                     atomic: true,
                     cleanupOnFail: true,
                     timeout: releaseTimeoutSeconds(service, connection),
@@ -150,7 +306,7 @@ export function deployReleases(
                 // (atomic, rolled back) release leaves it in place. What a replaced object leaves behind is deleted
                 // at the start of the next update, before any release can move off it: so nothing a pod reads is
                 // ever replaced (fixed names, updated in place; see pgbouncerConfigObjects).
-                { provider, dependsOn: [...pooler.ready, ...(pooler.readyFor?.(service, credentials) ?? [])] },
+                { provider, dependsOn: [...pooler.ready, ...wiring.reads, ...checks] },
             );
             return [service.name, release];
         }),

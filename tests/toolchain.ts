@@ -18,6 +18,7 @@ export const BIN = {
     kubeScheduler: bin("kube-scheduler"),
     kwok: bin("kwok"),
     pgbouncer_exporter: bin("pgbouncer_exporter"),
+    externalSecrets: bin("external-secrets"),
 };
 export const KWOK_STAGES = path.join(TOOLCHAIN, "share", "kwok-stages.yaml");
 /** External Secrets Operator's CRDs (ExternalSecret, ClusterSecretStore, SecretStore) at the version tools/external-secrets pins. */

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { BIN, KWOK_STAGES } from "../toolchain";
+import { BIN, EXTERNAL_SECRETS_CRDS, KWOK_STAGES } from "../toolchain";
 
 export const LOOPBACK = "127.0.0.1";
 const ADMIN_TOKEN_USER = "e2e-admin";
@@ -153,6 +153,28 @@ export class LocalCluster {
         return fs.readFileSync(managed.log, "utf8").split("\n").slice(-lines).join("\n");
     }
 
+    /**
+     * External Secrets Operator's CRDs and its controller (the operator's own reconcilers, built with only the fake
+     * provider: tools/external-secrets), watching every namespace; its metrics endpoint is off. The reconcilers of
+     * objects the program never declares (PushSecrets, cluster-wide ExternalSecrets) are off: their CRDs are not installed.
+     */
+    async startExternalSecrets(): Promise<void> {
+        this.kubectl(["apply", "--server-side", "-f", EXTERNAL_SECRETS_CRDS]);
+        this.kubectl(["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+        this.launch(
+            "external-secrets",
+            BIN.externalSecrets,
+            [
+                "--metrics-addr=0",
+                "--enable-cluster-external-secret-reconciler=false",
+                "--enable-cluster-push-secret-reconciler=false",
+                "--enable-push-secret-reconciler=false",
+                "--loglevel=info",
+            ],
+            { KUBECONFIG: this.kubeconfig },
+        );
+    }
+
     /** Stops every process by its PID; `keepLogs` leaves the scratch folder (logs, etcd data) for a post-mortem. */
     async stop(keepLogs = false): Promise<void> {
         this.stopping = true;
@@ -177,10 +199,10 @@ export class LocalCluster {
         }
     }
 
-    private launch(name: string, bin: string, args: string[]): void {
+    private launch(name: string, bin: string, args: string[], env: Record<string, string> = {}): void {
         const log = path.join(this.dir, `${name}.log`);
         const out = fs.openSync(log, "a");
-        const child = spawn(bin, args, { cwd: this.dir, stdio: ["ignore", out, out] });
+        const child = spawn(bin, args, { cwd: this.dir, stdio: ["ignore", out, out], env: { ...process.env, ...env } });
         fs.closeSync(out);
         child.once("exit", (code, signal) => {
             if (!this.stopping) {

@@ -1,7 +1,10 @@
 // The unit tests' view of the program: the plan's mock runner, with the values a user adds outside the
 // stack file (the secret password).
+import * as assert from "assert";
+import * as fs from "fs";
 import * as path from "path";
-import { RunOptions, StackConfig, runProgram, stackConfig as planStackConfig } from "../../plan/runtime";
+import { Declared, ProgramRun, RunOptions, StackConfig, runProgram, stackConfig as planStackConfig, standInCharts } from "../../plan/runtime";
+import { PodPatch } from "../../services/postRender";
 
 export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecret, mockRandomPassword, runProgram } from "../../plan/runtime";
 
@@ -18,11 +21,14 @@ export const PROJECT_STACKS = ["dev", "prod"];
 
 /**
  * A stack's config with the values a user adds outside the stack file: the password of a one-server stack (from the
- * fixtures, "one-server-<x>"); the project's stacks keep theirs in Secrets Manager.
+ * fixtures, "one-server-<x>"); the project's stacks keep theirs in Secrets Manager, and name velure's charts, for
+ * which the fixture chart of their contract stands in (standInCharts).
  */
 export function stackConfig(stack: string, overrides: Record<string, unknown> = {}): StackConfig {
     if (PROJECT_STACKS.includes(stack)) {
-        return planStackConfig(stack, overrides);
+        const config = planStackConfig(stack, overrides);
+        standInCharts(config);
+        return config;
     }
     return planStackConfig(stack, { databasePassword: PASSWORD, ...overrides }, FIXTURE_STACKS);
 }
@@ -46,4 +52,35 @@ export const K8S = {
     pdb: "kubernetes:policy/v1:PodDisruptionBudget",
     networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
     release: "kubernetes:helm.sh/v3:Release",
+    externalSecret: "kubernetes:external-secrets.io/v1:ExternalSecret",
 };
+
+/**
+ * The URL a urlSecret release's pods will read (the mode's key, where the post-renderer points them), from the Secret
+ * or ExternalSecret the program declares (its password template a stand-in).
+ */
+export function declaredUrl(run: ProgramRun, release: Declared): URL {
+    const service = Object.values<any>(run.outputs.services).find((s) => s.release === release.inputs.name && s.namespace === release.inputs.namespace);
+    const [namespace, name] = service.connection.secret.split("/");
+    const key = `${service.connection.key}.${run.outputs.mode}`;
+    const declared = [...run.ofType(K8S.secret), ...run.ofType(K8S.externalSecret)].find((r) => r.inputs.metadata?.name === name && r.inputs.metadata?.namespace === namespace);
+    const url: string | undefined = declared?.inputs.stringData?.[key] ?? declared?.inputs.spec?.target?.template?.data?.[key];
+    assert.ok(url, `${release.name}: the program declares ${service.connection.secret} with key ${key}`);
+    return new URL(url.replace(/\{\{[^}]*\}\}/, "password"));
+}
+
+/** The address a release is wired to: its env (POSTGRES_HOST/PORT), or the host and port of the URL its chart reads. */
+export function wiredAddress(run: ProgramRun, release: Declared): { host: string; port: string } {
+    const env = release.inputs.values.env;
+    if (env) {
+        return { host: env.POSTGRES_HOST, port: env.POSTGRES_PORT };
+    }
+    const url = declaredUrl(run, release);
+    return { host: url.hostname, port: url.port };
+}
+
+/** What the post-renderer puts into a urlSecret release's pods: the patch file its command reads. */
+export function postRenderPatch(release: Declared): PodPatch {
+    assert.ok(release.inputs.postrender, `${release.name} has a post-renderer`);
+    return JSON.parse(fs.readFileSync(`${release.inputs.postrender}.json`, "utf8"));
+}

@@ -4,9 +4,18 @@ import * as assert from "assert";
 import { Pod } from "kubernetes-models/v1/Pod";
 import { MODES } from "../../config/schema";
 import { Manifest, manifests, modelFor } from "../../plan/kubernetes";
-import { PROJECT_STACKS, runProgram, stackConfig } from "./harness";
+import { Declared } from "../../plan/runtime";
+import { PROJECT_STACKS, postRenderPatch, runProgram, stackConfig } from "./harness";
 
-/** The pod the shipped chart renders from a release's values: the app container plus the hooks. */
+/**
+ * The pod the shipped chart renders from a release's values: the app container plus the hooks; for a chart with
+ * the urlSecret contract, an app container and what the post-renderer adds (the same keys, from its patch file).
+ */
+function podOf(release: Declared): Pod {
+    const values = release.inputs.values;
+    return podFromValues(values.env ? values : { ...postRenderPatch(release), image: values.image, env: {}, extraEnv: [] });
+}
+
 function podFromValues(values: any): Pod {
     return new Pod({
         metadata: { name: "app", annotations: values.podAnnotations },
@@ -41,7 +50,7 @@ describe("Kubernetes objects validate against the OpenAPI schema", () => {
                 assert.doesNotThrow(() => model.validate(), `${manifest.id} is invalid`);
             }
             for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
-                assert.doesNotThrow(() => podFromValues(release.inputs.values).validate(), `the pod of ${release.name} is invalid`);
+                assert.doesNotThrow(() => podOf(release).validate(), `the pod of ${release.name} is invalid`);
             }
         });
     }

@@ -4,7 +4,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "../../config";
 import { securityWarning } from "../../options";
-import { K8S, PROJECT_STACKS, ROOT, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig } from "./harness";
+import { K8S, PROJECT_STACKS, ROOT, PASSWORD_TOKEN, isWrappedSecret, runProgram, stackConfig, wiredAddress } from "./harness";
 import { projectDefaults } from "../../plan/runtime";
 
 const COMPONENT: Record<string, string> = {
@@ -51,8 +51,7 @@ describe("every stack file evaluates in every mode, with nothing else changed", 
                 assert.strictEqual(releases.length, 2);
                 for (const release of releases) {
                     const service = Object.values<any>(run.outputs.services).find((s) => s.release === release.inputs.name);
-                    assert.strictEqual(release.inputs.values.env.POSTGRES_HOST, service.host);
-                    assert.strictEqual(release.inputs.values.env.POSTGRES_PORT, String(service.port));
+                    assert.deepStrictEqual(wiredAddress(run, release), { host: service.host, port: String(service.port) });
                 }
                 assert.ok(run.outputs.connectionBudget.every((s: any) => s.used <= s.available));
                 for (const resource of run.resources) {

@@ -41,13 +41,13 @@ describe("npm run plan", () => {
                 // The project's stacks keep their passwords in Secrets Manager: nothing to fill in.
                 assert.doesNotMatch(printed, /placeholder/);
                 assert.match(printed, /^Resources$/m);
-                assert.match(printed, /POSTGRES_HOST \/ POSTGRES_PORT per release\n {2}velure-auth-service /);
+                assert.match(printed, /The connection each release gets\n(.*\n)* {2}velure-auth +POSTGRES_URL from Secret authentication\/velure-auth-postgres key url: postgres:\/\/velure_admin:\*\*\*@/);
                 assert.match(printed, /Connection budget .*\n[\s\S]* total +\d+ {2}of \d+ available/);
 
                 const files = filesUnder(out);
                 const summary = JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8"));
                 assert.strictEqual(summary.mode, mode);
-                assert.deepStrictEqual(files.filter((f) => f.startsWith("helm/")), ["helm/velure-auth-service.values.yaml", "helm/velure-publish-order-service.values.yaml"]);
+                assert.deepStrictEqual(files.filter((f) => f.startsWith("helm/")), ["helm/velure-auth.values.yaml", "helm/velure-publish-order.values.yaml"]);
                 const inis = files.filter((f) => f.endsWith(".ini"));
                 // A central PgBouncer per database server, a sidecar per service.
                 assert.strictEqual(inis.length, { "rds-proxy": 0, "pgbouncer-cluster": 2, "pgbouncer-sidecar": 2 }[mode]);

@@ -1,7 +1,7 @@
 // velure's two database servers (the project's stacks): each with its own host, user, credentials and budget,
 // in every mode, and every way to get a server wrong refused before anything is declared.
 import * as assert from "assert";
-import { K8S, PASSWORD, PASSWORD_TOKEN, ProgramRun, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
+import { K8S, PASSWORD, PASSWORD_TOKEN, ProgramRun, declaredUrl, isWrappedSecret, programError, runProgram, stackConfig, wiredAddress } from "./harness";
 
 const EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret";
 const prodServers = () => JSON.parse(stackConfig("prod")["velure-pooling:databaseServers"]) as any[];
@@ -43,10 +43,10 @@ describe("two database servers (velure's: auth and orders)", () => {
         });
 
         it("wires each release to its own server's PgBouncer, as the server's user", () => {
-            const env = (name: string) => run.one(K8S.release, name).inputs.values.env;
-            assert.strictEqual(env("velure-auth-service").POSTGRES_HOST, "pgbouncer.velure-db-auth.svc.cluster.local");
-            assert.strictEqual(env("velure-publish-order-service").POSTGRES_HOST, "pgbouncer.velure-db-orders.svc.cluster.local");
-            assert.strictEqual(env("velure-auth-service").POSTGRES_USER, "velure_admin");
+            const url = (name: string) => declaredUrl(run, run.one(K8S.release, name));
+            assert.strictEqual(url("velure-auth").host, "pgbouncer.velure-db-auth.svc.cluster.local:5432");
+            assert.strictEqual(url("velure-publish-order").host, "pgbouncer.velure-db-orders.svc.cluster.local:5432");
+            assert.strictEqual(url("velure-auth").username, "velure_admin");
             assert.strictEqual(run.outputs.postgresHost, undefined, "no single address: each service has its own (the services output)");
         });
 
@@ -74,8 +74,8 @@ describe("two database servers (velure's: auth and orders)", () => {
     describe("pgbouncer-sidecar (dev): each service's sidecar on its own server", () => {
         it("renders each sidecar with its server's database, host and user, and budgets each server", async () => {
             const run = await runProgram(stackConfig("dev"));
-            assert.match(iniOf(run, "velure-auth-service-pgbouncer-config"), /^velure_auth = host=velure-dev-auth\./m);
-            assert.match(iniOf(run, "velure-publish-order-service-pgbouncer-config"), /^velure_orders = host=velure-dev-orders\./m);
+            assert.match(iniOf(run, "velure-auth-pgbouncer-config"), /^velure_auth = host=velure-dev-auth\./m);
+            assert.match(iniOf(run, "velure-publish-order-pgbouncer-config"), /^velure_orders = host=velure-dev-orders\./m);
             assert.deepStrictEqual(
                 run.outputs.connectionBudget.map((s: any) => [s.server, s.lines.map((l: any) => `${l.name} ${l.connections}`), s.used]),
                 [["server auth", ["auth-service 40"], 40], ["server orders", ["publish-order-service 32"], 32]],
@@ -113,9 +113,9 @@ describe("two database servers (velure's: auth and orders)", () => {
         });
 
         it("wires each release to its own server's proxy", () => {
-            const host = (name: string) => run.one(K8S.release, name).inputs.values.env.POSTGRES_HOST;
-            assert.match(host("velure-auth-service"), /^velure-test-auth\.proxy-/);
-            assert.match(host("velure-publish-order-service"), /^velure-test-orders\.proxy-/);
+            const host = (name: string) => wiredAddress(run, run.one(K8S.release, name)).host;
+            assert.match(host("velure-auth"), /^velure-test-auth\.proxy-/);
+            assert.match(host("velure-publish-order"), /^velure-test-orders\.proxy-/);
             assert.deepStrictEqual(run.outputs.connectionBudget.map((s: any) => [s.server, s.used, s.available]), [["server auth", 90, 90], ["server orders", 90, 90]]);
         });
     });
@@ -170,10 +170,21 @@ describe("two database servers (velure's: auth and orders)", () => {
             const template = run.one(K8S.secret, "velure-pgbouncer-auth-auth-template");
             assert.ok(isWrappedSecret(template.raw.stringData), "the template holds the stats password: a secret");
             assert.match(template.inputs.stringData["userlist.txt"], /^"velure_admin" "\{\{ \.password \| replace "\\"" "\\"\\"" \}\}"\n"pgbouncer_stats" "[0-9a-f]{32}"\n$/);
-            const app = run.one(EXTERNAL_SECRET, "velure-auth-service-db-credentials").inputs;
-            assert.deepStrictEqual([app.metadata.namespace, app.spec.target.template.data], ["authentication", { POSTGRES_PASSWORD: "{{ .password }}" }]);
-            const release = run.one(K8S.release, "velure-auth-service").inputs.values;
-            assert.deepStrictEqual(release.extraEnv, [{ name: "POSTGRES_PASSWORD", valueFrom: { secretKeyRef: { name: "velure-auth-service-db-credentials", key: "POSTGRES_PASSWORD" } } }]);
+            assert.deepStrictEqual(
+                run.ofType(EXTERNAL_SECRET).map((e) => e.name).filter((n) => n.endsWith("-db-credentials")),
+                [],
+                "velure's apps read only the URL: no password Secret of their own beside it",
+            );
+            const proxied = await runProgram(stackConfig("prod", { mode: "rds-proxy" }));
+            const app = proxied.one(EXTERNAL_SECRET, "velure-auth-db-credentials").inputs;
+            assert.deepStrictEqual([app.metadata.namespace, app.spec.target.template.data], ["authentication", { POSTGRES_PASSWORD: "{{ .password }}" }], "the proxy's login check logs in with it");
+            const url = run.one(EXTERNAL_SECRET, "velure-auth-url-secret").inputs;
+            assert.deepStrictEqual([url.metadata.namespace, url.spec.target.name], ["authentication", "velure-auth-postgres"], "the Secret velure's chart reads");
+            assert.strictEqual(url.metadata.annotations["pulumi.com/waitFor"], "condition=Ready", "what reads the Secret waits for the operator's render");
+            const pooled = 'postgres://velure_admin:{{ .password | urlquery | replace "+" "%20" }}@pgbouncer.velure-db-auth.svc.cluster.local:5432/velure_auth?sslmode=disable';
+            assert.deepStrictEqual(url.spec.target.template.data, { url: pooled, "url.pgbouncer-cluster": pooled });
+            const release = run.one(K8S.release, "velure-auth").inputs.values;
+            assert.deepStrictEqual([release.env, release.extraEnv], [undefined, undefined], "velure's chart takes no env: the URL is all it reads");
             assert.deepStrictEqual(run.ofType(K8S.secret).map((s) => s.name).sort(), ["velure-pgbouncer-auth-auth-template", "velure-pgbouncer-orders-auth-template"], "no Secret of ours with a password");
         });
 
@@ -182,13 +193,17 @@ describe("two database servers (velure's: auth and orders)", () => {
             const auth = run.one(K8S.secret, "velure-pgbouncer-orders-auth");
             assert.ok(isWrappedSecret(auth.raw.stringData));
             assert.match(auth.inputs.stringData["userlist.txt"], new RegExp(`^"velure_admin" "${PASSWORD.replace(/"/g, '""')}"$`, "m"));
-            const app = run.one(K8S.secret, "velure-publish-order-service-db-credentials");
-            assert.strictEqual(app.inputs.stringData.POSTGRES_PASSWORD, PASSWORD);
-            assert.ok(isWrappedSecret(app.raw.stringData) || isWrappedSecret(app.raw.stringData.POSTGRES_PASSWORD), "kept a secret");
+            const url = run.one(K8S.secret, "velure-publish-order-url-secret");
+            assert.strictEqual(url.inputs.metadata.name, "order-database");
+            assert.ok(isWrappedSecret(url.raw.stringData), "the URL holds the password: a secret");
+            assert.strictEqual(decodeURIComponent(new URL(url.inputs.stringData.url).password), PASSWORD, "the password, percent-encoded in the URL");
             assert.ok(run.one(EXTERNAL_SECRET, "velure-pgbouncer-auth-auth"), "auth still from Secrets Manager");
             assert.ok(!JSON.stringify(run.one(EXTERNAL_SECRET, "velure-pgbouncer-auth-auth").raw).includes(PASSWORD_TOKEN));
             const proxies = await runProgram(ordersPasswordInPulumi({ mode: "rds-proxy" }));
             assert.deepStrictEqual(proxies.ofType("aws:secretsmanager/secret:Secret").map((s) => s.name), ["velure-rds-proxy-orders-credentials"], "a secret for orders' proxy only");
+            const app = proxies.one(K8S.secret, "velure-publish-order-db-credentials");
+            assert.strictEqual(app.inputs.stringData.POSTGRES_PASSWORD, PASSWORD, "the proxy check's password Secret");
+            assert.ok(isWrappedSecret(app.raw.stringData) || isWrappedSecret(app.raw.stringData.POSTGRES_PASSWORD), "kept a secret");
         });
 
         it("needs the ExternalSecret CRD and the ClusterSecretStore in the cluster: missing, preview fails naming the key", async () => {

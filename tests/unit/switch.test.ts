@@ -124,7 +124,7 @@ describe("switching modes: the deployed pooler and the new one hold connections 
 
         it("reads the deployed pooler from the outputs: none without a mode (or with another program's), unreadable with a mode but a budget of another shape", () => {
             const outputs = { mode: "pgbouncer-cluster", connectionBudget: budget(10) };
-            assert.deepStrictEqual(deployedFromOutputs(outputs), { kind: "pooler", pooler: { mode: "pgbouncer-cluster", budget: budget(10) } });
+            assert.deepStrictEqual(deployedFromOutputs(outputs), { kind: "pooler", pooler: { mode: "pgbouncer-cluster", budget: budget(10) }, urls: {} });
             assert.deepStrictEqual(deployedFromOutputs({}), { kind: "none" });
             assert.deepStrictEqual(deployedFromOutputs({ somethingElse: 1 }), { kind: "none" });
             assert.deepStrictEqual(deployedFromOutputs({ mode: "pgbouncer", connectionBudget: budget(10) }), {

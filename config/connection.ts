@@ -1,0 +1,128 @@
+// How a service's chart takes its database connection (services[].connection), and the Helm release it runs as
+// (services[].release): read and checked here, before anything is declared.
+import { Reader, isRecord } from "./reader";
+import { refuseUnknownKeys } from "./checks";
+
+/**
+ * `env`: the chart has an env map and the hooks of charts/velure-service (POSTGRES_HOST and the rest, the password
+ * from a Secret of ours, the pooler's containers through extraContainers and the like).
+ * `urlSecret`: the chart reads one full connection URL from a Secret of a fixed name (velure's own charts:
+ * POSTGRES_URL from velure-auth-postgres / order-database, key url); the program writes that Secret, and puts the
+ * pooler's containers and volumes into the chart's Deployment with a Helm post-renderer.
+ */
+export type ConnectionContract =
+    | { contract: "env" }
+    | {
+          contract: "urlSecret";
+          /** The Secret the chart reads, in the service's namespace. */
+          secretName: string;
+          /** Its key with the URL of the service's database. */
+          key: string;
+          /** Its key with the read replica's URL; set when the service's server has a replica. */
+          readKey?: string;
+      };
+
+export const CONNECTION_CONTRACTS = ["env", "urlSecret"] as const;
+const DEFAULT_URL_KEY = "url";
+const DEFAULT_READ_URL_KEY = "read-url";
+
+/** A Secret's name: a DNS subdomain. */
+const SECRET_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** A Secret's key. */
+const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
+/** Helm's release name: a DNS label of at most 53 characters. */
+const RELEASE_NAME = /^(?=.{1,53}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function readKey(r: Reader, at: string, raw: unknown, fallback: string): string {
+    if (raw === undefined) {
+        return fallback;
+    }
+    if (typeof raw !== "string" || !SECRET_KEY.test(raw)) {
+        r.problem(at, raw, "expected a Secret key ([-._a-zA-Z0-9], at most 253 characters)");
+        return fallback;
+    }
+    return raw;
+}
+
+/** `hasReplica`: the service's server has a read replica, whose URL goes under readKey. */
+export function readConnectionContract(r: Reader, at: string, raw: unknown, hasReplica: boolean): ConnectionContract {
+    if (raw === undefined) {
+        return { contract: "env" };
+    }
+    const allowed = `expected {contract: "env"} or {contract: "urlSecret", secretName, key?, readKey?}`;
+    if (!isRecord(raw) || !CONNECTION_CONTRACTS.includes(raw.contract as never)) {
+        r.problem(isRecord(raw) ? `${at}.contract` : at, isRecord(raw) ? raw.contract : raw, allowed);
+        return { contract: "env" };
+    }
+    if (raw.contract === "env") {
+        refuseUnknownKeys(r, at, raw, ["contract"]);
+        return { contract: "env" };
+    }
+    refuseUnknownKeys(r, at, raw, ["contract", "secretName", "key", "readKey"]);
+    const secretName = typeof raw.secretName === "string" ? raw.secretName : "";
+    if (!SECRET_NAME.test(secretName)) {
+        r.problem(`${at}.secretName`, raw.secretName, "expected the name of the Secret the chart reads (a DNS subdomain: a-z, 0-9, -, .)");
+    }
+    const key = readKey(r, `${at}.key`, raw.key, DEFAULT_URL_KEY);
+    if (raw.readKey !== undefined && !hasReplica) {
+        r.problem(`${at}.readKey`, raw.readKey, "expected no readKey: the service's server has no read replica (replicaHost)");
+    }
+    const read = hasReplica ? { readKey: readKey(r, `${at}.readKey`, raw.readKey, DEFAULT_READ_URL_KEY) } : {};
+    if (read.readKey === key) {
+        r.problem(`${at}.readKey`, read.readKey, `expected another key than key (${key})`);
+    }
+    return { contract: "urlSecret", secretName, key, ...read };
+}
+
+/** The Helm release: velure-<name> unless services[].release names the one that already runs (velure's: velure-auth). */
+export function readReleaseName(r: Reader, at: string, raw: unknown, serviceName: string): string {
+    if (raw === undefined) {
+        return `velure-${serviceName}`;
+    }
+    if (typeof raw !== "string" || !RELEASE_NAME.test(raw)) {
+        r.problem(at, raw, "expected a Helm release name (a DNS label: a-z, 0-9, -; at most 53 characters)");
+        return `velure-${serviceName}`;
+    }
+    return raw;
+}
+
+/** The Secret of a service's password (key POSTGRES_PASSWORD), in its namespace. */
+export function credentialsSecretName(releaseName: string): string {
+    return `${releaseName}-db-credentials`;
+}
+
+/** The Secrets the program makes in a service's namespace for it: its password, and its sidecar's userlist (the PgBouncer modes). */
+function programSecretNames(releaseName: string): string[] {
+    return [credentialsSecretName(releaseName), `${releaseName}-pgbouncer-auth`, `${releaseName}-pgbouncer-auth-template`];
+}
+
+interface SecretUser {
+    at: string;
+    namespace: string;
+    releaseName: string;
+    connection: ConnectionContract;
+}
+
+/**
+ * One writer per Secret: a URL Secret that two services name, or that is one of the program's own Secrets, would
+ * have two owners rewriting it in turn.
+ */
+export function refuseSharedSecrets(r: Reader, services: SecretUser[]): void {
+    const owners = new Map<string, string>();
+    for (const s of services) {
+        for (const name of programSecretNames(s.releaseName)) {
+            owners.set(`${s.namespace}/${name}`, `the program's own Secret for ${s.at}`);
+        }
+    }
+    for (const s of services) {
+        if (s.connection.contract !== "urlSecret") {
+            continue;
+        }
+        const id = `${s.namespace}/${s.connection.secretName}`;
+        const owner = owners.get(id);
+        if (owner) {
+            r.problem(`${s.at}.connection.secretName`, s.connection.secretName, `expected a Secret no one else writes: ${id} is ${owner}`);
+        }
+        owners.set(id, `${s.at}'s URL Secret`);
+    }
+}
