@@ -258,17 +258,26 @@ export interface PgBouncerConfigObjects {
 
 /**
  * Pod annotations that change whenever the objects a pod reads change, so that the pods roll. A ConfigMap's content
- * is hashed; a Secret is named by its resourceVersion, which changes on every write and says nothing of the password
- * (a hash of a password would let whoever reads the pod test guesses offline).
+ * is hashed; a Secret is named by its version (objectVersion), which changes on every write and says nothing of the
+ * password (a hash of a password would let whoever reads the pod test guesses offline).
  */
 export function podVersionAnnotations(
     checksums: Record<string, string>,
-    secrets: Record<string, { metadata: pulumi.Output<{ resourceVersion?: string }> }>,
+    secrets: Record<string, { metadata: pulumi.Output<{ resourceVersion?: string; generation?: number }> }>,
 ): Record<string, pulumi.Input<string>> {
     return {
         ...Object.fromEntries(Object.entries(checksums).map(([key, sum]) => [`checksum/${key}`, sum])),
-        ...Object.fromEntries(Object.entries(secrets).map(([key, secret]) => [`velure-pooling/${key}-version`, secret.metadata.apply((m) => m.resourceVersion ?? "")])),
+        ...Object.fromEntries(Object.entries(secrets).map(([key, secret]) => [`velure-pooling/${key}-version`, secret.metadata.apply(objectVersion)])),
     };
+}
+
+/**
+ * An object's version for the annotation: an ExternalSecret's generation, which changes with its spec only (its
+ * resourceVersion changes with every status the operator writes, at each refresh, so a `pulumi refresh` would roll
+ * the pods); a Secret's resourceVersion (a Secret has no generation).
+ */
+function objectVersion(metadata: { resourceVersion?: string; generation?: number }): string {
+    return metadata.generation ? `generation-${metadata.generation}` : (metadata.resourceVersion ?? "");
 }
 
 /** The stats user's userlist line and connection string, with monitoring. */
