@@ -31,6 +31,8 @@ export interface ServiceConnection extends ServiceEndpoint {
     values: Record<string, unknown>;
     /** The pooler declares a PodDisruptionBudget over the service's pods (the sidecar), which must be the only one. */
     ownDisruptionBudget?: boolean;
+    /** The labels the pooler's own objects (PDB, PodMonitor) select the service's pods by. */
+    podLabels?: Record<string, string>;
     /**
      * What a pod without the pooler's additions (no sidecar, no CA mounted) can connect to, when that is not the
      * pooler as the patched pods reach it: the URL Secret's own key holds it, for pods the post-renderer never saw

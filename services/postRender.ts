@@ -25,6 +25,11 @@ export interface PodPatch {
      */
     ownDisruptionBudget?: boolean;
     /**
+     * Labels that the pooler's own objects (the sidecar's PDB and PodMonitor) select the pods by: put on the pods when
+     * the chart does not set them (velure-publish-order labels its pods `app` only). The Deployment's selector stays.
+     */
+    podLabels?: Record<string, string>;
+    /**
      * The chart's container reads the URL from `key` of `secretName`; its pods read `modeKey` instead (the mode's
      * own key of the same Secret: see modeUrlKey in releases.ts).
      */
@@ -84,6 +89,15 @@ function checkPod(release: string, pod: Record<string, any>, patch: PodPatch): v
     }
 }
 
+/** A label the chart gives its pods with another value than the pooler's objects select: neither can be changed safely. */
+function refuseOtherLabels(release: string, chartLabels: Record<string, string>, podLabels: Record<string, string>): void {
+    for (const [key, value] of Object.entries(podLabels)) {
+        if (chartLabels[key] !== undefined && chartLabels[key] !== value) {
+            throw new PostRenderError(`${release}: the chart labels its pods ${key}=${chartLabels[key]}, but the sidecar's PodDisruptionBudget and PodMonitor select ${key}=${value}`);
+        }
+    }
+}
+
 function patchPod(template: Record<string, any>, patch: PodPatch): void {
     const pod = template.spec;
     const chartContainers: Container[] = pod.containers ?? [];
@@ -100,6 +114,9 @@ function patchPod(template: Record<string, any>, patch: PodPatch): void {
     }
     if (patch.extraVolumes?.length) {
         pod.volumes = [...(pod.volumes ?? []), ...patch.extraVolumes];
+    }
+    if (patch.podLabels) {
+        template.metadata = { ...template.metadata, labels: { ...template.metadata?.labels, ...patch.podLabels } };
     }
     if (patch.podAnnotations) {
         template.metadata = { ...template.metadata, annotations: { ...template.metadata?.annotations, ...patch.podAnnotations } };
@@ -181,6 +198,7 @@ export function postRender(release: string, manifests: string, patch: PodPatch):
     const [deployment] = deployments;
     const name = deployment.metadata?.name ?? "";
     checkPod(release, deployment.spec?.template?.spec ?? {}, patch);
+    refuseOtherLabels(release, deployment.spec?.template?.metadata?.labels ?? {}, patch.podLabels ?? {});
     patchDeployment(release, deployment, patch);
     for (const hpa of objects.filter((o) => scalesDeployment(o, name))) {
         if (patch.autoscaling?.behavior) {

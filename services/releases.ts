@@ -236,6 +236,7 @@ function urlContractRelease(
         ...values,
         podAnnotations: { ...values.podAnnotations, ...podVersionAnnotations({}, { "db-url": url.resource }) },
         ownDisruptionBudget: connection.ownDisruptionBudget ?? false,
+        ...(connection.podLabels ? { podLabels: connection.podLabels } : {}),
         urlKey: { secretName: contract.secretName, key: contract.key, modeKey: modeUrlKey(contract.key, config.mode) },
     };
     const release = pulumi.output(service.namespace).apply((ns) => `${ns}/${service.releaseName}`);

@@ -140,6 +140,10 @@ function assertUrlContract(mode: string, summary: any, release: any, objects: an
     assert.strictEqual(url.port, String(service.port), `${release.name}: POSTGRES_URL's port is the pooler's`);
     assert.strictEqual(url.pathname, `/${service.database}`);
     assert.strictEqual(objects.some((o: any) => o.kind === "PodDisruptionBudget"), mode !== "pgbouncer-sidecar", `${release.name}: the chart's PDB only beside no sidecar`);
+    if (mode === "pgbouncer-sidecar") {
+        const labels = objects.find((o: any) => o.kind === "Deployment").spec.template.metadata.labels;
+        assert.strictEqual(labels["app.kubernetes.io/instance"], release.name, `${release.name}: the pods carry the label the sidecar's PDB and PodMonitor select`);
+    }
     const rootCert = url.searchParams.get("sslrootcert");
     if (mode !== "rds-proxy") {
         assert.strictEqual(rootCert, null, `${release.name}: no CA file outside rds-proxy`);

@@ -155,7 +155,10 @@ describe("velure as it runs: its charts' Secrets and releases taken over, Extern
             const owner = cluster.get("secret", release.secret, release.namespace).metadata.ownerReferences;
             const ours = cluster.get("externalsecret", release.secret, release.namespace);
             assert.deepStrictEqual(owner.map((o: any) => o.uid), [ours.metadata.uid], "the program's ExternalSecret owns the Secret now");
-            assert.strictEqual(cluster.list("poddisruptionbudgets", release.namespace).length, 1, "one PDB over the pods (the sidecar's)");
+            const pdbs = cluster.list("poddisruptionbudgets", release.namespace);
+            assert.strictEqual(pdbs.length, 1, "one PDB over the pods (the sidecar's)");
+            const podLabels = deployment.spec.template.metadata.labels;
+            assert.ok(Object.entries(pdbs[0].spec.selector.matchLabels).every(([k, v]) => podLabels[k] === v), `${release.name}: the sidecar's PDB selects the chart's pods`);
         }
         for (const namespace of SERVICE_NAMESPACES) {
             assertPodReferencesExist(cluster, namespace, "after the takeover");

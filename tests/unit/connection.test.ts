@@ -117,6 +117,18 @@ describe("the post-renderer (services/postRender.ts)", () => {
         assert.deepStrictEqual(pod.containers[0].env[0].valueFrom.secretKeyRef, { name: "velure-auth-postgres", key: "url.pgbouncer-sidecar" }, "the app reads its mode's key");
     });
 
+    it("labels the pods as the sidecar's PDB and PodMonitor select them when the chart does not (velure-publish-order: app only), and refuses another value", () => {
+        const podLabels = { "app.kubernetes.io/instance": "velure-publish-order" };
+        const orderLike = fixtureManifests().replace(/app\.kubernetes\.io\/instance: velure-auth\n/g, "app: velure-publish-order\n");
+        const [deployment] = rendered({ ...sidecar, podLabels }, orderLike);
+        assert.deepStrictEqual(deployment.spec.selector.matchLabels, { app: "velure-publish-order" }, "the selector stays");
+        assert.strictEqual(deployment.spec.template.metadata.labels["app.kubernetes.io/instance"], "velure-publish-order");
+        assert.throws(
+            () => postRender("order/velure-publish-order", fixtureManifests(), { ...sidecar, podLabels }),
+            /the chart labels its pods app\.kubernetes\.io\/instance=velure-auth, but the sidecar's PodDisruptionBudget and PodMonitor select app\.kubernetes\.io\/instance=velure-publish-order/,
+        );
+    });
+
     it("keeps the chart's PDB beside a pooler that declares none, and mounts the CA into the chart's containers", () => {
         const objects = rendered({ extraVolumes: [{ name: "rds-proxy-ca", configMap: { name: "ca" } }], extraVolumeMounts: [{ name: "rds-proxy-ca", mountPath: "/etc/velure/rds-proxy-ca" }], urlKey: URL_KEY });
         assert.deepStrictEqual(objects.map((o) => o.kind), ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"]);
@@ -176,6 +188,7 @@ describe("services[].connection and services[].release", () => {
                 const patch = postRenderPatch(release);
                 assert.deepStrictEqual(patch.urlKey, { secretName: secret, key: "url", modeKey: `url.${mode}` });
                 assert.strictEqual(patch.ownDisruptionBudget, mode === "pgbouncer-sidecar");
+                assert.deepStrictEqual(patch.podLabels, mode === "pgbouncer-sidecar" ? { "app.kubernetes.io/instance": name } : undefined, "what the sidecar's PDB selects");
                 assert.strictEqual(Boolean(patch.initContainers?.some((c) => c.name === "pgbouncer")), mode === "pgbouncer-sidecar");
                 assert.strictEqual(Boolean(patch.extraVolumeMounts?.some((m) => m.name === "rds-proxy-ca")), mode === "rds-proxy");
                 const external = run.ofType(K8S.externalSecret).find((e) => e.inputs.spec.target.name === secret) as any;
