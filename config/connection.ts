@@ -22,7 +22,7 @@ export type ConnectionContract =
           readKey?: string;
       };
 
-export const CONNECTION_CONTRACTS = ["env", "urlSecret"] as const;
+const CONNECTION_CONTRACTS = ["env", "urlSecret"] as const;
 const DEFAULT_URL_KEY = "url";
 const DEFAULT_READ_URL_KEY = "read-url";
 
@@ -84,6 +84,16 @@ export function readReleaseName(r: Reader, at: string, raw: unknown, serviceName
         return `velure-${serviceName}`;
     }
     return raw;
+}
+
+/**
+ * The key of a URL Secret that the pods of a mode read: the post-renderer points the chart's POSTGRES_URL at it.
+ * Each mode's pods have their own shape (a sidecar on 127.0.0.1, a mounted CA), so a pod of the deployed mode that
+ * restarts while a switch rolls the release out (or after Helm rolled a failed upgrade back) keeps the URL it works
+ * with.
+ */
+export function modeUrlKey(key: string, mode: string): string {
+    return `${key}.${mode}`;
 }
 
 /** The Secret of a service's password (key POSTGRES_PASSWORD), in its namespace. */

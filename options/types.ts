@@ -29,10 +29,11 @@ export interface ServiceConnection extends ServiceEndpoint {
      * charts/velure-service's hooks; for a chart without them, the post-renderer reads the same (services/postRender.ts).
      */
     values: Record<string, unknown>;
-    /** The pooler declares a PodDisruptionBudget over the service's pods (the sidecar), which must be the only one. */
-    ownDisruptionBudget?: boolean;
-    /** The labels the pooler's own objects (PDB, PodMonitor) select the service's pods by. */
-    podLabels?: Record<string, string>;
+    /**
+     * The labels by which the pooler's own PodDisruptionBudget (the sidecar's, which must be the only one over the
+     * service's pods) and PodMonitor select the pods; absent when the pooler declares none.
+     */
+    ownDisruptionBudget?: Record<string, string>;
     /**
      * What a pod without the pooler's additions (no sidecar, no CA mounted) can connect to, when that is not the
      * pooler as the patched pods reach it: the URL Secret's own key holds it, for pods the post-renderer never saw

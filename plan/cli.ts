@@ -8,7 +8,7 @@ import { ConnectionBudget, EVICTION_BOUND, transitionBudget } from "../component
 import { RDS_CA_SOURCE, subjectsOf } from "../components/rdsCertificates";
 import { deployedFromOutputs } from "../options/deployed";
 import { manifests } from "./kubernetes";
-import { Declared, ProgramRun, runProgram, stackConfig, standInCharts } from "./runtime";
+import { Declared, ProgramRun, podUrl, runProgram, stackConfig, standInCharts } from "./runtime";
 
 /** Pulumi adds a random suffix to auto-named objects; the plan shows where. */
 const AUTO_NAME_SUFFIX = "-xxxxxxxx";
@@ -109,16 +109,6 @@ function printTree(run: ProgramRun): void {
     }
 }
 
-/** The URL a urlSecret release's Secret gets (ours, or the ExternalSecret's template), its password masked. */
-function declaredUrl(run: ProgramRun, secret: string, key: string): string {
-    const [namespace, name] = secret.split("/");
-    const declared = [...run.ofType("kubernetes:core/v1:Secret"), ...run.ofType("kubernetes:external-secrets.io/v1:ExternalSecret")].find(
-        (r) => r.inputs.metadata?.name === name && r.inputs.metadata?.namespace === namespace,
-    );
-    const url: unknown = declared?.inputs.stringData?.[key] ?? declared?.inputs.spec?.target?.template?.data?.[key];
-    return typeof url === "string" ? url.replace(/^(postgres:\/\/[^:]*:)[^@]*@/, "$1***@") : "(not declared)";
-}
-
 function printWiring(run: ProgramRun): void {
     console.log("\nThe connection each release gets");
     for (const release of run.ofType("kubernetes:helm.sh/v3:Release")) {
@@ -128,9 +118,9 @@ function printWiring(run: ProgramRun): void {
             console.log(`  ${name} env: ${env.POSTGRES_HOST}:${env.POSTGRES_PORT}  db=${env.POSTGRES_DB} sslmode=${env.POSTGRES_SSLMODE}`);
             continue;
         }
-        const service = Object.values<any>(run.outputs.services).find((s) => s.release === release.inputs.name && s.namespace === release.inputs.namespace);
-        const { secret, key } = service.connection;
-        console.log(`  ${name} POSTGRES_URL from Secret ${secret} key ${key}: ${declaredUrl(run, secret, key)}`);
+        const { secret, key, url } = podUrl(run, release);
+        const masked = url ? url.replace(/^(postgres:\/\/[^:]*:)[^@]*@/, "$1***@") : "(not declared)";
+        console.log(`  ${name} POSTGRES_URL from Secret ${secret} key ${key}: ${masked}`);
     }
 }
 

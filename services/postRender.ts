@@ -20,18 +20,15 @@ export interface PodPatch {
     minReadySeconds?: number;
     autoscaling?: { behavior?: Record<string, unknown> };
     /**
-     * The pooler declares its own PodDisruptionBudget over these pods (the sidecar's: one pod at a time, as the budget
-     * counts). Kubernetes refuses to evict a pod that two budgets select, so the chart's are dropped.
+     * The labels by which the pooler's own PodDisruptionBudget (the sidecar's: one pod at a time, as the budget counts)
+     * and PodMonitor select these pods. They are put on the pods when the chart does not set them (velure-publish-order
+     * labels its pods `app` only; the Deployment's selector stays), and the chart's PDBs are dropped: Kubernetes
+     * refuses to evict a pod that two budgets select.
      */
-    ownDisruptionBudget?: boolean;
-    /**
-     * Labels that the pooler's own objects (the sidecar's PDB and PodMonitor) select the pods by: put on the pods when
-     * the chart does not set them (velure-publish-order labels its pods `app` only). The Deployment's selector stays.
-     */
-    podLabels?: Record<string, string>;
+    ownDisruptionBudget?: Record<string, string>;
     /**
      * The chart's container reads the URL from `key` of `secretName`; its pods read `modeKey` instead (the mode's
-     * own key of the same Secret: see modeUrlKey in releases.ts).
+     * own key of the same Secret: see modeUrlKey in config/connection.ts).
      */
     urlKey?: { secretName: string; key: string; modeKey: string };
 }
@@ -115,8 +112,8 @@ function patchPod(template: Record<string, any>, patch: PodPatch): void {
     if (patch.extraVolumes?.length) {
         pod.volumes = [...(pod.volumes ?? []), ...patch.extraVolumes];
     }
-    if (patch.podLabels) {
-        template.metadata = { ...template.metadata, labels: { ...template.metadata?.labels, ...patch.podLabels } };
+    if (patch.ownDisruptionBudget) {
+        template.metadata = { ...template.metadata, labels: { ...template.metadata?.labels, ...patch.ownDisruptionBudget } };
     }
     if (patch.podAnnotations) {
         template.metadata = { ...template.metadata, annotations: { ...template.metadata?.annotations, ...patch.podAnnotations } };
@@ -198,7 +195,7 @@ export function postRender(release: string, manifests: string, patch: PodPatch):
     const [deployment] = deployments;
     const name = deployment.metadata?.name ?? "";
     checkPod(release, deployment.spec?.template?.spec ?? {}, patch);
-    refuseOtherLabels(release, deployment.spec?.template?.metadata?.labels ?? {}, patch.podLabels ?? {});
+    refuseOtherLabels(release, deployment.spec?.template?.metadata?.labels ?? {}, patch.ownDisruptionBudget ?? {});
     patchDeployment(release, deployment, patch);
     for (const hpa of objects.filter((o) => scalesDeployment(o, name))) {
         if (patch.autoscaling?.behavior) {

@@ -8,9 +8,9 @@ import { CREDENTIALS_PASSWORD_KEY, Credentials } from "../components/specs";
 import { PASSWORD_TEMPLATE, externalSecret } from "../components/externalSecret";
 import { UrlTarget, postgresUrl, postgresUrlTemplate } from "../components/connectionUrl";
 import { ChartSource, ConnectionContract, DatabaseSpec, ServiceSpec, VelureConfig, secretIf, serverOf, serviceNamespaceNames } from "../config";
-import { credentialsSecretName } from "../config/connection";
+import { credentialsSecretName, modeUrlKey } from "../config/connection";
 import { AppTls, PoolerOutputs, ServiceConnection, ServiceCredentials, ServiceEndpoint } from "../options/types";
-import { Deployed } from "../options/deployed";
+import { Deployed, DeployedUrl } from "../options/deployed";
 import { PodPatch } from "./postRender";
 import { postRendererCommand } from "./postRendererCommand";
 
@@ -151,13 +151,13 @@ function urlTarget(server: DatabaseSpec, tls: AppTls, endpoint: ServiceEndpoint)
     }));
 }
 
-/**
- * The key that the pods of a mode read: the post-renderer points the chart's POSTGRES_URL at it. Each mode's pods
- * have their own shape (a sidecar on 127.0.0.1, a mounted CA), so a pod of the deployed mode that restarts while a
- * switch rolls the release out (or after Helm rolled a failed upgrade back) keeps the URL it works with.
- */
-export function modeUrlKey(key: string, mode: string): string {
-    return `${key}.${mode}`;
+/** The deployed mode and the URL a service's pods of it read, when the run switches away from it. */
+function switchedFrom(deployed: Deployed, mode: string, service: ServiceSpec): { mode: string; url: DeployedUrl } | undefined {
+    if (deployed.kind !== "pooler" || deployed.pooler.mode === mode) {
+        return undefined;
+    }
+    const url = deployed.urls?.[service.name];
+    return url ? { mode: deployed.pooler.mode, url } : undefined;
 }
 
 /**
@@ -183,10 +183,10 @@ function urlKeys(
     if (contract.readKey && connection.read) {
         keys[contract.readKey] = keyOf(connection.tls, connection.read);
     }
-    const before = deployed.kind === "pooler" && deployed.pooler.mode !== config.mode ? deployed.urls?.[service.name] : undefined;
-    if (before && deployed.kind === "pooler") {
-        const tls = { sslmode: before.sslmode, ...(before.sslrootcert ? { rootCert: before.sslrootcert } : {}) };
-        keys[modeUrlKey(contract.key, deployed.pooler.mode)] = keyOf(tls, { host: before.host, port: before.port, database: service.database });
+    const before = switchedFrom(deployed, config.mode, service);
+    if (before) {
+        const { host, port, sslmode, sslrootcert } = before.url;
+        keys[modeUrlKey(contract.key, before.mode)] = keyOf({ sslmode, ...(sslrootcert ? { rootCert: sslrootcert } : {}) }, { host, port, database: service.database });
     }
     return keys;
 }
@@ -235,12 +235,11 @@ function urlContractRelease(
     const patch = {
         ...values,
         podAnnotations: { ...values.podAnnotations, ...podVersionAnnotations({}, { "db-url": url.resource }) },
-        ownDisruptionBudget: connection.ownDisruptionBudget ?? false,
-        ...(connection.podLabels ? { podLabels: connection.podLabels } : {}),
+        ...(connection.ownDisruptionBudget ? { ownDisruptionBudget: connection.ownDisruptionBudget } : {}),
         urlKey: { secretName: contract.secretName, key: contract.key, modeKey: modeUrlKey(contract.key, config.mode) },
     };
-    const release = pulumi.output(service.namespace).apply((ns) => `${ns}/${service.releaseName}`);
-    const postrender = pulumi.all([release, pulumi.output(patch)]).apply(([name, p]) => postRendererCommand(name, p as PodPatch));
+    const release = `${service.namespace}/${service.releaseName}`;
+    const postrender = pulumi.output(patch).apply((p) => postRendererCommand(release, p as PodPatch));
     return { values: mergeValues(service.values, commonValues(service)), postrender };
 }
 

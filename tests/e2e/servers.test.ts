@@ -5,12 +5,11 @@
 // The fixture chart tests/fixtures/charts/url-service stands in for velure's charts: POSTGRES_URL from the Secret
 // the chart fixes, no hooks, a read-only root filesystem. No password is given to Pulumi.
 import * as assert from "assert";
-import { execFileSync } from "child_process";
 import { LocalCluster } from "./cluster";
 import { hasSidecar } from "./pods";
 import { PulumiProject, scratch } from "./pulumi";
-import { assertPodReferencesExist, cleanUp, harnessConfig, helmList, stackFileConfig } from "./stacks";
-import { BIN, assertToolchainBuilt } from "../toolchain";
+import { assertPodReferencesExist, cleanUp, harnessConfig, helm, helmList, stackFileConfig } from "./stacks";
+import { assertToolchainBuilt } from "../toolchain";
 import { STAND_IN_CHART } from "../../plan/runtime";
 
 /** What Secrets Manager holds for each server (velure/dev/rds-auth, velure/dev/rds-orders): only the cluster sees it. */
@@ -45,10 +44,6 @@ function velureExternalSecret(release: (typeof RELEASES)[number], arn: string): 
             data: [{ secretKey: "url", remoteRef: { key: arn, property: "url" } }],
         },
     };
-}
-
-function helm(cluster: LocalCluster, args: string[]): string {
-    return execFileSync(BIN.helm, [...args, "--kubeconfig", cluster.kubeconfig], { stdio: ["ignore", "pipe", "pipe"] }).toString();
 }
 
 /** A key of a Secret in the cluster, decoded; undefined while it is not there. */

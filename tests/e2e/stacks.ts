@@ -41,8 +41,13 @@ export async function cleanUp(context: Mocha.Context, cluster: LocalCluster | un
     }
 }
 
+/** The real Helm on the test's cluster. */
+export function helm(cluster: LocalCluster, args: string[]): string {
+    return execFileSync(BIN.helm, [...args, "--kubeconfig", cluster.kubeconfig], { stdio: ["ignore", "pipe", "pipe"] }).toString();
+}
+
 export function helmList(cluster: LocalCluster): any[] {
-    return JSON.parse(execFileSync(BIN.helm, ["list", "--all-namespaces", "--all", "-o", "json", "--kubeconfig", cluster.kubeconfig]).toString());
+    return JSON.parse(helm(cluster, ["list", "--all-namespaces", "--all", "-o", "json"]));
 }
 
 export async function waitUntilGone(cluster: LocalCluster, kind: string, name: string, timeoutMs = 120000): Promise<void> {

@@ -98,7 +98,7 @@ describe("the post-renderer (services/postRender.ts)", () => {
         strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
         minReadySeconds: 45,
         autoscaling: { behavior: { scaleDown: { policies: [{ type: "Pods", value: 1, periodSeconds: 45 }] } } },
-        ownDisruptionBudget: true,
+        ownDisruptionBudget: { "app.kubernetes.io/instance": "velure-auth" },
         urlKey: URL_KEY,
     };
 
@@ -118,13 +118,13 @@ describe("the post-renderer (services/postRender.ts)", () => {
     });
 
     it("labels the pods as the sidecar's PDB and PodMonitor select them when the chart does not (velure-publish-order: app only), and refuses another value", () => {
-        const podLabels = { "app.kubernetes.io/instance": "velure-publish-order" };
+        const ownDisruptionBudget = { "app.kubernetes.io/instance": "velure-publish-order" };
         const orderLike = fixtureManifests().replace(/app\.kubernetes\.io\/instance: velure-auth\n/g, "app: velure-publish-order\n");
-        const [deployment] = rendered({ ...sidecar, podLabels }, orderLike);
+        const [deployment] = rendered({ ...sidecar, ownDisruptionBudget }, orderLike);
         assert.deepStrictEqual(deployment.spec.selector.matchLabels, { app: "velure-publish-order" }, "the selector stays");
         assert.strictEqual(deployment.spec.template.metadata.labels["app.kubernetes.io/instance"], "velure-publish-order");
         assert.throws(
-            () => postRender("order/velure-publish-order", fixtureManifests(), { ...sidecar, podLabels }),
+            () => postRender("order/velure-publish-order", fixtureManifests(), { ...sidecar, ownDisruptionBudget }),
             /the chart labels its pods app\.kubernetes\.io\/instance=velure-auth, but the sidecar's PodDisruptionBudget and PodMonitor select app\.kubernetes\.io\/instance=velure-publish-order/,
         );
     });
@@ -187,8 +187,7 @@ describe("services[].connection and services[].release", () => {
                 assert.strictEqual(release.inputs.values.env, undefined, "velure's chart has no env map");
                 const patch = postRenderPatch(release);
                 assert.deepStrictEqual(patch.urlKey, { secretName: secret, key: "url", modeKey: `url.${mode}` });
-                assert.strictEqual(patch.ownDisruptionBudget, mode === "pgbouncer-sidecar");
-                assert.deepStrictEqual(patch.podLabels, mode === "pgbouncer-sidecar" ? { "app.kubernetes.io/instance": name } : undefined, "what the sidecar's PDB selects");
+                assert.deepStrictEqual(patch.ownDisruptionBudget, mode === "pgbouncer-sidecar" ? { "app.kubernetes.io/instance": name } : undefined, "what the sidecar's PDB selects");
                 assert.strictEqual(Boolean(patch.initContainers?.some((c) => c.name === "pgbouncer")), mode === "pgbouncer-sidecar");
                 assert.strictEqual(Boolean(patch.extraVolumeMounts?.some((m) => m.name === "rds-proxy-ca")), mode === "rds-proxy");
                 const external = run.ofType(K8S.externalSecret).find((e) => e.inputs.spec.target.name === secret) as any;

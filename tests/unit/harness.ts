@@ -3,7 +3,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { Declared, ProgramRun, RunOptions, StackConfig, runProgram, stackConfig as planStackConfig, standInCharts } from "../../plan/runtime";
+import { Declared, ProgramRun, RunOptions, StackConfig, podUrl, runProgram, stackConfig as planStackConfig, standInCharts } from "../../plan/runtime";
 import { PodPatch } from "../../services/postRender";
 
 export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecret, mockRandomPassword, runProgram } from "../../plan/runtime";
@@ -60,12 +60,8 @@ export const K8S = {
  * or ExternalSecret the program declares (its password template a stand-in).
  */
 export function declaredUrl(run: ProgramRun, release: Declared): URL {
-    const service = Object.values<any>(run.outputs.services).find((s) => s.release === release.inputs.name && s.namespace === release.inputs.namespace);
-    const [namespace, name] = service.connection.secret.split("/");
-    const key = `${service.connection.key}.${run.outputs.mode}`;
-    const declared = [...run.ofType(K8S.secret), ...run.ofType(K8S.externalSecret)].find((r) => r.inputs.metadata?.name === name && r.inputs.metadata?.namespace === namespace);
-    const url: string | undefined = declared?.inputs.stringData?.[key] ?? declared?.inputs.spec?.target?.template?.data?.[key];
-    assert.ok(url, `${release.name}: the program declares ${service.connection.secret} with key ${key}`);
+    const { secret, key, url } = podUrl(run, release);
+    assert.ok(url, `${release.name}: the program declares ${secret} with key ${key}`);
     return new URL(url.replace(/\{\{[^}]*\}\}/, "password"));
 }
 

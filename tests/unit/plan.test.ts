@@ -41,7 +41,13 @@ describe("npm run plan", () => {
                 // The project's stacks keep their passwords in Secrets Manager: nothing to fill in.
                 assert.doesNotMatch(printed, /placeholder/);
                 assert.match(printed, /^Resources$/m);
-                assert.match(printed, /The connection each release gets\n(.*\n)* {2}velure-auth +POSTGRES_URL from Secret authentication\/velure-auth-postgres key url: postgres:\/\/velure_admin:\*\*\*@/);
+                // The key the pods read (the mode's), and its URL at the pooler.
+                const wired = {
+                    "pgbouncer-sidecar": "127\\.0\\.0\\.1:6432/",
+                    "pgbouncer-cluster": "pgbouncer\\.velure-db-auth\\.svc\\.cluster\\.local:5432/",
+                    "rds-proxy": "velure-[a-z]+-auth\\.proxy-",
+                }[mode];
+                assert.match(printed, new RegExp(`The connection each release gets\\n(.*\\n)* {2}velure-auth +POSTGRES_URL from Secret authentication/velure-auth-postgres key url\\.${mode}: postgres://velure_admin:\\*\\*\\*@${wired}`));
                 assert.match(printed, /Connection budget .*\n[\s\S]* total +\d+ {2}of \d+ available/);
 
                 const files = filesUnder(out);
