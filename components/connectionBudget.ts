@@ -12,6 +12,11 @@ export interface BudgetLine {
     perPod?: number;
     /** Where these pods run (namespace/name): a line of another placement is another generation of pods. */
     placement?: string;
+    /**
+     * The line counts the service's own client connections (a session pool: one server connection per client
+     * connection), so in a switch the two poolers' lines are the same pods, rolled from one to the other.
+     */
+    clientBound?: boolean;
 }
 
 /** A database server's limit, and the config keys that set it (named in the error). */
@@ -140,9 +145,18 @@ export function switchBudget(deployed: PoolerBudget, next: PoolerBudget): Connec
     return names.map((name) => {
         const old = deployed.budget.find((s) => s.server === name);
         const now = next.budget.find((s) => s.server === name);
-        return withLines((now ?? old) as ServerBudget, [...(old?.lines ?? []).map(named(deployed, "deployed")), ...(now?.lines ?? []).map(named(next, "new"))]);
+        const oldLines = old?.lines ?? [];
+        const nowLines = now?.lines ?? [];
+        const rolled = (line: BudgetLine) => line.clientBound === true && oldLines.some(sameLine(line));
+        return withLines((now ?? old) as ServerBudget, [
+            ...oldLines.filter((line) => !nowLines.some((n) => rolled(n) && sameLine(n)(line))).map(named(deployed, "deployed")),
+            ...nowLines.flatMap((line) => (rolled(line) ? rolledLine(oldLines.find(sameLine(line)) as BudgetLine, line) : [named(next, "new")(line)])),
+        ]);
     });
 }
+
+/** The same pods: a line of the same name and placement. */
+const sameLine = (a: BudgetLine) => (b: BudgetLine) => a.name === b.name && a.placement === b.placement;
 
 const hasShape = (line: BudgetLine): line is BudgetLine & { pods: number; perPod: number } => line.pods !== undefined && line.perPod !== undefined;
 
@@ -173,12 +187,11 @@ function rolledLine(before: BudgetLine, after: BudgetLine): BudgetLine[] {
 
 /** The lines of a change within one mode: rolled lines merged, and the pods that move or go away counted until they are gone. */
 function changeLines(deployed: BudgetLine[], next: BudgetLine[]): BudgetLine[] {
-    const same = (a: BudgetLine) => (b: BudgetLine) => a.name === b.name && a.placement === b.placement;
     const lines = next.flatMap((line) => {
-        const before = deployed.find(same(line));
+        const before = deployed.find(sameLine(line));
         return before ? rolledLine(before, line) : [line];
     });
-    const leaving = deployed.filter((line) => !next.some(same(line))).map((line) => ({ ...line, name: `deployed: ${line.name}` }));
+    const leaving = deployed.filter((line) => !next.some(sameLine(line))).map((line) => ({ ...line, name: `deployed: ${line.name}` }));
     return [...lines, ...leaving];
 }
 

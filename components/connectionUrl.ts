@@ -11,6 +11,8 @@ export interface UrlTarget {
     sslmode: string;
     /** The CA file inside the pod (sslmode verify-full). */
     sslrootcert?: string;
+    /** The driver's own connection parameters (config/client.ts urlDriverParams). */
+    driverParams?: Record<string, string>;
 }
 
 /**
@@ -25,6 +27,7 @@ function query(target: UrlTarget): string {
     if (target.sslrootcert) {
         params.push(["sslrootcert", target.sslrootcert]);
     }
+    params.push(...Object.entries(target.driverParams ?? {}));
     // A path may keep its slashes in a query (RFC 3986), which reads better in the Secret.
     return params.map(([k, v]) => `${k}=${encode(v).replace(/%2F/g, "/")}`).join("&");
 }

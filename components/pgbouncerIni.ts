@@ -273,6 +273,11 @@ export interface DatabaseEntry {
     port: number;
     /** The database on the server. */
     dbname: string;
+    /**
+     * A session pool of this size for this entry alone (its client needs session features, config/client.ts):
+     * pool_size and max_db_connections both, so that no client connection waits behind an idle one.
+     */
+    sessionPoolSize?: number;
 }
 
 const DATABASE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -290,7 +295,14 @@ function databaseLine(entry: DatabaseEntry): string {
     if (!Number.isInteger(entry.port) || entry.port < 1 || entry.port > 65535) {
         throw new Error(`[databases] port ${entry.port} of ${entry.name} is not a TCP port`);
     }
-    return `${entry.name} = host=${entry.host} port=${entry.port} dbname=${entry.dbname}`;
+    const line = `${entry.name} = host=${entry.host} port=${entry.port} dbname=${entry.dbname}`;
+    if (entry.sessionPoolSize === undefined) {
+        return line;
+    }
+    if (!Number.isInteger(entry.sessionPoolSize) || entry.sessionPoolSize < 1) {
+        throw new Error(`[databases] session pool size ${entry.sessionPoolSize} of ${entry.name} is not an integer >= 1`);
+    }
+    return `${line} pool_mode=session pool_size=${entry.sessionPoolSize} max_db_connections=${entry.sessionPoolSize}`;
 }
 
 export interface IniInput {

@@ -26,6 +26,7 @@ import { contextProblem } from "./kubeconfig";
 import { readRdsProxy } from "./rds";
 import { DatabaseSpec, SQL_IDENTIFIER, readDatabaseServers } from "./servers";
 import { ConnectionContract, readConnectionContract, readReleaseName, refuseSharedSecrets } from "./connection";
+import { ServiceClient, checkNamedStatements, readServiceClient } from "./client";
 import { ConfigError, Reader, defaultOf, isRecord, readThresholds, requiredMatch } from "./reader";
 import { CONFIG_KEYS, ConfigKey, DEFAULT_MONITORING_ALERTS, MODES, Mode, PROJECT } from "./schema";
 import { ROLLOUT } from "../components/connectionBudget";
@@ -34,6 +35,7 @@ import { APP_CONTAINER_PORT, HPA_MAX_PERIOD_SECONDS, POD_NAMES, READ_ONLY_SUFFIX
 export { ConfigError } from "./reader";
 export { DatabaseSpec } from "./servers";
 export { ConnectionContract } from "./connection";
+export { ServiceClient, servicePoolMode, urlDriverParams } from "./client";
 export { MODES, Mode, PROJECT } from "./schema";
 
 export type ChartSource = { path: string } | { repo: string; name: string; version: string };
@@ -59,6 +61,8 @@ export interface ServiceSpec {
     chart: ChartSource;
     /** Extra chart values, merged under the program's own. */
     values: Record<string, unknown>;
+    /** Its database client: driver, pool size and the session features it needs (services[].client). */
+    client: ServiceClient;
 }
 
 export interface PgBouncerSpec {
@@ -124,7 +128,7 @@ function readChart(r: Reader, at: string, chart: unknown): ChartSource {
     return DEFAULT_CHART;
 }
 
-const SERVICE_KEYS = ["name", "server", "database", "namespace", "release", "connection", "replicas", "maxReplicas", "resources", "image", "chart", "values"] as const;
+const SERVICE_KEYS = ["name", "server", "database", "namespace", "release", "connection", "client", "replicas", "maxReplicas", "resources", "image", "chart", "values"] as const;
 /** PostgreSQL and PgBouncer take names of at most 63 bytes; the read replica's pool adds "_ro". */
 const DATABASE_NAME_LIMIT = "PostgreSQL's and PgBouncer's limit is 63, and with databaseReplicaHost the pool <database>_ro must fit it too";
 
@@ -270,6 +274,7 @@ function readService(r: Reader, index: number, raw: unknown, servers: DatabaseSp
         resources: readAppResources(r, `${at}.resources`, raw.resources, autoscaling ? `${maxReplicas} > replicas ${replicas}` : undefined),
         chart: readChart(r, at, raw.chart),
         values,
+        client: readServiceClient(r, `${at}.client`, raw.client),
     };
 }
 
@@ -645,6 +650,15 @@ function readAcceptedSwitch(r: Reader): { from: Mode; to: Mode } | undefined {
     return { from, to };
 }
 
+/** In the PgBouncer modes, each service's driver against the PgBouncer the config targets. */
+function checkClients(r: Reader, config: VelureConfig): void {
+    if (config.mode === "rds-proxy") {
+        return;
+    }
+    const { tuning, version } = config.pgbouncer;
+    config.services.forEach((s, i) => checkNamedStatements(r, `services[${i}].client`, s.client, tuning.poolMode, version, tuning.extra));
+}
+
 /** Reads the whole config; throws one ConfigError listing every problem. */
 export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
     const r = new Reader(config);
@@ -680,6 +694,7 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
     };
     result.warnings.push(...monitorSelectorWarning(result.monitoring), ...unusedServerWarnings(result));
     checkSidecarPorts(r, mode, result.sidecar.port, result.services, result.monitoring);
+    checkClients(r, result);
     checkOwnedNamespaces(r, result);
     if (r.problems.length > 0) {
         throw new ConfigError(r.problems);

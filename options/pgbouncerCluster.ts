@@ -11,7 +11,7 @@ import {
 } from "../components/pgbouncerCluster";
 import { DatabaseSpec, VelureConfig, serverOf } from "../config";
 import { pgbouncerBudget, poolName, serversInUse, servicesOn } from "./budget";
-import { pgbouncerConnection, serviceDatabaseEntries } from "./pgbouncerDatabases";
+import { pgbouncerConnection, serviceDatabaseEntries, sessionBudgetLine } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { DeclarePooler, PoolerOption, PoolerOutputs, soleAddress } from "./types";
 
@@ -30,7 +30,7 @@ export function pgbouncerClusterArgs(config: VelureConfig, server: DatabaseSpec)
         image: pgbouncer.image,
         version: pgbouncer.version,
         tuning: pgbouncer.tuning,
-        databases: services.flatMap((s) => serviceDatabaseEntries(server, s)),
+        databases: services.flatMap((s) => serviceDatabaseEntries(server, s, "cluster")),
         user: server.user,
         credentials: server.credentials,
         serverCaBundle: pgbouncer.serverCaBundle,
@@ -62,9 +62,15 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
         validatePgBouncerClusterArgs(a);
         renderClusterIni(a);
     }
-    const budget = pgbouncerBudget(config, (server, services, readOnly) =>
-        clusterBudgetLines(clusterPlacement(config, server).namespace, config.pgbouncer.replicas, config.pgbouncer.tuning, services.map((s) => poolName(s.database, readOnly))),
-    );
+    const budget = pgbouncerBudget(config, (server, services, readOnly) => {
+        const pooled = services.filter((s) => s.client.session.length === 0);
+        const session = services.filter((s) => s.client.session.length > 0);
+        return [
+            ...clusterBudgetLines(clusterPlacement(config, server).namespace, config.pgbouncer.replicas, config.pgbouncer.tuning, pooled.map((s) => poolName(s.database, readOnly))),
+            // Each client connection holds one server connection, on whichever replica it reached: the pods' clients bound them.
+            ...session.map((s) => sessionBudgetLine(s, poolName(s.database, readOnly))),
+        ];
+    });
     assertWithinBudget(
         budget,
         "Lower velure-pooling:pgbouncerReplicas, pgbouncerDefaultPoolSize + pgbouncerReservePoolSize " +

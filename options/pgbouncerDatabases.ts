@@ -1,13 +1,39 @@
 // The [databases] entries and the env that both PgBouncer options give a service.
 import * as pulumi from "@pulumi/pulumi";
+import { BudgetLine, podsLine, rolloutPods } from "../components/connectionBudget";
 import { DatabaseEntry } from "../components/pgbouncerIni";
 import { READ_ONLY_SUFFIX } from "../components/specs";
 import { DatabaseSpec, ServiceSpec } from "../config";
 import { ServiceConnection, serviceConnection } from "./types";
 
-/** A service's pooler entries on its own server: its database, and <database>_ro on the server's read replica. */
-export function serviceDatabaseEntries(server: DatabaseSpec, service: ServiceSpec): DatabaseEntry[] {
-    const primary = { name: service.database, host: server.host, port: server.port, dbname: service.database };
+/**
+ * The client connections one PgBouncer of the service may hold at once: its sidecar serves one pod's pool; the
+ * central one may get every pod's, in a rollout too (which replica a client lands on is the Service's choice).
+ */
+export function sessionClients(service: ServiceSpec, placement: "sidecar" | "cluster"): number {
+    const perPod = service.client.maxOpenConnections as number;
+    return placement === "sidecar" ? perPod : rolloutPods(service.maxReplicas, "max pods").pods * perPod;
+}
+
+/** The budget line of a service in a session pool: one server connection per client connection of its pods. */
+export function sessionBudgetLine(service: ServiceSpec, pool: string): BudgetLine {
+    const line = podsLine(service.name, `${service.namespace}/${service.releaseName}`, rolloutPods(service.maxReplicas, "max pods"), service.client.maxOpenConnections as number, "maxOpenConnections");
+    return { ...line, name: `${service.name} → ${pool} (session pool)`, clientBound: true };
+}
+
+/**
+ * A service's pooler entries on its own server: its database, and <database>_ro on the server's read replica; a
+ * session pool sized for its clients when it needs session features.
+ */
+export function serviceDatabaseEntries(server: DatabaseSpec, service: ServiceSpec, placement: "sidecar" | "cluster"): DatabaseEntry[] {
+    const session = service.client.session.length > 0;
+    const primary = {
+        name: service.database,
+        host: server.host,
+        port: server.port,
+        dbname: service.database,
+        ...(session ? { sessionPoolSize: sessionClients(service, placement) } : {}),
+    };
     if (!server.replicaHost) {
         return [primary];
     }

@@ -11,7 +11,7 @@ import {
 } from "../components/pgbouncerSidecar";
 import { ServiceSpec, VelureConfig, serverOf, serviceNamespaceNames } from "../config";
 import { pgbouncerBudget, poolName } from "./budget";
-import { pgbouncerConnection, serviceDatabaseEntries } from "./pgbouncerDatabases";
+import { pgbouncerConnection, serviceDatabaseEntries, sessionBudgetLine } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
 import { DeclarePooler, PoolerOption, ServiceConnection } from "./types";
 
@@ -23,7 +23,7 @@ export function pgbouncerSidecarArgs(config: VelureConfig, service: ServiceSpec,
         image: pgbouncer.image,
         version: pgbouncer.version,
         tuning: pgbouncer.tuning,
-        databases: serviceDatabaseEntries(server, service),
+        databases: serviceDatabaseEntries(server, service, "sidecar"),
         user: server.user,
         credentials: server.credentials,
         serverCaBundle: pgbouncer.serverCaBundle,
@@ -45,7 +45,11 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
     }
     const maxDb = config.pgbouncer.tuning.maxDbConnections;
     const budget = pgbouncerBudget(config, (_server, services, readOnly) =>
-        services.map((s) => sidecarBudgetLine(readOnly ? `${s.name} → ${poolName(s.database, true)}` : s.name, `${s.namespace}/${s.releaseName}`, s.maxReplicas, maxDb)),
+        services.map((s) =>
+            s.client.session.length > 0
+                ? sessionBudgetLine(s, poolName(s.database, readOnly))
+                : sidecarBudgetLine(readOnly ? `${s.name} → ${poolName(s.database, true)}` : s.name, `${s.namespace}/${s.releaseName}`, s.maxReplicas, maxDb),
+        ),
     );
     assertWithinBudget(
         budget,

@@ -7,7 +7,7 @@ import { RESTRICTED_POD_SECURITY } from "../components/podSecurity";
 import { CREDENTIALS_PASSWORD_KEY, Credentials } from "../components/specs";
 import { PASSWORD_TEMPLATE, externalSecret } from "../components/externalSecret";
 import { UrlTarget, postgresUrl, postgresUrlTemplate } from "../components/connectionUrl";
-import { ChartSource, ConnectionContract, DatabaseSpec, ServiceSpec, VelureConfig, secretIf, serverOf, serviceNamespaceNames } from "../config";
+import { ChartSource, ConnectionContract, DatabaseSpec, ServiceSpec, VelureConfig, secretIf, serverOf, serviceNamespaceNames, urlDriverParams } from "../config";
 import { credentialsSecretName, modeUrlKey } from "../config/connection";
 import { AppTls, PoolerOutputs, ServiceConnection, ServiceCredentials, ServiceEndpoint } from "../options/types";
 import { Deployed, DeployedUrl } from "../options/deployed";
@@ -140,7 +140,7 @@ function serviceCredentials(service: ServiceSpec, credentials: Credentials, name
 type UrlContract = Extract<ConnectionContract, { contract: "urlSecret" }>;
 
 /** The URL's parts for one of the service's pools: the pooler's address, the server's user, the app's TLS. */
-function urlTarget(server: DatabaseSpec, tls: AppTls, endpoint: ServiceEndpoint): pulumi.Output<UrlTarget> {
+function urlTarget(server: DatabaseSpec, tls: AppTls, endpoint: ServiceEndpoint, driverParams: Record<string, string>): pulumi.Output<UrlTarget> {
     return pulumi.all([endpoint.host, endpoint.port]).apply(([host, port]) => ({
         user: server.user,
         host,
@@ -148,6 +148,7 @@ function urlTarget(server: DatabaseSpec, tls: AppTls, endpoint: ServiceEndpoint)
         database: endpoint.database,
         sslmode: tls.sslmode,
         ...(tls.rootCert ? { sslrootcert: tls.rootCert } : {}),
+        ...(Object.keys(driverParams).length > 0 ? { driverParams } : {}),
     }));
 }
 
@@ -176,9 +177,12 @@ function urlKeys(
     render: (target: UrlTarget) => pulumi.Output<string> | string,
 ): Record<string, pulumi.Output<string>> {
     const server = serverOf(config, service);
-    const keyOf = (tls: AppTls, endpoint: ServiceEndpoint) => urlTarget(server, tls, endpoint).apply((target) => pulumi.output(render(target)));
+    // The URL of a mode's pods: its pooler's address, and the driver's parameters for that pooler.
+    const keyOf = (tls: AppTls, endpoint: ServiceEndpoint, mode: string = config.mode) =>
+        urlTarget(server, tls, endpoint, urlDriverParams(service.client, mode, config.pgbouncer.tuning.poolMode)).apply((target) => pulumi.output(render(target)));
     const url = keyOf(connection.tls, connection);
-    const unpatched = connection.unpatched ? keyOf(connection.unpatched.tls, connection.unpatched.endpoint) : url;
+    // Unpatched pods reach the database or the proxy directly: no pooler's parameters.
+    const unpatched = connection.unpatched ? keyOf(connection.unpatched.tls, connection.unpatched.endpoint, "direct") : url;
     const keys: Record<string, pulumi.Output<string>> = { [contract.key]: unpatched, [modeUrlKey(contract.key, config.mode)]: url };
     if (contract.readKey && connection.read) {
         keys[contract.readKey] = keyOf(connection.tls, connection.read);
@@ -186,7 +190,7 @@ function urlKeys(
     const before = switchedFrom(deployed, config.mode, service);
     if (before) {
         const { host, port, sslmode, sslrootcert } = before.url;
-        keys[modeUrlKey(contract.key, before.mode)] = keyOf({ sslmode, ...(sslrootcert ? { rootCert: sslrootcert } : {}) }, { host, port, database: service.database });
+        keys[modeUrlKey(contract.key, before.mode)] = keyOf({ sslmode, ...(sslrootcert ? { rootCert: sslrootcert } : {}) }, { host, port, database: service.database }, before.mode);
     }
     return keys;
 }

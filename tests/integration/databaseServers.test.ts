@@ -31,7 +31,9 @@ function twoServerConfig(auth: PostgresServer, orders: PostgresServer, mode: str
         ...LIMITS[name],
     }));
     // prod's services with auth-service's HPA at 2 pods, so that its sidecars' (2 + 3) × 5 fit the small test server.
-    const services = JSON.parse(stackConfig("prod")["velure-pooling:services"]).map((s: any) => (s.name === "auth-service" ? { ...s, maxReplicas: 2 } : s));
+    // Without their client blocks: this test counts transaction pools per process; velure's clients (publish-order's
+    // session pool, pgx on each PgBouncer version) are tests/integration/drivers.test.ts's.
+    const services = JSON.parse(stackConfig("prod")["velure-pooling:services"]).map(({ client: _client, ...s }: any) => (s.name === "auth-service" ? { ...s, maxReplicas: 2 } : s));
     const config = stackConfig("prod", {
         mode,
         services,

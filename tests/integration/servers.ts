@@ -11,7 +11,24 @@ export const HOST = "127.0.0.1";
 export const PASSWORD = "velure-integration-pw";
 export const USER = "velure";
 
+/**
+ * The binaries the suite runs on: Debian 12's PgBouncer 1.18 and PostgreSQL 15 (the machine's own packages), or with
+ * VELURE_LAYER=trixie Debian 13's PgBouncer 1.24 and PostgreSQL 17, unpacked by scripts/trixie.sh.
+ */
+export const LAYER = process.env.VELURE_LAYER === "trixie" ? "trixie" : "bookworm";
+const TRIXIE_ROOT = process.env.VELURE_TRIXIE_ROOT ?? path.resolve(__dirname, "../../.toolchain/trixie");
+
+function requireFile(file: string, install: string): string {
+    if (!fs.existsSync(file)) {
+        throw new Error(`${file} not found: ${install}`);
+    }
+    return file;
+}
+
 function postgresBinDir(): string {
+    if (LAYER === "trixie") {
+        return path.dirname(requireFile(path.join(TRIXIE_ROOT, "usr/lib/postgresql/17/bin/initdb"), "bash scripts/trixie.sh"));
+    }
     const root = "/usr/lib/postgresql";
     const versions = fs.existsSync(root) ? fs.readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
     const found = versions.map((v) => path.join(root, v, "bin")).find((dir) => fs.existsSync(path.join(dir, "initdb")));
@@ -21,8 +38,15 @@ function postgresBinDir(): string {
     return found;
 }
 
+function pgbouncerBin(): string {
+    if (LAYER === "trixie") {
+        return requireFile(path.join(TRIXIE_ROOT, "usr/sbin/pgbouncer"), "bash scripts/trixie.sh");
+    }
+    return ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((p) => fs.existsSync(p)) ?? "pgbouncer";
+}
+
 export const PG_BIN = postgresBinDir();
-export const PGBOUNCER_BIN = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((p) => fs.existsSync(p)) ?? "pgbouncer";
+export const PGBOUNCER_BIN = pgbouncerBin();
 
 /** The user that the servers run as: the postgres user when this process is root. */
 export const runAs = (() => {

@@ -247,7 +247,7 @@ describe("config", () => {
             await failsWith({ services: [{ ...base, image: { repository: "r", tag: "1.0 latest" } }] }, /services\[0\].image: .* is not allowed/);
             await failsWith({ pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.26.1 --evil" }, /pgbouncerImage: .* is not allowed; expected an image reference/);
             await failsWith({ monitoringExporterImage: "quay.io/x/exporter:v1\n" }, /monitoringExporterImage: .* is not allowed; expected an image reference/);
-            await failsWith({ services: [{ ...base, maxReplica: 4 }] }, /services\[0\].maxReplica: 4 is not allowed; expected one of the keys name, server, database, namespace, release, connection, replicas, maxReplicas/);
+            await failsWith({ services: [{ ...base, maxReplica: 4 }] }, /services\[0\].maxReplica: 4 is not allowed; expected one of the keys name, server, database, namespace, release, connection, client, replicas, maxReplicas/);
             await failsWith({ services: [{ ...base, image: { repository: "r", tag: "t", digest: "x" } }] }, /services\[0\].image.digest: "x" is not allowed/);
             await failsWith(
                 { services: [{ ...base, resources: { requests: { cpu: "1", memory: "1Gi", gpu: "1" }, limits: { memory: "512Mi" } } }] },

@@ -1,0 +1,1 @@
+ALTER TABLE orders ALTER COLUMN total TYPE INT USING (total * 100)::int;

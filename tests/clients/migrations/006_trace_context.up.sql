@@ -1,0 +1,2 @@
+ALTER TABLE outbox_events ADD COLUMN trace_context JSONB;
+INSERT INTO migration_runs (version) VALUES (6);

@@ -1,0 +1,324 @@
+// velure's own database clients (tests/clients: GORM + pgx, lib/pq, golang-migrate, pq.Listener, at the versions
+// velure's go.mod files pin, with the services' pool limits) through the PgBouncer configs the program renders for the
+// dev stack (velure's two servers, its two services with their client blocks), in both PgBouncer modes, on the layer
+// this run has (PgBouncer 1.18 / PostgreSQL 15, or with VELURE_LAYER=trixie 1.24 / 17). Each figure is printed as a
+// "figure:" line, which the closing notes quote.
+import * as assert from "assert";
+import { ChildProcess, execFile, spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { postgresUrl } from "../../components/connectionUrl";
+import { PgBouncerConfigArgs, renderPoolerIni } from "../../components/pgbouncerPod";
+import { parsePgBouncerVersion, renderUserlist } from "../../components/pgbouncerIni";
+import { DatabaseSpec, ServiceSpec, VelureConfig, loadConfig, serverOf, urlDriverParams } from "../../config";
+import { servesNamedStatements } from "../../config/client";
+import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
+import { pgbouncerSidecarArgs } from "../../options/pgbouncerSidecar";
+import { stackConfig } from "../unit/harness";
+import { LOCAL_PGBOUNCER_VERSION } from "./pooler";
+import { HOST, LAYER, PASSWORD, PgBouncerProcess, PostgresServer, USER, sleep } from "./servers";
+
+const CLIENTS_BIN = path.resolve(__dirname, "../../.toolchain/bin/velure-clients");
+const MIGRATIONS = path.resolve(__dirname, "../clients/migrations");
+/** What a migration run may take, waiting for the lock included: publish-order's start must not hang. */
+const MIGRATION_BOUND_SECONDS = 30;
+/** The fault test's stand-in for a pod's grace period. */
+const DRAIN_SECONDS = 5;
+
+interface ClientResult {
+    ops: number;
+    failed: number;
+    errors?: Record<string, number>;
+    acked?: string[];
+    version?: number;
+    dirty?: boolean;
+    seconds: number;
+    got?: number;
+    value?: string;
+    fatal?: string;
+    okAfterLastError: number;
+}
+
+function figure(what: string, result: ClientResult): void {
+    const errors = Object.entries(result.errors ?? {}).map(([e, n]) => `${n}× ${e}`);
+    console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${what}: ${result.ops} ops, ${result.failed} failed${result.fatal ? `, fatal: ${result.fatal}` : ""}${errors.length ? ` (${errors.join("; ")})` : ""}`);
+}
+
+/** Runs one velure-clients command to its end (killed past `timeoutSeconds`, which the result then says). */
+function runClient(command: string, url: string, args: string[] = [], timeoutSeconds = 120): Promise<ClientResult> {
+    return new Promise((resolve, reject) => {
+        execFile(CLIENTS_BIN, [command, "-url", url, ...args], { timeout: timeoutSeconds * 1000, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+            const line = stdout.trim().split("\n").pop() ?? "";
+            if (!line.startsWith("{")) {
+                reject(new Error(`velure-clients ${command} ${error?.killed ? `did not end within ${timeoutSeconds} s` : "printed no result"}: ${stderr}`));
+                return;
+            }
+            resolve(JSON.parse(line) as ClientResult);
+        });
+    });
+}
+
+/** A client run that lasts until its stdin is closed: the fault tests end it when the faults are over. */
+function startClient(command: string, url: string, args: string[]): { child: ChildProcess; done: Promise<ClientResult> } {
+    const child = spawn(CLIENTS_BIN, [command, "-url", url, "-duration", "10m", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout?.on("data", (d) => (out += d));
+    const done = new Promise<ClientResult>((resolve, reject) =>
+        child.once("exit", () => (out.trim().startsWith("{") ? resolve(JSON.parse(out.trim().split("\n").pop() as string)) : reject(new Error(`velure-clients ${command}: no result`)))),
+    );
+    return { child, done };
+}
+
+/** The dev stack on loopback: each of velure's servers a PostgreSQL of its own, the PgBouncer version of this layer. */
+function devConfig(servers: Record<string, PostgresServer>, mode: string, services?: unknown[]): VelureConfig {
+    const base = stackConfig("dev");
+    const databaseServers = JSON.parse(base["velure-pooling:databaseServers"]).map((s: any) => {
+        const { secretsManagerSecret: _sm, ...rest } = s;
+        return { ...rest, host: servers[s.name].host, port: servers[s.name].port, user: USER };
+    });
+    const config = stackConfig("dev", {
+        mode,
+        databaseServers,
+        databasePasswords: { auth: PASSWORD, orders: PASSWORD },
+        pgbouncerServerTlsSslmode: "disable",
+        pgbouncerImage: `ghcr.io/icoretech/pgbouncer-docker:${LOCAL_PGBOUNCER_VERSION}`,
+        monitoringExporter: false,
+        ...(services ? { services } : {}),
+    });
+    pulumi.runtime.setAllConfig(config, ["velure-pooling:databasePasswords"]);
+    return loadConfig();
+}
+
+function devServices(): any[] {
+    return JSON.parse(stackConfig("dev")["velure-pooling:services"]);
+}
+
+/** The PgBouncer a service reaches in this mode, on loopback, with the program's pgbouncer.ini. */
+async function startPooler(config: VelureConfig, service: ServiceSpec): Promise<PgBouncerProcess> {
+    const server = serverOf(config, service);
+    const args: PgBouncerConfigArgs = config.mode === "pgbouncer-cluster" ? pgbouncerClusterArgs(config, server) : pgbouncerSidecarArgs(config, service, service.namespace);
+    const bouncer = new PgBouncerProcess();
+    return bouncer.start((port) => renderPoolerIni(args, { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile: "" }), renderUserlist([{ name: USER, password: PASSWORD }]));
+}
+
+/** The URL the program writes for the service's pods (its Secret's mode key), pointed at the local PgBouncer. */
+function serviceUrl(config: VelureConfig, service: ServiceSpec, bouncer: PgBouncerProcess): string {
+    const params = urlDriverParams(service.client, config.mode, config.pgbouncer.tuning.poolMode);
+    const server: DatabaseSpec = serverOf(config, service);
+    return postgresUrl({ user: server.user, host: HOST, port: bouncer.port, database: service.database, sslmode: "disable", driverParams: params }, PASSWORD);
+}
+
+async function countIn(pg: PostgresServer, database: string, sql: string, values: unknown[] = []): Promise<number> {
+    return pg.superuser(async (c) => Number((await c.query(sql, values)).rows[0].n), database);
+}
+
+async function resetSchema(pg: PostgresServer, database: string): Promise<void> {
+    await pg.superuser((c) => c.query(`DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION ${USER}`), database);
+}
+
+const byName = (config: VelureConfig, name: string) => config.services.find((s) => s.name === name) as ServiceSpec;
+
+/** Whether this layer's PgBouncer serves pgx's named statements in a transaction pool (1.21+). */
+const named = servesNamedStatements(parsePgBouncerVersion(LOCAL_PGBOUNCER_VERSION), {});
+
+/** The dev stack's services as this layer's PgBouncer takes them: on 1.18 auth-service's client is undeclared. */
+function layerServices(): any[] {
+    return devServices().map(({ client, ...s }) => (client?.driver === "pgx" && !named ? s : { ...s, client }));
+}
+
+describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER}), the dev stack's configs`, function () {
+    this.timeout(600000);
+    const servers: Record<string, PostgresServer> = {};
+
+    before(async () => {
+        servers.auth = await new PostgresServer({ maxConnections: 100, databases: ["velure_auth"] }).start();
+        servers.orders = await new PostgresServer({ maxConnections: 100, databases: ["velure_orders"], host: "127.0.0.2" }).start();
+    });
+
+    after(() => Object.values(servers).forEach((s) => s.stop()));
+
+    for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar"]) {
+        describe(mode, () => {
+
+            it(`auth-service: GORM + pgx, AutoMigrate and 20 × 200 operations, a restart's AutoMigrate${named ? "" : " (the config is refused here)"}`, async () => {
+                if (!named) {
+                    // PgBouncer 1.18: the program refuses pgx in a transaction pool; the same config with the driver
+                    // undeclared shows what it would cost.
+                    assert.throws(() => devConfig(servers, mode), /services\[0\]\.client\.driver: "pgx" is not allowed; pgx prepares named statements, which a transaction pool cannot serve when PgBouncer 1\.18\.\d+ predates 1\.21/);
+                }
+                const services = named ? undefined : devServices().map((s) => (s.client?.driver === "pgx" ? { ...s, client: { ...s.client, driver: "other" } } : s));
+                const config = devConfig(servers, mode, services);
+                const auth = byName(config, "auth-service");
+                const bouncer = await startPooler(config, auth);
+                try {
+                    const url = serviceUrl(config, auth, bouncer);
+                    const first = await runClient("gorm", url, ["-workers", "20", "-ops", "200", "-run", `${mode}-a`]);
+                    figure(`${mode} GORM/pgx 20×200`, first);
+                    const restart = await runClient("gorm", url, ["-workers", "20", "-ops", "20", "-run", `${mode}-b`]);
+                    figure(`${mode} GORM/pgx after a restart (AutoMigrate again)`, restart);
+                    if (!named) {
+                        assert.ok(first.failed > 0 || restart.fatal, "on 1.18 the refused config does fail pgx: the refusal is needed");
+                        return;
+                    }
+                    assert.strictEqual(first.fatal, undefined);
+                    assert.strictEqual(first.failed, 0, JSON.stringify(first.errors));
+                    assert.strictEqual(restart.fatal, undefined, "a second pod's AutoMigrate works");
+                    assert.strictEqual(restart.failed, 0, JSON.stringify(restart.errors));
+                    const acked = [...(first.acked ?? []), ...(restart.acked ?? [])];
+                    const stored = await countIn(servers.auth, "velure_auth", "SELECT count(*) AS n FROM users WHERE email = ANY($1)", [acked]);
+                    assert.strictEqual(stored, acked.length, "every acknowledged user is stored");
+                    assert.strictEqual(acked.length, 20 * 200 + 20 * 20);
+                } finally {
+                    await bouncer.stop();
+                }
+            });
+
+            describe("publish-order-service: lib/pq, golang-migrate and the outbox listener, in its session pool", () => {
+                let config: VelureConfig;
+                let orders: ServiceSpec;
+                let bouncer: PgBouncerProcess;
+                let url: string;
+
+                before(async () => {
+                    config = devConfig(servers, mode, layerServices());
+                    orders = byName(config, "publish-order-service");
+                    bouncer = await startPooler(config, orders);
+                    url = serviceUrl(config, orders, bouncer);
+                });
+
+                after(() => bouncer?.stop());
+
+                it("its database is a session pool sized for its pods' clients, and the URL carries no transaction-pool parameter", () => {
+                    const ini = fs.readFileSync(bouncer.iniFile, "utf8");
+                    const size = mode === "pgbouncer-sidecar" ? 15 : (1 + 3) * 15;
+                    assert.match(ini, new RegExp(`^velure_orders = host=\\S+ port=\\d+ dbname=velure_orders pool_mode=session pool_size=${size} max_db_connections=${size}$`, "m"));
+                    assert.ok(!url.includes("binary_parameters"));
+                });
+
+                it("15 × 200 orders inserted, read and updated: none fails, every acknowledged row is stored", async () => {
+                    const result = await runClient("pq", url, ["-workers", "15", "-ops", "200", "-run", mode]);
+                    figure(`${mode} lib/pq 15×200 (session pool)`, result);
+                    assert.strictEqual(result.failed, 0, JSON.stringify(result.errors));
+                    const stored = await countIn(servers.orders, "velure_orders", "SELECT count(*) AS n FROM load_orders WHERE id = ANY($1)", [result.acked]);
+                    assert.strictEqual(stored, 15 * 200);
+                });
+
+                it("3 pods' migrations at once, 4 rounds (fresh and migrated): each ends in time, version 6, no migration twice, no lock left", async () => {
+                    let longest = 0;
+                    for (let round = 0; round < 4; round++) {
+                        const fresh = round % 2 === 0;
+                        if (fresh) {
+                            await resetSchema(servers.orders, "velure_orders");
+                        }
+                        const runs = await Promise.all([0, 1, 2].map(() => runClient("migrate", url, ["-dir", MIGRATIONS], MIGRATION_BOUND_SECONDS)));
+                        longest = Math.max(longest, ...runs.map((r) => r.seconds));
+                        for (const run of runs) {
+                            assert.strictEqual(run.fatal, undefined);
+                            assert.strictEqual(run.failed, 0, JSON.stringify(run.errors));
+                            assert.deepStrictEqual([run.version, run.dirty ?? false], [6, false]);
+                        }
+                        const twice = await countIn(servers.orders, "velure_orders", "SELECT count(*) AS n FROM (SELECT version FROM migration_runs GROUP BY version HAVING count(*) > 1) t");
+                        assert.strictEqual(twice, 0, "no migration ran twice");
+                        assert.strictEqual(await countIn(servers.orders, "velure_orders", "SELECT count(*) AS n FROM migration_runs"), 3);
+                    }
+                    const locks = await countIn(servers.orders, "postgres", "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'");
+                    console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${mode} golang-migrate: 3 processes × 4 rounds, 12 runs, 0 failed, longest ${longest.toFixed(2)} s, ${locks} advisory locks left`);
+                    assert.strictEqual(locks, 0, "no advisory lock left on a server connection");
+                });
+
+                it("LISTEN/NOTIFY: the outbox listener gets 5 of 5 notifications", async () => {
+                    const result = await runClient("listen", url, ["-n", "5"]);
+                    console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${mode} LISTEN/NOTIFY: ${result.got ?? 0} of 5 delivered`);
+                    assert.strictEqual(result.fatal, undefined);
+                    assert.strictEqual(result.got, 5);
+                });
+
+                it("a session SET is seen by the connection's next statement", async () => {
+                    const result = await runClient("session", url);
+                    assert.strictEqual(result.failed, 0, JSON.stringify(result.errors));
+                    assert.strictEqual(result.value, "4321ms");
+                });
+            });
+
+            it("a lib/pq service without session features in a transaction pool: the program's binary_parameters=yes, 15 × 200 with none failed", async () => {
+                const services = devServices().map((s) =>
+                    s.name === "publish-order-service" ? { ...s, client: { driver: "lib/pq", maxOpenConnections: 15 } } : layerServices().find((l) => l.name === s.name),
+                );
+                const config = devConfig(servers, mode, services);
+                const orders = byName(config, "publish-order-service");
+                const bouncer = await startPooler(config, orders);
+                try {
+                    const url = serviceUrl(config, orders, bouncer);
+                    assert.match(url, /[?&]binary_parameters=yes(&|$)/);
+                    const result = await runClient("pq", url, ["-workers", "15", "-ops", "200", "-run", `${mode}-tx`]);
+                    figure(`${mode} lib/pq 15×200 (transaction pool, binary_parameters=yes)`, result);
+                    const without = await runClient("pq", url.replace(/[?&]binary_parameters=yes/, ""), ["-workers", "15", "-ops", "200", "-run", `${mode}-raw`]);
+                    figure(`${mode} lib/pq 15×200 (transaction pool, the URL without binary_parameters)`, without);
+                    assert.strictEqual(result.failed, 0, JSON.stringify(result.errors));
+                    const stored = await countIn(servers.orders, "velure_orders", "SELECT count(*) AS n FROM load_orders WHERE id = ANY($1)", [result.acked]);
+                    assert.strictEqual(stored, 15 * 200);
+                } finally {
+                    await bouncer.stop();
+                }
+            });
+        });
+    }
+
+    it(`faults under load (pgbouncer-sidecar): reload, a PgBouncer crash and restart, a drain, a PostgreSQL restart; ${named ? "GORM and lib/pq" : "lib/pq"} recover, no acknowledged write is lost`, async function () {
+        const config = devConfig(servers, "pgbouncer-sidecar", layerServices());
+        // On 1.18 the program refuses auth-service's pgx in a transaction pool: only publish-order's lib/pq runs there.
+        const drivers = [...(named ? [{ service: byName(config, "auth-service"), command: "gorm", server: servers.auth }] : []), { service: byName(config, "publish-order-service"), command: "pq", server: servers.orders }];
+        const bouncers = await Promise.all(drivers.map((d) => startPooler(config, d.service)));
+        const retired: PgBouncerProcess[] = [];
+        const runs = drivers.map((d, i) => startClient(d.command, serviceUrl(config, d.service, bouncers[i]), ["-workers", "10", "-run", "fault"]));
+        const ini = (bouncer: PgBouncerProcess) => fs.readFileSync(bouncer.iniFile, "utf8");
+        /** Ends each PgBouncer with `signal` and starts the next on its port with its pgbouncer.ini, as the kubelet restarts a container. */
+        const replace = async (signal: NodeJS.Signals) => {
+            for (const [i, bouncer] of bouncers.entries()) {
+                const text = ini(bouncer);
+                bouncer.signal(signal);
+                // A safe shutdown waits for the server connections in use; a session pool's clients hold theirs until
+                // they disconnect, so a drain ends there the way the kubelet ends it: SIGKILL at the grace period.
+                const drained = await bouncer.waitExit(DRAIN_SECONDS * 1000).then(() => true, () => false);
+                if (!drained) {
+                    console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${signal}: still running after ${DRAIN_SECONDS} s with session clients connected; killed`);
+                    bouncer.signal("SIGKILL");
+                    await bouncer.waitExit(5000);
+                }
+                retired.push(bouncer);
+                bouncers[i] = await new PgBouncerProcess().start(() => text, renderUserlist([{ name: USER, password: PASSWORD }]), bouncer.port);
+            }
+        };
+        try {
+            await sleep(1500);
+            for (const bouncer of bouncers) {
+                await bouncer.reload(() => ini(bouncer));
+            }
+            await sleep(1500);
+            await replace("SIGKILL");
+            await sleep(1500);
+            // A drain: the pod's stop (the entrypoint's SIGINT, safe shutdown on every version: in-flight transactions finish).
+            await replace("SIGINT");
+            await sleep(1500);
+            // An RDS failover's stand-in: both servers restart.
+            servers.auth.restart("fast");
+            servers.orders.restart("fast");
+            await sleep(4000);
+        } finally {
+            Object.values(runs).forEach((r) => r.child.stdin?.end());
+        }
+        const results = await Promise.all(runs.map((r) => r.done));
+        await Promise.all([...bouncers, ...retired].map((b) => b.stop()));
+        const tables: Record<string, string> = { gorm: "SELECT count(*) AS n FROM users WHERE email = ANY($1)", pq: "SELECT count(*) AS n FROM load_orders WHERE id = ANY($1)" };
+        for (const [i, d] of drivers.entries()) {
+            const result = results[i];
+            figure(`faults ${d.command}`, result);
+            const stored = await countIn(d.server, d.service.database, tables[d.command], [result.acked]);
+            console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} faults ${d.command}: ${result.acked?.length} acknowledged, ${stored} stored, ${result.okAfterLastError} ok after the last error`);
+            assert.strictEqual(result.fatal, undefined);
+            assert.strictEqual(stored, result.acked?.length, "no acknowledged write lost");
+            assert.ok(result.okAfterLastError >= 10, `the driver recovered on its own: ${result.okAfterLastError} operations succeeded after its last error`);
+        }
+    });
+});
