@@ -29,7 +29,7 @@ export interface ServiceClient {
     session: SessionFeature[];
 }
 
-export const DEFAULT_CLIENT: ServiceClient = { driver: "other", session: [] };
+const DEFAULT_CLIENT: ServiceClient = { driver: "other", session: [] };
 
 const ALLOWED = `expected {driver: ${DRIVERS.join(" | ")}, maxOpenConnections?: integer >= 1, session?: [${SESSION_FEATURES.join(", ")}]}`;
 
@@ -65,9 +65,14 @@ export function readServiceClient(r: Reader, at: string, raw: unknown): ServiceC
     return { driver: driver as Driver, maxOpenConnections: maxOpen as number | undefined, session: features };
 }
 
+/** Whether the service's client needs a session feature, so that its PgBouncer entries get a session pool of their own. */
+export function needsSessionPool(client: ServiceClient): boolean {
+    return client.session.length > 0;
+}
+
 /** The pool mode of a service's PgBouncer entries: a session pool when its client needs a session feature. */
-export function servicePoolMode(client: ServiceClient, poolMode: PoolMode): PoolMode {
-    return client.session.length > 0 ? "session" : poolMode;
+function servicePoolMode(client: ServiceClient, poolMode: PoolMode): PoolMode {
+    return needsSessionPool(client) ? "session" : poolMode;
 }
 
 /** Whether the PgBouncer keeps named prepared statements across transactions (1.21+, max_prepared_statements > 0). */

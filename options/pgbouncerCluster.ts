@@ -9,7 +9,7 @@ import {
     renderClusterIni,
     validatePgBouncerClusterArgs,
 } from "../components/pgbouncerCluster";
-import { DatabaseSpec, VelureConfig, serverOf } from "../config";
+import { DatabaseSpec, VelureConfig, needsSessionPool, serverOf } from "../config";
 import { pgbouncerBudget, poolName, serversInUse, servicesOn } from "./budget";
 import { pgbouncerConnection, serviceDatabaseEntries, sessionBudgetLine } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
@@ -63,8 +63,8 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
         renderClusterIni(a);
     }
     const budget = pgbouncerBudget(config, (server, services, readOnly) => {
-        const pooled = services.filter((s) => s.client.session.length === 0);
-        const session = services.filter((s) => s.client.session.length > 0);
+        const pooled = services.filter((s) => !needsSessionPool(s.client));
+        const session = services.filter((s) => needsSessionPool(s.client));
         return [
             ...clusterBudgetLines(clusterPlacement(config, server).namespace, config.pgbouncer.replicas, config.pgbouncer.tuning, pooled.map((s) => poolName(s.database, readOnly))),
             // Each client connection holds one server connection, on whichever replica it reached: the pods' clients bound them.

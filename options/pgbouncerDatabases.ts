@@ -3,17 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { BudgetLine, podsLine, rolloutPods } from "../components/connectionBudget";
 import { DatabaseEntry } from "../components/pgbouncerIni";
 import { READ_ONLY_SUFFIX } from "../components/specs";
-import { DatabaseSpec, ServiceSpec } from "../config";
+import { DatabaseSpec, ServiceSpec, needsSessionPool } from "../config";
 import { ServiceConnection, serviceConnection } from "./types";
-
-/**
- * The client connections one PgBouncer of the service may hold at once: its sidecar serves one pod's pool; the
- * central one may get every pod's, in a rollout too (which replica a client lands on is the Service's choice).
- */
-export function sessionClients(service: ServiceSpec, placement: "sidecar" | "cluster"): number {
-    const perPod = service.client.maxOpenConnections as number;
-    return placement === "sidecar" ? perPod : rolloutPods(service.maxReplicas, "max pods").pods * perPod;
-}
 
 /** The budget line of a service in a session pool: one server connection per client connection of its pods. */
 export function sessionBudgetLine(service: ServiceSpec, pool: string): BudgetLine {
@@ -22,17 +13,25 @@ export function sessionBudgetLine(service: ServiceSpec, pool: string): BudgetLin
 }
 
 /**
+ * The client connections one PgBouncer of the service may hold at once: its sidecar serves one pod's pool; the
+ * central one may get every pod's, in a rollout too (which replica a client lands on is the Service's choice), which
+ * is what the budget line counts.
+ */
+function sessionClients(service: ServiceSpec, placement: "sidecar" | "cluster"): number {
+    return placement === "sidecar" ? (service.client.maxOpenConnections as number) : sessionBudgetLine(service, service.database).connections;
+}
+
+/**
  * A service's pooler entries on its own server: its database, and <database>_ro on the server's read replica; a
  * session pool sized for its clients when it needs session features.
  */
 export function serviceDatabaseEntries(server: DatabaseSpec, service: ServiceSpec, placement: "sidecar" | "cluster"): DatabaseEntry[] {
-    const session = service.client.session.length > 0;
     const primary = {
         name: service.database,
         host: server.host,
         port: server.port,
         dbname: service.database,
-        ...(session ? { sessionPoolSize: sessionClients(service, placement) } : {}),
+        ...(needsSessionPool(service.client) ? { sessionPoolSize: sessionClients(service, placement) } : {}),
     };
     if (!server.replicaHost) {
         return [primary];

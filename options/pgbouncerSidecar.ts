@@ -9,7 +9,7 @@ import {
     sidecarBudgetLine,
     validatePgBouncerSidecarArgs,
 } from "../components/pgbouncerSidecar";
-import { ServiceSpec, VelureConfig, serverOf, serviceNamespaceNames } from "../config";
+import { ServiceSpec, VelureConfig, needsSessionPool, serverOf, serviceNamespaceNames } from "../config";
 import { pgbouncerBudget, poolName } from "./budget";
 import { pgbouncerConnection, serviceDatabaseEntries, sessionBudgetLine } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
@@ -46,7 +46,7 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
     const maxDb = config.pgbouncer.tuning.maxDbConnections;
     const budget = pgbouncerBudget(config, (_server, services, readOnly) =>
         services.map((s) =>
-            s.client.session.length > 0
+            needsSessionPool(s.client)
                 ? sessionBudgetLine(s, poolName(s.database, readOnly))
                 : sidecarBudgetLine(readOnly ? `${s.name} → ${poolName(s.database, true)}` : s.name, `${s.namespace}/${s.releaseName}`, s.maxReplicas, maxDb),
         ),

@@ -177,12 +177,13 @@ function urlKeys(
     render: (target: UrlTarget) => pulumi.Output<string> | string,
 ): Record<string, pulumi.Output<string>> {
     const server = serverOf(config, service);
-    // The URL of a mode's pods: its pooler's address, and the driver's parameters for that pooler.
-    const keyOf = (tls: AppTls, endpoint: ServiceEndpoint, mode: string = config.mode) =>
-        urlTarget(server, tls, endpoint, urlDriverParams(service.client, mode, config.pgbouncer.tuning.poolMode)).apply((target) => pulumi.output(render(target)));
+    // The driver's parameters for a mode's pooler (none for the database or the proxy reached directly).
+    const paramsOf = (mode: string) => urlDriverParams(service.client, mode, config.pgbouncer.tuning.poolMode);
+    const keyOf = (tls: AppTls, endpoint: ServiceEndpoint, params = paramsOf(config.mode)) =>
+        urlTarget(server, tls, endpoint, params).apply((target) => pulumi.output(render(target)));
     const url = keyOf(connection.tls, connection);
     // Unpatched pods reach the database or the proxy directly: no pooler's parameters.
-    const unpatched = connection.unpatched ? keyOf(connection.unpatched.tls, connection.unpatched.endpoint, "direct") : url;
+    const unpatched = connection.unpatched ? keyOf(connection.unpatched.tls, connection.unpatched.endpoint, {}) : url;
     const keys: Record<string, pulumi.Output<string>> = { [contract.key]: unpatched, [modeUrlKey(contract.key, config.mode)]: url };
     if (contract.readKey && connection.read) {
         keys[contract.readKey] = keyOf(connection.tls, connection.read);
@@ -190,7 +191,7 @@ function urlKeys(
     const before = switchedFrom(deployed, config.mode, service);
     if (before) {
         const { host, port, sslmode, sslrootcert } = before.url;
-        keys[modeUrlKey(contract.key, before.mode)] = keyOf({ sslmode, ...(sslrootcert ? { rootCert: sslrootcert } : {}) }, { host, port, database: service.database }, before.mode);
+        keys[modeUrlKey(contract.key, before.mode)] = keyOf({ sslmode, ...(sslrootcert ? { rootCert: sslrootcert } : {}) }, { host, port, database: service.database }, paramsOf(before.mode));
     }
     return keys;
 }

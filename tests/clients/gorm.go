@@ -42,10 +42,7 @@ func openGorm(url string) (*gorm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	sqlDB.SetMaxOpenConns(AuthPool.MaxOpen)
-	sqlDB.SetMaxIdleConns(AuthPool.MaxIdle)
-	sqlDB.SetConnMaxLifetime(AuthPool.MaxLifetime)
-	sqlDB.SetConnMaxIdleTime(AuthPool.MaxIdleTime)
+	AuthPool.apply(sqlDB)
 	return db, nil
 }
 

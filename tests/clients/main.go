@@ -12,6 +12,7 @@
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -81,6 +82,14 @@ func errorKind(err error) string {
 type Pool struct {
 	MaxOpen, MaxIdle         int
 	MaxLifetime, MaxIdleTime time.Duration
+}
+
+// apply sets the limits on a database/sql pool, as the services do right after opening it.
+func (p Pool) apply(db *sql.DB) {
+	db.SetMaxOpenConns(p.MaxOpen)
+	db.SetMaxIdleConns(p.MaxIdle)
+	db.SetConnMaxLifetime(p.MaxLifetime)
+	db.SetConnMaxIdleTime(p.MaxIdleTime)
 }
 
 // Load is a concurrent run: workers × ops, or workers until the deadline or stdin's end.

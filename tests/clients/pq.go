@@ -17,10 +17,7 @@ func openPq(url string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(OrderPool.MaxOpen)
-	db.SetMaxIdleConns(OrderPool.MaxIdle)
-	db.SetConnMaxLifetime(OrderPool.MaxLifetime)
-	db.SetConnMaxIdleTime(OrderPool.MaxIdleTime)
+	OrderPool.apply(db)
 	return db, db.Ping()
 }
 

@@ -45,16 +45,22 @@ function figure(what: string, result: ClientResult): void {
     console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${what}: ${result.ops} ops, ${result.failed} failed${result.fatal ? `, fatal: ${result.fatal}` : ""}${errors.length ? ` (${errors.join("; ")})` : ""}`);
 }
 
+/** The JSON line a velure-clients run ends with, or undefined when it printed none. */
+function lastResult(stdout: string): ClientResult | undefined {
+    const line = stdout.trim().split("\n").pop() ?? "";
+    return line.startsWith("{") ? (JSON.parse(line) as ClientResult) : undefined;
+}
+
 /** Runs one velure-clients command to its end (killed past `timeoutSeconds`, which the result then says). */
 function runClient(command: string, url: string, args: string[] = [], timeoutSeconds = 120): Promise<ClientResult> {
     return new Promise((resolve, reject) => {
         execFile(CLIENTS_BIN, [command, "-url", url, ...args], { timeout: timeoutSeconds * 1000, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-            const line = stdout.trim().split("\n").pop() ?? "";
-            if (!line.startsWith("{")) {
+            const result = lastResult(stdout);
+            if (!result) {
                 reject(new Error(`velure-clients ${command} ${error?.killed ? `did not end within ${timeoutSeconds} s` : "printed no result"}: ${stderr}`));
                 return;
             }
-            resolve(JSON.parse(line) as ClientResult);
+            resolve(result);
         });
     });
 }
@@ -65,7 +71,10 @@ function startClient(command: string, url: string, args: string[]): { child: Chi
     let out = "";
     child.stdout?.on("data", (d) => (out += d));
     const done = new Promise<ClientResult>((resolve, reject) =>
-        child.once("exit", () => (out.trim().startsWith("{") ? resolve(JSON.parse(out.trim().split("\n").pop() as string)) : reject(new Error(`velure-clients ${command}: no result`)))),
+        child.once("exit", () => {
+            const result = lastResult(out);
+            return result ? resolve(result) : reject(new Error(`velure-clients ${command}: no result`));
+        }),
     );
     return { child, done };
 }
@@ -242,9 +251,7 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
             });
 
             it("a lib/pq service without session features in a transaction pool: the program's binary_parameters=yes, 15 × 200 with none failed", async () => {
-                const services = devServices().map((s) =>
-                    s.name === "publish-order-service" ? { ...s, client: { driver: "lib/pq", maxOpenConnections: 15 } } : layerServices().find((l) => l.name === s.name),
-                );
+                const services = layerServices().map((s) => (s.name === "publish-order-service" ? { ...s, client: { driver: "lib/pq", maxOpenConnections: 15 } } : s));
                 const config = devConfig(servers, mode, services);
                 const orders = byName(config, "publish-order-service");
                 const bouncer = await startPooler(config, orders);
