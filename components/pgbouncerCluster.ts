@@ -43,8 +43,9 @@ export interface PgBouncerClusterArgs extends PgBouncerConfigArgs {
 /**
  * How a pod stops, in order: the preStop hook waits for the pod to leave the Service's endpoints (PgBouncer
  * still serves whatever arrives meanwhile) and ends; the kubelet then sends SIGTERM, which the entrypoint turns
- * into PgBouncer's safe shutdown (in-flight transactions finish, server connections close), bounded by the
- * drain time; the grace period covers both, with a margin before the kubelet's SIGKILL.
+ * into PgBouncer's safe shutdown (in-flight transactions finish, server connections close), and past the drain
+ * time into its immediate one (a session pool's clients hold their server connections until then); the grace
+ * period covers both, with a margin before the kubelet's SIGKILL.
  */
 export interface ShutdownSequence {
     endpointRemovalSeconds: number;
@@ -171,6 +172,8 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
             image: args.image,
             port: CLUSTER_PORT,
             resources: args.resources,
+            version: args.version,
+            safeShutdownSeconds: sequence.drainSeconds,
             overrides: {
                 // Both probes only check that PgBouncer accepts TCP: tying them to the database would
                 // restart every pod during an RDS failover.

@@ -15,6 +15,7 @@ import {
     renderPgBouncerIni,
     renderUserlist,
     verifiesServerCertificate,
+    versionAtLeast,
 } from "./pgbouncerIni";
 
 type Container = k8s.types.input.core.v1.Container;
@@ -94,6 +95,10 @@ export interface PgBouncerContainerArgs {
     image: string;
     port: number;
     resources: ResourceSpec;
+    /** The PgBouncer the image runs: its immediate shutdown is a different signal from 1.23 on. */
+    version: PgBouncerVersion;
+    /** How long the safe shutdown may take before the entrypoint ends PgBouncer at once (see the entrypoint). */
+    safeShutdownSeconds: number;
     /** Extra fields for the container (probes, lifecycle, restartPolicy). */
     overrides?: Partial<Container>;
 }
@@ -123,28 +128,48 @@ export function pgIsReadyProbe(host: string, port: number, periodSeconds: number
 
 /**
  * The container's process: a shell that runs PgBouncer and turns the kubelet's SIGTERM into SIGINT, PgBouncer's
- * safe shutdown (in-flight transactions finish, then it exits) on every version: SIGTERM itself means "exit at once"
- * before 1.23 and "wait until every client has left" from 1.23, which pgx pools never do. HUP (reload) and QUIT
- * (immediate) pass through. So no preStop hook has to signal PgBouncer and outlive it (a hook still running when
- * the container's first process exits is killed, and the kubelet records FailedPreStopHook). `pgbouncer` and the
- * ini file are arguments, found on PATH and at the mounted path, which the integration tests point elsewhere.
+ * safe shutdown (it stops listening, in-flight transactions finish, then it exits) on every version: SIGTERM itself
+ * means "exit at once" before 1.23 and "wait until every client has left" from 1.23, which pgx pools never do.
+ * The safe shutdown waits for every server connection in use, and a session pool's clients (publish-order's
+ * migrations and listener) hold theirs until they disconnect, which an idle database/sql pool never does: so past
+ * `$2` seconds the script sends the immediate shutdown (`$3`), which closes them (lib/pq reconnects, to another
+ * pod), before the kubelet's SIGKILL. HUP (reload) passes through, and QUIT becomes that immediate shutdown. So no preStop hook has to
+ * signal PgBouncer and outlive it (a hook still running when the container's first process exits is killed, and
+ * the kubelet records FailedPreStopHook). `pgbouncer` and the ini file are arguments, found on PATH and at the
+ * mounted path, which the integration tests point elsewhere.
  */
 export const PGBOUNCER_ENTRYPOINT_SCRIPT = [
     'pgbouncer "$1" & pid=$!',
-    "trap 'kill -INT $pid' TERM INT",
+    'bound=$2 immediate=$3 timer=',
+    // A second SIGTERM (or SIGINT) is the immediate shutdown, on every version (1.23+ does so for a second SIGINT).
+    'stop() { if [ -n "$timer" ]; then kill -"$immediate" "$pid"; else kill -INT "$pid"; (sleep "$bound"; kill -"$immediate" "$pid" 2>/dev/null) & timer=$!; fi; }',
+    "trap stop TERM INT",
     "trap 'kill -HUP $pid' HUP",
-    "trap 'kill -QUIT $pid' QUIT",
+    // QUIT is the immediate shutdown on every version (1.18 has no handler of its own for it).
+    "trap 'kill -$immediate $pid' QUIT",
     // `wait` returns early whenever a trapped signal arrives; keep waiting until PgBouncer has exited.
     'status=0; while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done',
+    '[ -z "$timer" ] || kill "$timer" 2>/dev/null',
     'exit "$status"',
 ].join("\n");
+
+/** PgBouncer's "exit at once": SIGTERM before 1.23, SIGQUIT from 1.23 (where SIGTERM waits for every client). */
+export function immediateShutdownSignal(version: PgBouncerVersion): "TERM" | "QUIT" {
+    return versionAtLeast(version, "1.23.0") ? "QUIT" : "TERM";
+}
+
+/** The container's command: the entrypoint, the mounted pgbouncer.ini, the safe shutdown's bound and the signal after it. */
+export function entrypointCommand(version: PgBouncerVersion, safeShutdownSeconds: number): string[] {
+    const args = [`${CONFIG_DIR}/${INI_KEY}`, String(safeShutdownSeconds), immediateShutdownSignal(version)];
+    return ["/bin/sh", "-c", PGBOUNCER_ENTRYPOINT_SCRIPT, "pgbouncer-entrypoint", ...args];
+}
 
 export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
     return {
         name: args.name,
         image: args.image,
         imagePullPolicy: "IfNotPresent",
-        command: ["/bin/sh", "-c", PGBOUNCER_ENTRYPOINT_SCRIPT, "pgbouncer-entrypoint", `${CONFIG_DIR}/${INI_KEY}`],
+        command: entrypointCommand(args.version, args.safeShutdownSeconds),
         ports: [{ name: "postgres", containerPort: args.port, protocol: "TCP" }],
         resources: args.resources,
         securityContext: restrictedContainerSecurityContext(),

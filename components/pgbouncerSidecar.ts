@@ -17,7 +17,7 @@ import {
     pgIsReadyProbe,
     sleepCommand,
 } from "./pgbouncerPod";
-import { POD_NAMES, ResourceSpec, SIDECAR_MARGIN_SECONDS, sidecarGracePeriod } from "./specs";
+import { POD_NAMES, ResourceSpec, SIDECAR_MARGIN_SECONDS, SIDECAR_SAFE_SHUTDOWN_SECONDS, sidecarGracePeriod } from "./specs";
 
 export { SIDECAR_MARGIN_SECONDS, sidecarGracePeriod } from "./specs";
 
@@ -133,6 +133,8 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
             image: args.image,
             port: args.port,
             resources: args.resources,
+            version: args.version,
+            safeShutdownSeconds: SIDECAR_SAFE_SHUTDOWN_SECONDS,
             overrides: sidecarLifecycle(args),
         });
     }

@@ -92,6 +92,15 @@ export interface RdsProxySpec {
 /** How much longer than the app's drain a classic sidecar stays up, and the kubelet's slack after that. */
 export const SIDECAR_MARGIN_SECONDS = 5;
 
+/** What PgBouncer's immediate shutdown gets before the kubelet's SIGKILL. */
+export const IMMEDIATE_SHUTDOWN_SECONDS = 2;
+
+/**
+ * How long a sidecar's safe shutdown may take: its SIGTERM comes once the app has drained (or after the preStop
+ * of a classic sidecar), SIDECAR_MARGIN_SECONDS before the kubelet's SIGKILL.
+ */
+export const SIDECAR_SAFE_SHUTDOWN_SECONDS = SIDECAR_MARGIN_SECONDS - IMMEDIATE_SHUTDOWN_SECONDS;
+
 /** The pod's grace period with a sidecar: the app's drain, then the sidecar's own stop. */
 export function sidecarGracePeriod(appDrainSeconds: number): number {
     return appDrainSeconds + 2 * SIDECAR_MARGIN_SECONDS;

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { postgresUrl } from "../../components/connectionUrl";
-import { PgBouncerConfigArgs, renderPoolerIni } from "../../components/pgbouncerPod";
+import { PgBouncerConfigArgs, immediateShutdownSignal, renderPoolerIni } from "../../components/pgbouncerPod";
 import { parsePgBouncerVersion, renderUserlist } from "../../components/pgbouncerIni";
 import { DatabaseSpec, ServiceSpec, VelureConfig, loadConfig, serverOf, urlDriverParams } from "../../config";
 import { servesNamedStatements } from "../../config/client";
@@ -23,7 +23,7 @@ const CLIENTS_BIN = path.resolve(__dirname, "../../.toolchain/bin/velure-clients
 const MIGRATIONS = path.resolve(__dirname, "../clients/migrations");
 /** What a migration run may take, waiting for the lock included: publish-order's start must not hang. */
 const MIGRATION_BOUND_SECONDS = 30;
-/** The fault test's stand-in for a pod's grace period. */
+/** The fault test's stand-in for the pod's drain time (pgbouncerDrainSeconds). */
 const DRAIN_SECONDS = 5;
 
 interface ClientResult {
@@ -129,7 +129,8 @@ async function resetSchema(pg: PostgresServer, database: string): Promise<void> 
 const byName = (config: VelureConfig, name: string) => config.services.find((s) => s.name === name) as ServiceSpec;
 
 /** Whether this layer's PgBouncer serves pgx's named statements in a transaction pool (1.21+). */
-const named = servesNamedStatements(parsePgBouncerVersion(LOCAL_PGBOUNCER_VERSION), {});
+const LOCAL_VERSION = parsePgBouncerVersion(LOCAL_PGBOUNCER_VERSION);
+const named = servesNamedStatements(LOCAL_VERSION, {});
 
 /** The dev stack's services as this layer's PgBouncer takes them: on 1.18 auth-service's client is undeclared. */
 function layerServices(): any[] {
@@ -286,11 +287,11 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
                 const text = ini(bouncer);
                 bouncer.signal(signal);
                 // A safe shutdown waits for the server connections in use; a session pool's clients hold theirs until
-                // they disconnect, so a drain ends there the way the kubelet ends it: SIGKILL at the grace period.
+                // they disconnect, so past the drain time the pod's entrypoint sends the immediate shutdown (pods.test.ts).
                 const drained = await bouncer.waitExit(DRAIN_SECONDS * 1000).then(() => true, () => false);
                 if (!drained) {
-                    console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${signal}: still running after ${DRAIN_SECONDS} s with session clients connected; killed`);
-                    bouncer.signal("SIGKILL");
+                    console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${signal}: still running after ${DRAIN_SECONDS} s with session clients connected; immediate shutdown`);
+                    bouncer.signal(`SIG${immediateShutdownSignal(LOCAL_VERSION)}`);
                     await bouncer.waitExit(5000);
                 }
                 retired.push(bouncer);

@@ -1,12 +1,15 @@
 // Every pod the program declares, run the way the kubelet runs it (tests/integration/kubelet.ts): the central
 // PgBouncer's Deployment, and an app pod with a native and with a classic PgBouncer sidecar. Each container starts
 // from its own command, every probe must pass within failureThreshold × periodSeconds, each PgBouncer container
-// stops through its preStop hook and SIGTERM with status 0, and a probe on a stopped PgBouncer fails.
+// stops through its preStop hook and SIGTERM with status 0, a probe on a stopped PgBouncer fails, and a central
+// PgBouncer whose session pool is in use ends at its drain time (the entrypoint's immediate shutdown).
 import * as assert from "assert";
 import * as http from "http";
 import { SIDECAR_CONTAINER } from "../../components/pgbouncerSidecar";
 import { EXPORTER_CONTAINER } from "../../components/pgbouncerPod";
 import { EXPORTER_PORT } from "../../components/specs";
+import { ENDPOINT_REMOVAL_SECONDS } from "../../components/pgbouncerCluster";
+import { parsePgBouncerVersion, versionAtLeast } from "../../components/pgbouncerIni";
 import { StackConfig, runProgram } from "../../plan/runtime";
 import { stackConfig } from "../unit/harness";
 import { Container, POD_IP, PROBE_KINDS, PodUnderTest, Probe, RunningPod, allContainers, podsOf } from "./kubelet";
@@ -211,6 +214,57 @@ describe(`pods run the way the kubelet runs them (PgBouncer ${LOCAL_PGBOUNCER_VE
             assert.match(outcome.detail, /^127\.0\.0\.2:6432 ECONNREFUSED$/);
             // The same probe aimed at loopback passes: the address, not PgBouncer, is what fails.
             assert.ok((await running.probeOnce(SIDECAR_CONTAINER, { ...old, tcpSocket: { port: 6432, host: HOST } } as Probe)).ok);
+        });
+    });
+
+    describe("the central PgBouncer's stop while publish-order's session pool is in use (dev, pgbouncerDrainSeconds 3)", () => {
+        const DRAIN_SECONDS = 3;
+        let running: RunningPod;
+
+        before(async () => {
+            // publish-order as the project stacks declare it (lib/pq, golang-migrate's lock, the outbox's LISTEN):
+            // its database is a session pool, whose clients hold their server connections until they leave.
+            const client = { driver: "lib/pq", maxOpenConnections: 5, session: ["advisory-locks", "listen-notify"] };
+            const services = JSON.parse(stackConfig("one-server-dev")["velure-pooling:services"]).map((s: any) => (s.name === "publish-order-service" ? { ...s, client } : s));
+            const overrides = { mode: "pgbouncer-cluster", pgbouncerDrainSeconds: DRAIN_SECONDS, services };
+            running = new RunningPod(await podOf(podStack("one-server-dev", primary, overrides), "velure-pgbouncer"));
+            await startPod(running);
+            const ready = await running.probe("pgbouncer", running.container("pgbouncer").readinessProbe as Probe);
+            assert.ok(ready.ok, ready.detail);
+        });
+
+        after(async () => {
+            await running?.remove();
+        });
+
+        it("ends PgBouncer at the drain time with its immediate shutdown, before the kubelet's SIGKILL: the session's transaction in flight commits, then the idle session is closed", async () => {
+            // publish-order's database is a session pool: this client holds its server connection until it leaves.
+            const session = await connect(5432, "velure_orders", POD_IP);
+            await session.query("SELECT 1");
+            const id = "session-pool-in-flight";
+            const inFlight = insertAcked(session, id, 1).then(() => "committed", (e: Error) => e.message);
+            // auth-service's client, in a transaction pool, connected to the same pod and idle.
+            const auth = await connect(5432, "velure_auth", POD_IP);
+            await sleep(300);
+            // SIGTERM comes after the preStop hook, with the rest of the grace period left.
+            const left = running.graceSeconds() - ENDPOINT_REMOVAL_SECONDS;
+            const stopped = running.terminate("pgbouncer", left);
+            await sleep(200);
+            const asked = Date.now();
+            const authAnswer = await auth.query("SELECT 1").then(() => "served", (e: Error) => e.message);
+            const answered = Date.now();
+            const status = await stopped;
+            console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} stop with a session client held: exit status ${status} (drain ${DRAIN_SECONDS} s, ${left} s before SIGKILL); the transaction-pool client's query during the drain: "${authAnswer}" after ${((answered - asked) / 1000).toFixed(1)} s`);
+            await auth.end().catch(() => undefined);
+            // From 1.23 the draining PgBouncer turns an idle client away at once; before, it is paused until the end.
+            assert.match(authAnswer, versionAtLeast(parsePgBouncerVersion(LOCAL_PGBOUNCER_VERSION), "1.23.0") ? /server shutting down/ : /Connection terminated unexpectedly/);
+            assert.notStrictEqual(status, "killed", `PgBouncer outlived the grace period:\n${running.log("pgbouncer")}`);
+            // Its immediate shutdown (SIGTERM before 1.23, SIGQUIT from 1.23) ended it: the safe one waited for the session.
+            assert.match(running.log("pgbouncer"), /got SIGINT, shutting down[\s\S]*got SIG(TERM|QUIT), fast exit/);
+            assert.strictEqual(await inFlight, "committed", "the session's transaction in flight at SIGTERM committed");
+            await assert.rejects(session.query("SELECT 1"), "the session still held after the drain time was closed");
+            await session.end().catch(() => undefined);
+            assert.ok((await ackedIds(primary, "velure_orders")).has(id));
         });
     });
 });

@@ -104,10 +104,12 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     });
 
     it("runs PgBouncer under an entrypoint that turns SIGTERM into its safe shutdown (SIGINT), as a restricted non-root pod without a token", () => {
-        const [shell, flag, script, name, ini] = container.command;
-        assert.deepStrictEqual([shell, flag, name, ini], ["/bin/sh", "-c", "pgbouncer-entrypoint", "/etc/pgbouncer/pgbouncer.ini"]);
+        const [shell, flag, script, name, ...args] = container.command;
+        assert.deepStrictEqual([shell, flag, name], ["/bin/sh", "-c", "pgbouncer-entrypoint"]);
+        assert.deepStrictEqual(args, ["/etc/pgbouncer/pgbouncer.ini", "30", "QUIT"], "the ini, the drain time, then 1.23+'s immediate shutdown");
         assert.match(script, /^pgbouncer "\$1" & pid=\$!$/m);
-        assert.match(script, /^trap 'kill -INT \$pid' TERM INT$/m);
+        assert.match(script, /^trap stop TERM INT$/m);
+        assert.match(script, /kill -INT "\$pid"; \(sleep "\$bound"; kill -"\$immediate" "\$pid"/);
         assert.strictEqual(container.image, "ghcr.io/icoretech/pgbouncer-docker:1.26.0");
         assert.strictEqual(pod.automountServiceAccountToken, false);
         assert.strictEqual(pod.securityContext.runAsNonRoot, true);
@@ -206,6 +208,8 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         const old = await runProgram(stackConfig("one-server-dev", { ...CLUSTER, pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.18.0" }));
         assert.doesNotMatch(old.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /max_prepared_statements/);
         assert.strictEqual(old.outputs.pgbouncerVersion, "1.18.0");
+        const command: string[] = old.one(K8S.deployment).inputs.spec.template.spec.containers[0].command;
+        assert.deepStrictEqual(command.slice(-2), ["30", "TERM"], "before 1.23 SIGTERM is the immediate shutdown (1.18 has no SIGQUIT handler)");
     });
 
     it("drops the CA bundle when TLS is not verified", async () => {
