@@ -139,16 +139,6 @@ export function standInCharts(config: StackConfig): string[] {
     return notes;
 }
 
-function forgetProgramModules(): void {
-    for (const id of Object.keys(require.cache)) {
-        const programFile = id.startsWith(ROOT) && !id.includes(`${path.sep}node_modules${path.sep}`);
-        const harness = id.includes(`${path.sep}tests${path.sep}`) || id.includes(`${path.sep}plan${path.sep}`);
-        if (programFile && !harness) {
-            delete require.cache[id];
-        }
-    }
-}
-
 function resolved<T>(value: T): Promise<any> {
     return new Promise((resolve) => pulumi.output(value).apply((v) => resolve(v)));
 }
@@ -278,12 +268,12 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
     process.chdir(ROOT);
     const restoreWarn = collectWarnings(warnings);
     try {
-        forgetProgramModules();
         let program: Record<string, unknown>;
         try {
-            // The program is an async function (as Pulumi's Node runtime calls it); its result is the stack's outputs.
-            const main = require(path.join(ROOT, "index"));
-            program = await (typeof main === "function" ? main() : main);
+            // The program is an async function (as Pulumi's Node runtime calls it) that reads its config when called:
+            // its modules load once, and each run calls it again under this run's mocks and config.
+            const main: () => Promise<Record<string, unknown>> = require(path.join(ROOT, "index"));
+            program = await main();
         } catch (e) {
             // Let pending registrations reach the mock, so that a caller can see whether any happened.
             await pulumi.runtime.disconnect();

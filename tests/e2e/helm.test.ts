@@ -31,7 +31,7 @@ const STACKS = [
 ];
 
 function planOut(stack: { stack: string; dir: string }, mode: string, out: string): any {
-    const args = ["--transpile-only", "plan/cli.ts", "--stack", stack.stack, "--dir", stack.dir, "--mode", mode, "--out", out];
+    const args = ["--swc", "plan/cli.ts", "--stack", stack.stack, "--dir", stack.dir, "--mode", mode, "--out", out];
     execFileSync("node_modules/.bin/ts-node", args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     return JSON.parse(fs.readFileSync(path.join(out, "summary.json"), "utf8"));
 }

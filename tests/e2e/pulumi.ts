@@ -17,6 +17,17 @@ export interface CliResult {
 /** The repository's entries that the project needs; stack files and build output stay out. */
 const PROJECT_ENTRIES = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "config", "options", "components", "services", "charts", "node_modules", "tests"];
 
+/** The commands whose time the run reports: what a user waits for. */
+const TIMED_COMMANDS = ["preview", "up", "destroy", "refresh"];
+
+/** One line per preview, up, destroy and refresh, with its time: a record of what each took on this machine, not a bound. */
+function reportTime(stack: string, args: string[], code: number, seconds: number): void {
+    if (TIMED_COMMANDS.includes(args[0])) {
+        const flags = args.slice(1).filter((a) => a.startsWith("--") && a !== "--yes");
+        console.log(`      time: pulumi ${[args[0], ...flags].join(" ")} (stack ${stack}): ${seconds.toFixed(1)} s, exit ${code}`);
+    }
+}
+
 export class PulumiProject {
     readonly dir: string;
     private readonly home: string;
@@ -82,6 +93,7 @@ export class PulumiProject {
     }
 
     async run(args: string[], timeoutMs = 15 * 60 * 1000): Promise<CliResult> {
+        const started = Date.now();
         return new Promise((resolve) => {
             execFile(
                 BIN.pulumi,
@@ -90,6 +102,7 @@ export class PulumiProject {
                 (error, stdout, stderr) => {
                     const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
                     fs.appendFileSync(this.log, `\n$ pulumi ${args.join(" ")}\n[exit ${code}]\n${stdout}\n${stderr}\n`);
+                    reportTime(this.stack, args, code, (Date.now() - started) / 1000);
                     resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
                 },
             );

@@ -105,7 +105,7 @@ describe("npm run plan", () => {
 
     describe("as a command", function () {
         this.timeout(60000);
-        const run = (...args: string[]) => spawnSync(process.execPath, [require.resolve("ts-node/dist/bin"), "--transpile-only", "plan/cli.ts", ...args], { cwd: ROOT, encoding: "utf8" });
+        const run = (...args: string[]) => spawnSync(process.execPath, [require.resolve("ts-node/dist/bin"), "--swc", "plan/cli.ts", ...args], { cwd: ROOT, encoding: "utf8" });
 
         it("exits 0 for a good stack, and prints its budget", () => {
             const result = run("--stack", "dev");
