@@ -14,7 +14,18 @@ export interface Spread {
 export type Figures = Map<string, Spread>;
 
 /** What the bench is for: pooled against direct on the same machine, in the same minutes. */
-const COMPARISON_KEYS = ["ratio", "addedP50Ms", "connected", "failures", "peakServerConnections"];
+const COMPARISON_KEYS = [
+    "ratio",
+    "addedP50Ms",
+    "connected",
+    "failures",
+    "peakServerConnections",
+    // The velure scenario's: pods that started, and each server's connections at peak.
+    "authPodsStarted",
+    "ordersPodsStarted",
+    "authServerConnections",
+    "ordersServerConnections",
+];
 
 /** "comparison" for a figure that compares the sides or counts clients and connections, "machine" for the rest. */
 export type FigureKind = "comparison" | "machine";

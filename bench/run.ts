@@ -13,6 +13,7 @@ import { Spread } from "./agreement";
 import { LoadReading, cpuSeconds, round, startLoadMeter } from "./machine";
 import { PgbenchRun, pgbench } from "./pgbench";
 import { applicationName, closeServerConnections, sampleServerConnections } from "./sampler";
+import { VelureRun, runVelure, velureFigures } from "./velure";
 
 const SMOKE = process.argv.includes("--smoke");
 const flag = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
@@ -40,6 +41,10 @@ function countFlag(name: string, fallback: number): number {
 const REPEAT = countFlag("--repeat", SMOKE ? 1 : 15);
 const SECONDS = countFlag("--seconds", SMOKE ? 2 : 4);
 const WARMUP_SECONDS = SMOKE ? 0 : 2;
+/** The velure scenario's rounds and their length: each round runs its five sides once, both services at once. */
+const VELURE_ROUNDS = countFlag("--velure-rounds", SMOKE ? 1 : 7);
+const VELURE_SECONDS = SMOKE ? 2 : 5;
+const VELURE_KEY = "velure";
 /** A round is marked disturbed when processes other than the benchmark's used more than this many cores. */
 const DISTURBED_CORES = 0.25;
 const DATABASE = "velure_auth";
@@ -344,23 +349,66 @@ function printScenario(index: number, result: any): void {
     console.log(`  disturbed rounds (other processes above ${DISTURBED_CORES} cores): ${result.disturbedRounds.length ? result.disturbedRounds.join(", ") : "none"}${left}`);
 }
 
+const ONLY = flag("--only")?.split(",");
+
 /** The scenarios `--only a,b` names, all without it. */
 function selectedScenarios(): Scenario[] {
-    const only = flag("--only")?.split(",");
-    const unknown = only?.filter((key) => !SCENARIOS.some((s) => s.key === key)) ?? [];
+    const unknown = ONLY?.filter((key) => key !== VELURE_KEY && !SCENARIOS.some((s) => s.key === key)) ?? [];
     if (unknown.length) {
-        refuse(`--only ${flag("--only")}: expected scenarios among ${SCENARIOS.map((s) => s.key).join(", ")}, separated by commas`);
+        refuse(`--only ${flag("--only")}: expected scenarios among ${[VELURE_KEY, ...SCENARIOS.map((s) => s.key)].join(", ")}, separated by commas`);
     }
-    return SCENARIOS.filter((s) => !only || only.includes(s.key));
+    return SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.key));
+}
+
+/** The velure scenario's medians and ranges per side and figure, and every round. */
+function summarizeVelure(run: VelureRun): Record<string, unknown> {
+    const sides = Object.fromEntries(
+        run.sides.map((side) => {
+            const perRound = run.rounds.map((r) => velureFigures(r[side.name]));
+            const keys = Object.keys(perRound[0]);
+            return [side.name, Object.fromEntries(keys.map((key) => [key, summary(perRound.map((f) => f[key]))]))];
+        }),
+    );
+    return {
+        title: "velure at its peak: auth-service 10 pods × 25 (GORM/pgx), publish-order 1 × 15 (lib/pq), two servers at max_connections 100, TLS",
+        notes: Object.fromEntries(run.sides.map((s) => [s.name, s.note])),
+        sides,
+        rounds: run.rounds,
+    };
+}
+
+function printVelure(result: any): void {
+    console.log(`\n${result.title}`);
+    const cell = (s: Spread, digits = 0) => range(s, digits);
+    console.log(`  ${"side".padEnd(15)} ${"auth pods".padStart(9)} ${"served".padStart(7)} ${"failed".padStart(8)} ${"auth TPS".padStart(20)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"auth conns".padStart(10)} ${"orders TPS".padStart(20)} ${"orders conns".padStart(12)} ${"max wait ms".padStart(11)}`);
+    for (const [name, f] of Object.entries<any>(result.sides)) {
+        const pods = `${f.authPodsStarted.median}/${result.rounds[0][name].services.auth.pods}`;
+        const served = `${f.authServed.median}/${f.authWorkers.median}`;
+        console.log(
+            `  ${name.padEnd(15)} ${pods.padStart(9)} ${served.padStart(7)} ${String(f.authFailed.median).padStart(8)} ${cell(f.authTps).padStart(20)} ${String(f.authP50Ms.median).padStart(7)} ${String(f.authP99Ms.median).padStart(7)} ${String(f.authServerConnections.max).padStart(10)} ${cell(f.ordersTps).padStart(20)} ${String(f.ordersServerConnections.max).padStart(12)} ${String(f.maxWaitMs?.max ?? "-").padStart(11)}`,
+        );
+    }
+    for (const [name, note] of Object.entries(result.notes)) {
+        console.log(`  ${name}: ${note}`);
+    }
 }
 
 async function main(): Promise<void> {
-    const results = await runScenarios(selectedScenarios());
-    Object.values(results).forEach((result, i) => printScenario(i + 1, result));
+    const velure = !ONLY || ONLY.includes(VELURE_KEY) ? summarizeVelure(await runVelure(VELURE_ROUNDS, VELURE_SECONDS)) : undefined;
+    const scenarios = selectedScenarios();
+    const results: Record<string, unknown> = { ...(velure ? { [VELURE_KEY]: velure } : {}), ...(scenarios.length ? await runScenarios(scenarios) : {}) };
+    if (velure) {
+        printVelure(velure);
+    }
+    Object.entries(results)
+        .filter(([key]) => key !== VELURE_KEY)
+        .forEach(([, result], i) => printScenario(i + 1, result));
     const report = {
         date: new Date().toISOString(),
         smoke: SMOKE,
         repeat: REPEAT,
+        velureRounds: VELURE_ROUNDS,
+        velureSecondsPerRun: VELURE_SECONDS,
         secondsPerRun: SECONDS,
         warmupSeconds: WARMUP_SECONDS,
         machine: { cpus: os.cpus().length, loadavg: os.loadavg(), node: process.version, pgbouncer: LOCAL_PGBOUNCER_VERSION, pgbenchThreads: THREADS },

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # npm run test:integration: builds the pgbouncer_exporter the pods run (scripts/toolchain.sh, skipped when up to
-# date) and velure's database clients (tests/clients), unpacks Debian trixie's PgBouncer 1.24 and PostgreSQL 17
+# date) and velure's database clients (scripts/clients.sh), unpacks Debian trixie's PgBouncer 1.24 and PostgreSQL 17
 # (scripts/trixie.sh, skipped when there), then runs tests/integration twice against real PostgreSQL and PgBouncer,
 # in a network namespace of their own (scripts/in-netns.sh), where the pods' probes reach a second loopback address
 # that plays the pod's IP: on Debian 12's PgBouncer 1.18 and PostgreSQL 15, then on trixie's 1.24 and 17.
@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/toolchain.sh pgbouncer_exporter
-(cd tests/clients && PATH="/usr/local/go/bin:$PATH" GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o ../../.toolchain/bin/velure-clients .)
+bash scripts/clients.sh
 layers=${VELURE_LAYER:-bookworm trixie}
 for layer in $layers; do
   if [ "$layer" = trixie ]; then

@@ -7,6 +7,9 @@
 //	velure-clients migrate -url U -dir D                   publish-order-service's golang-migrate at start
 //	velure-clients listen  -url U [-n 5]                   the outbox listener: pq.Listener and pg_notify
 //	velure-clients session -url U                          a session SET seen by the next statement
+//	velure-clients peak    -service auth|orders -urls U1,U2,… -duration D
+//	                                                       a service at its peak: one pool per pod (URL), every
+//	                                                       worker of every pool reading (npm run bench)
 //
 // gorm and pq with -duration run until that time has passed or stdin closes, for the fault tests.
 package main
@@ -148,7 +151,7 @@ func stopOn(stop chan struct{}, d time.Duration) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: velure-clients gorm|pq|migrate|listen|session -url URL [flags]")
+		fmt.Fprintln(os.Stderr, "usage: velure-clients gorm|pq|migrate|listen|session -url URL [flags], or peak -service S -urls U1,U2 -duration D")
 		os.Exit(2)
 	}
 	command := os.Args[1]
@@ -160,7 +163,13 @@ func main() {
 	dir := flags.String("dir", "", "migrate: the migrations directory")
 	n := flags.Int("n", 5, "listen: notifications to send")
 	run := flags.String("run", "", "a prefix for the ids this run writes (unique per process)")
+	service := flags.String("service", "", "peak: auth (GORM + pgx) or orders (lib/pq)")
+	urls := flags.String("urls", "", "peak: one URL per pod, separated by commas")
 	_ = flags.Parse(os.Args[2:])
+	if command == "peak" {
+		_ = json.NewEncoder(os.Stdout).Encode(peakLoad(*service, strings.Split(*urls, ","), *duration))
+		return
+	}
 	if *url == "" {
 		fmt.Fprintln(os.Stderr, "-url is required")
 		os.Exit(2)

@@ -7,17 +7,13 @@ import * as assert from "assert";
 import { ChildProcess, execFile, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import * as pulumi from "@pulumi/pulumi";
-import { postgresUrl } from "../../components/connectionUrl";
-import { PgBouncerConfigArgs, immediateShutdownSignal, renderPoolerIni } from "../../components/pgbouncerPod";
+import { immediateShutdownSignal } from "../../components/pgbouncerPod";
 import { parsePgBouncerVersion, renderUserlist } from "../../components/pgbouncerIni";
-import { DatabaseSpec, ServiceSpec, VelureConfig, loadConfig, serverOf, urlDriverParams } from "../../config";
+import { ServiceSpec, VelureConfig } from "../../config";
 import { servesNamedStatements } from "../../config/client";
-import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
-import { pgbouncerSidecarArgs } from "../../options/pgbouncerSidecar";
-import { stackConfig } from "../unit/harness";
 import { LOCAL_PGBOUNCER_VERSION } from "./pooler";
-import { HOST, LAYER, PASSWORD, PgBouncerProcess, PostgresServer, USER, sleep } from "./servers";
+import { LAYER, PASSWORD, PgBouncerProcess, PostgresServer, USER, sleep } from "./servers";
+import { loopbackVelureConfig, serviceUrl, stackServices, startPooler } from "./velureStack";
 
 const CLIENTS_BIN = path.resolve(__dirname, "../../.toolchain/bin/velure-clients");
 const MIGRATIONS = path.resolve(__dirname, "../clients/migrations");
@@ -81,42 +77,10 @@ function startClient(command: string, url: string, args: string[]): { child: Chi
 
 /** The dev stack on loopback: each of velure's servers a PostgreSQL of its own, the PgBouncer version of this layer. */
 function devConfig(servers: Record<string, PostgresServer>, mode: string, services?: unknown[]): VelureConfig {
-    const base = stackConfig("dev");
-    const databaseServers = JSON.parse(base["velure-pooling:databaseServers"]).map((s: any) => {
-        const { secretsManagerSecret: _sm, ...rest } = s;
-        return { ...rest, host: servers[s.name].host, port: servers[s.name].port, user: USER };
-    });
-    const config = stackConfig("dev", {
-        mode,
-        databaseServers,
-        databasePasswords: { auth: PASSWORD, orders: PASSWORD },
-        pgbouncerServerTlsSslmode: "disable",
-        pgbouncerImage: `ghcr.io/icoretech/pgbouncer-docker:${LOCAL_PGBOUNCER_VERSION}`,
-        monitoringExporter: false,
-        ...(services ? { services } : {}),
-    });
-    pulumi.runtime.setAllConfig(config, ["velure-pooling:databasePasswords"]);
-    return loadConfig();
+    return loopbackVelureConfig({ stack: "dev", servers, mode, pgbouncerVersion: LOCAL_PGBOUNCER_VERSION, services });
 }
 
-function devServices(): any[] {
-    return JSON.parse(stackConfig("dev")["velure-pooling:services"]);
-}
-
-/** The PgBouncer a service reaches in this mode, on loopback, with the program's pgbouncer.ini. */
-async function startPooler(config: VelureConfig, service: ServiceSpec): Promise<PgBouncerProcess> {
-    const server = serverOf(config, service);
-    const args: PgBouncerConfigArgs = config.mode === "pgbouncer-cluster" ? pgbouncerClusterArgs(config, server) : pgbouncerSidecarArgs(config, service, service.namespace);
-    const bouncer = new PgBouncerProcess();
-    return bouncer.start((port) => renderPoolerIni(args, { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile: "" }), renderUserlist([{ name: USER, password: PASSWORD }]));
-}
-
-/** The URL the program writes for the service's pods (its Secret's mode key), pointed at the local PgBouncer. */
-function serviceUrl(config: VelureConfig, service: ServiceSpec, bouncer: PgBouncerProcess): string {
-    const params = urlDriverParams(service.client, config.mode, config.pgbouncer.tuning.poolMode);
-    const server: DatabaseSpec = serverOf(config, service);
-    return postgresUrl({ user: server.user, host: HOST, port: bouncer.port, database: service.database, sslmode: "disable", driverParams: params }, PASSWORD);
-}
+const devServices = () => stackServices("dev");
 
 async function countIn(pg: PostgresServer, database: string, sql: string, values: unknown[] = []): Promise<number> {
     return pg.superuser(async (c) => Number((await c.query(sql, values)).rows[0].n), database);
@@ -162,7 +126,7 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
                 const auth = byName(config, "auth-service");
                 const bouncer = await startPooler(config, auth);
                 try {
-                    const url = serviceUrl(config, auth, bouncer);
+                    const url = serviceUrl(config, auth, bouncer.port);
                     const first = await runClient("gorm", url, ["-workers", "20", "-ops", "200", "-run", `${mode}-a`]);
                     figure(`${mode} GORM/pgx 20×200`, first);
                     const restart = await runClient("gorm", url, ["-workers", "20", "-ops", "20", "-run", `${mode}-b`]);
@@ -194,7 +158,7 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
                     config = devConfig(servers, mode, layerServices());
                     orders = byName(config, "publish-order-service");
                     bouncer = await startPooler(config, orders);
-                    url = serviceUrl(config, orders, bouncer);
+                    url = serviceUrl(config, orders, bouncer.port);
                 });
 
                 after(() => bouncer?.stop());
@@ -257,7 +221,7 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
                 const orders = byName(config, "publish-order-service");
                 const bouncer = await startPooler(config, orders);
                 try {
-                    const url = serviceUrl(config, orders, bouncer);
+                    const url = serviceUrl(config, orders, bouncer.port);
                     assert.match(url, /[?&]binary_parameters=yes(&|$)/);
                     const result = await runClient("pq", url, ["-workers", "15", "-ops", "200", "-run", `${mode}-tx`]);
                     figure(`${mode} lib/pq 15×200 (transaction pool, binary_parameters=yes)`, result);
@@ -279,7 +243,7 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
         const drivers = [...(named ? [{ service: byName(config, "auth-service"), command: "gorm", server: servers.auth }] : []), { service: byName(config, "publish-order-service"), command: "pq", server: servers.orders }];
         const bouncers = await Promise.all(drivers.map((d) => startPooler(config, d.service)));
         const retired: PgBouncerProcess[] = [];
-        const runs = drivers.map((d, i) => startClient(d.command, serviceUrl(config, d.service, bouncers[i]), ["-workers", "10", "-run", "fault"]));
+        const runs = drivers.map((d, i) => startClient(d.command, serviceUrl(config, d.service, bouncers[i].port), ["-workers", "10", "-run", "fault"]));
         const ini = (bouncer: PgBouncerProcess) => fs.readFileSync(bouncer.iniFile, "utf8");
         /** Ends each PgBouncer with `signal` and starts the next on its port with its pgbouncer.ini, as the kubelet restarts a container. */
         const replace = async (signal: NodeJS.Signals) => {

@@ -38,8 +38,9 @@ function postgresBinDir(): string {
     return found;
 }
 
-function pgbouncerBin(): string {
-    if (LAYER === "trixie") {
+/** The PgBouncer binary of a layer. */
+export function pgbouncerBin(layer = LAYER): string {
+    if (layer === "trixie") {
         return requireFile(path.join(TRIXIE_ROOT, "usr/sbin/pgbouncer"), "bash scripts/trixie.sh");
     }
     return ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((p) => fs.existsSync(p)) ?? "pgbouncer";
@@ -242,7 +243,8 @@ export class PgBouncerProcess {
     private exited?: Promise<number | null>;
     log = "";
 
-    constructor() {
+    /** `bin`: the PgBouncer to run, this layer's by default (the benchmark runs both layers' side by side). */
+    constructor(private readonly bin = PGBOUNCER_BIN) {
         this.dir = scratchDir("pgbouncer");
         this.iniFile = path.join(this.dir, "pgbouncer.ini");
         this.authFile = path.join(this.dir, "userlist.txt");
@@ -257,7 +259,7 @@ export class PgBouncerProcess {
         this.port = port ?? (await freePort());
         writeOwned(this.iniFile, render(this.port));
         writeOwned(this.authFile, userlist);
-        const child = spawn(PGBOUNCER_BIN, [this.iniFile], { ...runAs, cwd: this.dir, stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(this.bin, [this.iniFile], { ...runAs, cwd: this.dir, stdio: ["ignore", "pipe", "pipe"] });
         this.log = "";
         child.stdout?.on("data", (d) => (this.log += d));
         child.stderr?.on("data", (d) => (this.log += d));
@@ -342,7 +344,7 @@ export interface TestCertificates {
     serverKey: string;
 }
 
-/** A throwaway CA and a server certificate for 127.0.0.1 and localhost, made with openssl. */
+/** A throwaway CA and a server certificate for 127.0.0.1, 127.0.0.2 and localhost, made with openssl. */
 export function makeCertificates(): TestCertificates {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "velure-tls-"));
     const file = (name: string) => path.join(dir, name);
@@ -350,7 +352,8 @@ export function makeCertificates(): TestCertificates {
     try {
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", file("ca.key"), "-out", file("ca.crt"), "-days", "2", "-subj", "/CN=velure test CA");
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", file("server.key"), "-out", file("server.csr"), "-subj", "/CN=127.0.0.1");
-        fs.writeFileSync(file("san.ext"), "subjectAltName = IP:127.0.0.1, DNS:localhost\n");
+        // 127.0.0.2: the second of velure's servers in the drivers tests and the benchmark.
+        fs.writeFileSync(file("san.ext"), "subjectAltName = IP:127.0.0.1, IP:127.0.0.2, DNS:localhost\n");
         openssl("x509", "-req", "-in", file("server.csr"), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-CAcreateserial", "-out", file("server.crt"), "-days", "2", "-extfile", file("san.ext"));
         return { caCert: fs.readFileSync(file("ca.crt"), "utf8"), serverCert: fs.readFileSync(file("server.crt"), "utf8"), serverKey: fs.readFileSync(file("server.key"), "utf8") };
     } finally {

@@ -1,0 +1,264 @@
+// The velure-shaped scenario, the benchmark's first table: velure's production at its peak. velure's two servers are
+// PostgreSQL at max_connections 100 (RDS db.t4g.micro), serving TLS with a local CA as RDS serves its own; both
+// services run at once, as the prod stack sizes them: auth-service at its HPA's maximum (10 pods × 25 GORM/pgx
+// connections) and publish-order-service (1 pod × 15 lib/pq), each pod its own database/sql pool with the
+// service's limits (tests/clients peak). Sides: the drivers straight to PostgreSQL (verify-full), and PgBouncer as
+// the prod stack renders it (verify-full to the servers) in pgbouncer-cluster (its 2 replicas per server; the pods
+// alternate between them, as the Service spreads connections) and in pgbouncer-sidecar (one PgBouncer per pod), on
+// PgBouncer 1.24 (Debian trixie's) and 1.18 (bookworm's).
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Client } from "pg";
+import { STATS_USER } from "../components/pgbouncerPod";
+import { ServiceSpec, VelureConfig } from "../config";
+import { STATS_PASSWORD } from "../tests/integration/pooler";
+import { HOST, PgBouncerProcess, PostgresServer, makeCertificates, pgbouncerBin, sleep } from "../tests/integration/servers";
+import { loopbackVelureConfig, serviceUrl, stackServices, startPooler } from "../tests/integration/velureStack";
+import { applicationName, closeServerConnections, sampleServerConnections } from "./sampler";
+
+const CLIENTS_BIN = path.resolve(__dirname, "../.toolchain/bin/velure-clients");
+const SERVERS = { auth: { database: "velure_auth", host: HOST }, orders: { database: "velure_orders", host: "127.0.0.2" } } as const;
+type ServerName = keyof typeof SERVERS;
+/** Which velure-clients peak workload a service runs: its driver, its pool, its reads. */
+const WORKLOAD: Record<string, ServerName> = { "auth-service": "auth", "publish-order-service": "orders" };
+/** The PgBouncers side by side: the version class production runs, and the one Debian 12 ships. */
+const LAYERS = [
+    { layer: "trixie", version: "1.24.1" },
+    { layer: "bookworm", version: "1.18.0" },
+] as const;
+
+/** What one service got in a round (velure-clients peak's JSON). */
+export interface PeakResult {
+    pods: number;
+    podsStarted: number;
+    workers: number;
+    served: number;
+    ops: number;
+    failed: number;
+    errors?: Record<string, number>;
+    tps: number;
+    p50Ms: number;
+    p99Ms: number;
+    peakOpen: number;
+    fatal?: string;
+}
+
+/** One side in one round: each service's result, each server's connections at peak, PgBouncer's longest wait. */
+interface VelureRound {
+    services: Record<ServerName, PeakResult>;
+    serverConnections: Record<ServerName, number>;
+    /** SHOW POOLS: the longest a client waited for a server connection (maxwait), and the most clients waiting. */
+    maxWaitMs?: number;
+    clientsWaiting?: number;
+}
+
+/** A side: the URLs of each service's pods, and the PgBouncers that serve them (none: direct). */
+interface VelureSide {
+    name: string;
+    /** What the program renders for this side; the 1.18 sides say what they had to change. */
+    note: string;
+    urls: Record<ServerName, string[]>;
+    bouncers: PgBouncerProcess[];
+}
+
+/** The pods each service runs at its peak: the HPA's maximum, or its fixed replicas. */
+function peakPods(service: ServiceSpec): number {
+    return service.maxReplicas ?? service.replicas;
+}
+
+function withApplicationName(url: string, side: string): string {
+    return `${url}&application_name=${applicationName(side)}`;
+}
+
+/** pgbouncer-cluster: each server's replicas; the pods alternate between them. */
+async function clusterSide(config: VelureConfig, name: string, bin: string): Promise<Omit<VelureSide, "note">> {
+    const urls = { auth: [] as string[], orders: [] as string[] };
+    const bouncers: PgBouncerProcess[] = [];
+    for (const service of config.services) {
+        const replicas = await Promise.all(Array.from({ length: config.pgbouncer.replicas }, () => startPooler(config, service, bin)));
+        bouncers.push(...replicas);
+        urls[WORKLOAD[service.name]] = Array.from({ length: peakPods(service) }, (_, pod) => withApplicationName(serviceUrl(config, service, replicas[pod % replicas.length].port), name));
+    }
+    return { name, urls, bouncers };
+}
+
+/** pgbouncer-sidecar: one PgBouncer per pod. */
+async function sidecarSide(config: VelureConfig, name: string, bin: string): Promise<Omit<VelureSide, "note">> {
+    const urls = { auth: [] as string[], orders: [] as string[] };
+    const bouncers: PgBouncerProcess[] = [];
+    for (const service of config.services) {
+        const own = await Promise.all(Array.from({ length: peakPods(service) }, () => startPooler(config, service, bin)));
+        bouncers.push(...own);
+        urls[WORKLOAD[service.name]] = own.map((b) => withApplicationName(serviceUrl(config, service, b.port), name));
+    }
+    return { name, urls, bouncers };
+}
+
+function directSide(config: VelureConfig, caFile: string): VelureSide {
+    const urls = { auth: [] as string[], orders: [] as string[] };
+    for (const service of config.services) {
+        const server = config.servers.find((s) => s.name === WORKLOAD[service.name]);
+        const url = withApplicationName(serviceUrl(config, service, server?.port as number, { caFile }), "direct");
+        urls[WORKLOAD[service.name]] = Array.from({ length: peakPods(service) }, () => url);
+    }
+    return { name: "direct", note: "the drivers to PostgreSQL, verify-full", urls, bouncers: [] };
+}
+
+/**
+ * The services as the prod stack declares them; before 1.21 the program refuses pgx in a transaction pool, so the
+ * 1.18 sides run auth-service with its driver undeclared: what a stack without the client block gets.
+ */
+function servicesFor(version: string): unknown[] | undefined {
+    return version.startsWith("1.18") ? stackServices("prod").map(({ client, ...s }) => (client?.driver === "pgx" ? s : { ...s, client })) : undefined;
+}
+
+/** The PgBouncer sides of both versions and both modes, and the direct side. */
+export async function startVelureSides(servers: Record<ServerName, PostgresServer>, caFile: string): Promise<VelureSide[]> {
+    const sides: VelureSide[] = [];
+    const base = { stack: "prod" as const, servers, serverCaFile: caFile, monitoring: true };
+    for (const { layer, version } of LAYERS) {
+        const bin = pgbouncerBin(layer);
+        const services = servicesFor(version);
+        const note = services ? "auth-service's client undeclared (the program refuses pgx before 1.21)" : "as the prod stack renders it";
+        const cluster = loopbackVelureConfig({ ...base, mode: "pgbouncer-cluster", pgbouncerVersion: version, services });
+        sides.push({ ...(await clusterSide(cluster, `cluster-${version}`, bin)), note });
+        const sidecar = loopbackVelureConfig({ ...base, mode: "pgbouncer-sidecar", pgbouncerVersion: version, services });
+        sides.push({ ...(await sidecarSide(sidecar, `sidecar-${version}`, bin)), note });
+    }
+    sides.unshift(directSide(loopbackVelureConfig({ ...base, mode: "pgbouncer-cluster", pgbouncerVersion: LAYERS[0].version }), caFile));
+    return sides;
+}
+
+function runPeak(service: ServerName, urls: string[], seconds: number): Promise<PeakResult> {
+    return new Promise((resolve, reject) => {
+        execFile(CLIENTS_BIN, ["peak", "-service", service, "-urls", urls.join(","), "-duration", `${seconds}s`], { timeout: (seconds + 120) * 1000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+            const line = stdout.trim().split("\n").pop() ?? "";
+            if (!line.startsWith("{")) {
+                reject(new Error(`velure-clients peak ${service}: ${error?.message ?? "no result"}\n${stderr}`));
+                return;
+            }
+            resolve(JSON.parse(line) as PeakResult);
+        });
+    });
+}
+
+/** Samples SHOW POOLS of every PgBouncer of a side (its stats user) every 100 ms: the longest wait and the most waiting. */
+async function samplePools(bouncers: PgBouncerProcess[]): Promise<() => Promise<{ maxWaitMs: number; clientsWaiting: number }>> {
+    const clients = await Promise.all(
+        bouncers.map(async (b) => {
+            const client = new Client({ host: HOST, port: b.port, database: "pgbouncer", user: STATS_USER, password: STATS_PASSWORD });
+            client.on("error", () => undefined);
+            await client.connect();
+            return client;
+        }),
+    );
+    let maxWaitMs = 0;
+    let clientsWaiting = 0;
+    let running = true;
+    const loop = (async () => {
+        while (running) {
+            for (const client of clients) {
+                const rows = (await client.query("SHOW POOLS").catch(() => ({ rows: [] as any[] }))).rows;
+                for (const row of rows.filter((r) => r.database !== "pgbouncer")) {
+                    maxWaitMs = Math.max(maxWaitMs, Number(row.maxwait) * 1000 + Number(row.maxwait_us ?? 0) / 1000);
+                    clientsWaiting = Math.max(clientsWaiting, Number(row.cl_waiting));
+                }
+            }
+            await sleep(100);
+        }
+    })();
+    return async () => {
+        running = false;
+        await loop;
+        await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+        return { maxWaitMs: Math.round(maxWaitMs * 10) / 10, clientsWaiting };
+    };
+}
+
+/**
+ * One side's run. It starts from no server connections of any side: the PgBouncers of the sides before it keep
+ * theirs idle (server_idle_timeout), and would hold slots of the servers' 100 that this side's clients need.
+ */
+async function measureSide(servers: Record<ServerName, PostgresServer>, side: VelureSide, allSides: string[], seconds: number): Promise<VelureRound> {
+    const names = Object.keys(SERVERS) as ServerName[];
+    await Promise.all(names.map((n) => closeServerConnections(servers[n], SERVERS[n].database, allSides)));
+    const samplers = await Promise.all(names.map((n) => sampleServerConnections(servers[n], SERVERS[n].database, side.name)));
+    const pools = side.bouncers.length ? await samplePools(side.bouncers) : undefined;
+    const results = await Promise.all(names.map((n) => runPeak(n, side.urls[n], seconds)));
+    const peaks = await Promise.all(samplers.map((s) => s.stop()));
+    const waits = pools ? await pools() : undefined;
+    return {
+        services: { auth: results[0], orders: results[1] },
+        serverConnections: { auth: peaks[0].peak, orders: peaks[1].peak },
+        ...(waits ? { maxWaitMs: waits.maxWaitMs, clientsWaiting: waits.clientsWaiting } : {}),
+    };
+}
+
+/** The two servers, with TLS from a local CA (written to `caFile` for the drivers and PgBouncer), at RDS's 100. */
+async function startServers(caFile: string): Promise<Record<ServerName, PostgresServer>> {
+    const certificates = makeCertificates();
+    fs.writeFileSync(caFile, certificates.caCert, { mode: 0o644 });
+    const tls = { cert: certificates.serverCert, key: certificates.serverKey };
+    const [auth, orders] = await Promise.all(
+        (Object.keys(SERVERS) as ServerName[]).map((n) => new PostgresServer({ maxConnections: 100, databases: [SERVERS[n].database], host: SERVERS[n].host, tls }).start()),
+    );
+    return { auth, orders };
+}
+
+export interface VelureRun {
+    sides: VelureSide[];
+    rounds: Record<string, VelureRound>[];
+}
+
+/**
+ * `rounds` rounds of `seconds`, each running every side once, in an order that rotates from round to round (so that
+ * no side always runs first, on the coldest servers); returns every round.
+ */
+export async function runVelure(rounds: number, seconds: number): Promise<VelureRun> {
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "velure-bench-ca-"));
+    fs.chmodSync(scratch, 0o755);
+    const caFile = path.join(scratch, "ca.pem");
+    const servers = await startServers(caFile);
+    let sides: VelureSide[] = [];
+    try {
+        sides = await startVelureSides(servers, caFile);
+        const measured: Record<string, VelureRound>[] = [];
+        for (let r = 0; r < rounds; r++) {
+            process.stderr.write(`velure round ${r + 1} of ${rounds}: ${sides.map((s) => s.name).join(", ")}\n`);
+            const round: Record<string, VelureRound> = {};
+            for (let i = 0; i < sides.length; i++) {
+                const side = sides[(i + r) % sides.length];
+                round[side.name] = await measureSide(servers, side, sides.map((s) => s.name), seconds);
+            }
+            measured.push(round);
+        }
+        return { sides, rounds: measured };
+    } finally {
+        await Promise.all(sides.flatMap((s) => s.bouncers.map((b) => b.stop())));
+        Object.values(servers).forEach((s) => s.stop());
+        fs.rmSync(scratch, { recursive: true, force: true });
+    }
+}
+
+/** Every figure of a side, by name, as the summaries and bench:agree read them. */
+export function velureFigures(round: VelureRound): Record<string, number> {
+    const figures: Record<string, number> = {};
+    for (const [server, r] of Object.entries(round.services)) {
+        Object.assign(figures, {
+            [`${server}PodsStarted`]: r.podsStarted,
+            [`${server}Workers`]: r.workers,
+            [`${server}Served`]: r.served,
+            [`${server}Failed`]: r.failed,
+            [`${server}Tps`]: Math.round(r.tps),
+            [`${server}P50Ms`]: r.p50Ms,
+            [`${server}P99Ms`]: r.p99Ms,
+            [`${server}ServerConnections`]: round.serverConnections[server as ServerName],
+        });
+    }
+    if (round.maxWaitMs !== undefined) {
+        Object.assign(figures, { maxWaitMs: round.maxWaitMs, clientsWaiting: round.clientsWaiting });
+    }
+    return figures;
+}

@@ -1,0 +1,82 @@
+// A project stack (velure's dev or prod) on loopback: each of velure's servers a PostgreSQL of its own, the
+// PgBouncers started with the pgbouncer.ini the program renders for a mode, and the URL the program writes for a
+// service's pods. drivers.test.ts and the benchmark's velure scenario (bench/velure.ts) run velure's clients on it.
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { postgresUrl } from "../../components/connectionUrl";
+import { CA_KEY, PgBouncerConfigArgs, renderPoolerIni } from "../../components/pgbouncerPod";
+import { DatabaseSpec, ServiceSpec, VelureConfig, loadConfig, serverOf, urlDriverParams } from "../../config";
+import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
+import { pgbouncerSidecarArgs } from "../../options/pgbouncerSidecar";
+import { stackConfig } from "../unit/harness";
+import { USERLIST } from "./pooler";
+import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER, writeOwned } from "./servers";
+
+export interface LoopbackStack {
+    stack: "dev" | "prod";
+    /** velure's servers by name (auth, orders). */
+    servers: Record<string, PostgresServer>;
+    mode: string;
+    /** The PgBouncer version the config is rendered for (the image tag). */
+    pgbouncerVersion: string;
+    /** The stack's services, changed (a client block, say); default: as the stack file has them. */
+    services?: unknown[];
+    /** A CA file: PgBouncer verifies the servers' certificates against it (verify-full); none: no TLS. */
+    serverCaFile?: string;
+    /** PgBouncer's stats user (the exporter's), for SHOW POOLS; default off. */
+    monitoring?: boolean;
+}
+
+export function stackServices(stack: string): any[] {
+    return JSON.parse(stackConfig(stack)["velure-pooling:services"]);
+}
+
+/** The program's config of the stack, its servers pointed at the local PostgreSQL servers. */
+export function loopbackVelureConfig(options: LoopbackStack): VelureConfig {
+    const base = stackConfig(options.stack);
+    const databaseServers = JSON.parse(base["velure-pooling:databaseServers"]).map((s: any) => {
+        const { secretsManagerSecret: _sm, ...rest } = s;
+        return { ...rest, host: options.servers[s.name].host, port: options.servers[s.name].port, user: USER };
+    });
+    const tls = options.serverCaFile
+        ? { pgbouncerServerTlsSslmode: "verify-full", pgbouncerServerTlsCaFile: options.serverCaFile }
+        : { pgbouncerServerTlsSslmode: "disable" };
+    const config = stackConfig(options.stack, {
+        mode: options.mode,
+        databaseServers,
+        databasePasswords: { auth: PASSWORD, orders: PASSWORD },
+        ...tls,
+        pgbouncerImage: `ghcr.io/icoretech/pgbouncer-docker:${options.pgbouncerVersion}`,
+        monitoringExporter: options.monitoring ?? false,
+        ...(options.services ? { services: options.services } : {}),
+    });
+    pulumi.runtime.setAllConfig(config, ["velure-pooling:databasePasswords"]);
+    return loadConfig();
+}
+
+/**
+ * The PgBouncer a service reaches in this mode, on loopback, with the program's pgbouncer.ini and the userlist the
+ * components render (the app's user and the stats user); `bin`: which PgBouncer runs it.
+ */
+export async function startPooler(config: VelureConfig, service: ServiceSpec, bin = PGBOUNCER_BIN): Promise<PgBouncerProcess> {
+    const server = serverOf(config, service);
+    const args: PgBouncerConfigArgs = config.mode === "pgbouncer-cluster" ? pgbouncerClusterArgs(config, server) : pgbouncerSidecarArgs(config, service, service.namespace);
+    const bouncer = new PgBouncerProcess(bin);
+    const serverCaFile = path.join(bouncer.dir, CA_KEY);
+    if (args.serverCaBundle) {
+        writeOwned(serverCaFile, args.serverCaBundle, 0o644);
+    }
+    return bouncer.start((port) => renderPoolerIni(args, { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile }), USERLIST);
+}
+
+/**
+ * The URL the program writes for the service's pods (its Secret's mode key), pointed at `port` on loopback: a
+ * local PgBouncer, or with `direct` the service's PostgreSQL itself (verify-full with `caFile` when given).
+ */
+export function serviceUrl(config: VelureConfig, service: ServiceSpec, port: number, direct?: { caFile?: string }): string {
+    const params = direct ? {} : urlDriverParams(service.client, config.mode, config.pgbouncer.tuning.poolMode);
+    const server: DatabaseSpec = serverOf(config, service);
+    const tls = direct?.caFile ? { sslmode: "verify-full", sslrootcert: direct.caFile } : { sslmode: "disable" };
+    return postgresUrl({ user: server.user, host: direct ? server.host : HOST, port, database: service.database, ...tls, driverParams: params }, PASSWORD);
+}
+
