@@ -5,17 +5,20 @@
 // service's limits (tests/clients peak). Sides: the drivers straight to PostgreSQL (verify-full), and PgBouncer as
 // the prod stack renders it (verify-full to the servers) in pgbouncer-cluster (its 2 replicas per server; the pods
 // alternate between them, as the Service spreads connections) and in pgbouncer-sidecar (one PgBouncer per pod), on
-// PgBouncer 1.24 (Debian trixie's) and 1.18 (bookworm's).
+// PgBouncer 1.24 (Debian trixie's) and 1.18 (bookworm's); and the peer a user would pick instead, pgpool-II 4.6
+// (trixie's), with the central PgBouncer's replicas and server connections (bench/pgpool.ts).
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Client } from "pg";
 import { STATS_USER } from "../components/pgbouncerPod";
-import { ServiceSpec, VelureConfig } from "../config";
+import { pgbouncerClusterArgs } from "../options/pgbouncerCluster";
+import { ServiceSpec, VelureConfig, serverOf } from "../config";
 import { STATS_PASSWORD } from "../tests/integration/pooler";
 import { HOST, PgBouncerProcess, PostgresServer, makeCertificates, pgbouncerBin, sleep } from "../tests/integration/servers";
 import { loopbackVelureConfig, serviceUrl, stackServices, startPooler } from "../tests/integration/velureStack";
+import { PgpoolProcess } from "./pgpool";
 import { applicationName, closeServerConnections, sampleServerConnections } from "./sampler";
 
 const CLIENTS_BIN = path.resolve(__dirname, "../.toolchain/bin/velure-clients");
@@ -54,13 +57,14 @@ interface VelureRound {
     clientsWaiting?: number;
 }
 
-/** A side: the URLs of each service's pods, and the PgBouncers that serve them (none: direct). */
+/** A side: the URLs of each service's pods, and the PgBouncers (or pgpool-IIs) that serve them (none: direct). */
 interface VelureSide {
     name: string;
     /** What the program renders for this side; the 1.18 sides say what they had to change. */
     note: string;
     urls: Record<ServerName, string[]>;
     bouncers: PgBouncerProcess[];
+    pgpools?: PgpoolProcess[];
 }
 
 /** The pods each service runs at its peak: the HPA's maximum, or its fixed replicas. */
@@ -68,8 +72,12 @@ function peakPods(service: ServiceSpec): number {
     return service.maxReplicas ?? service.replicas;
 }
 
-function withApplicationName(url: string, side: string): string {
-    return `${url}&application_name=${applicationName(side)}`;
+/**
+ * The side's application_name (each side counts only its own server connections), and a connect timeout: a client
+ * that a pooler does not take in (pgpool-II's processes are all taken) fails after 5 s instead of waiting forever.
+ */
+function sideUrl(url: string, side: string): string {
+    return `${url}&application_name=${applicationName(side)}&connect_timeout=5`;
 }
 
 /** pgbouncer-cluster: each server's replicas; the pods alternate between them. */
@@ -79,7 +87,7 @@ async function clusterSide(config: VelureConfig, name: string, bin: string): Pro
     for (const service of config.services) {
         const replicas = await Promise.all(Array.from({ length: config.pgbouncer.replicas }, () => startPooler(config, service, bin)));
         bouncers.push(...replicas);
-        urls[WORKLOAD[service.name]] = Array.from({ length: peakPods(service) }, (_, pod) => withApplicationName(serviceUrl(config, service, replicas[pod % replicas.length].port), name));
+        urls[WORKLOAD[service.name]] = Array.from({ length: peakPods(service) }, (_, pod) => sideUrl(serviceUrl(config, service, replicas[pod % replicas.length].port), name));
     }
     return { name, urls, bouncers };
 }
@@ -91,7 +99,7 @@ async function sidecarSide(config: VelureConfig, name: string, bin: string): Pro
     for (const service of config.services) {
         const own = await Promise.all(Array.from({ length: peakPods(service) }, () => startPooler(config, service, bin)));
         bouncers.push(...own);
-        urls[WORKLOAD[service.name]] = own.map((b) => withApplicationName(serviceUrl(config, service, b.port), name));
+        urls[WORKLOAD[service.name]] = own.map((b) => sideUrl(serviceUrl(config, service, b.port), name));
     }
     return { name, urls, bouncers };
 }
@@ -100,7 +108,7 @@ function directSide(config: VelureConfig, caFile: string): VelureSide {
     const urls = { auth: [] as string[], orders: [] as string[] };
     for (const service of config.services) {
         const server = config.servers.find((s) => s.name === WORKLOAD[service.name]);
-        const url = withApplicationName(serviceUrl(config, service, server?.port as number, { caFile }), "direct");
+        const url = sideUrl(serviceUrl(config, service, server?.port as number, { caFile }), "direct");
         urls[WORKLOAD[service.name]] = Array.from({ length: peakPods(service) }, () => url);
     }
     return { name: "direct", note: "the drivers to PostgreSQL, verify-full", urls, bouncers: [] };
@@ -114,9 +122,32 @@ function servicesFor(version: string): unknown[] | undefined {
     return version.startsWith("1.18") ? stackServices("prod").map(({ client, ...s }) => (client?.driver === "pgx" ? s : { ...s, client })) : undefined;
 }
 
-/** The PgBouncer sides of both versions and both modes, and the direct side. */
-export async function startVelureSides(servers: Record<ServerName, PostgresServer>, caFile: string): Promise<VelureSide[]> {
-    const sides: VelureSide[] = [];
+/**
+ * pgpool-II as the central PgBouncer is deployed: as many processes per server as its replicas, the pods alternating
+ * between them, each with as many processes (num_init_children) as one PgBouncer replica may open server
+ * connections to that database, so that both hold the same server connections at most.
+ */
+async function pgpoolSide(config: VelureConfig, servers: Record<ServerName, PostgresServer>, caFile: string): Promise<VelureSide> {
+    const name = "pgpool-4.6";
+    const urls = { auth: [] as string[], orders: [] as string[] };
+    const pgpools: PgpoolProcess[] = [];
+    for (const service of config.services) {
+        const server = WORKLOAD[service.name];
+        const args = pgbouncerClusterArgs(config, serverOf(config, service));
+        const entry = args.databases.find((d) => d.name === service.database);
+        const children = entry?.sessionPoolSize ?? args.tuning.maxDbConnections;
+        const replicas = await Promise.all(Array.from({ length: config.pgbouncer.replicas }, () => new PgpoolProcess().start(servers[server], children, caFile)));
+        pgpools.push(...replicas);
+        urls[server] = Array.from({ length: peakPods(service) }, (_, pod) => sideUrl(serviceUrl(config, service, replicas[pod % replicas.length].port), name));
+    }
+    return { name, note: "pgpool-II 4.6.1, raw mode, session pooling, the central PgBouncer's replicas and server connections", urls, bouncers: [], pgpools };
+}
+
+/**
+ * The direct side, the PgBouncer sides of both versions and both modes, and the pgpool-II side, added to `sides` as
+ * each starts, so that the caller stops what did start when one fails.
+ */
+async function startVelureSides(servers: Record<ServerName, PostgresServer>, caFile: string, sides: VelureSide[]): Promise<void> {
     const base = { stack: "prod" as const, servers, serverCaFile: caFile, monitoring: true };
     for (const { layer, version } of LAYERS) {
         const bin = pgbouncerBin(layer);
@@ -127,8 +158,9 @@ export async function startVelureSides(servers: Record<ServerName, PostgresServe
         const sidecar = loopbackVelureConfig({ ...base, mode: "pgbouncer-sidecar", pgbouncerVersion: version, services });
         sides.push({ ...(await sidecarSide(sidecar, `sidecar-${version}`, bin)), note });
     }
-    sides.unshift(directSide(loopbackVelureConfig({ ...base, mode: "pgbouncer-cluster", pgbouncerVersion: LAYERS[0].version }), caFile));
-    return sides;
+    const current = loopbackVelureConfig({ ...base, mode: "pgbouncer-cluster", pgbouncerVersion: LAYERS[0].version });
+    sides.push(await pgpoolSide(current, servers, caFile));
+    sides.unshift(directSide(current, caFile));
 }
 
 function runPeak(service: ServerName, urls: string[], seconds: number): Promise<PeakResult> {
@@ -221,9 +253,9 @@ export async function runVelure(rounds: number, seconds: number): Promise<Velure
     fs.chmodSync(scratch, 0o755);
     const caFile = path.join(scratch, "ca.pem");
     const servers = await startServers(caFile);
-    let sides: VelureSide[] = [];
+    const sides: VelureSide[] = [];
     try {
-        sides = await startVelureSides(servers, caFile);
+        await startVelureSides(servers, caFile, sides);
         const measured: Record<string, VelureRound>[] = [];
         for (let r = 0; r < rounds; r++) {
             process.stderr.write(`velure round ${r + 1} of ${rounds}: ${sides.map((s) => s.name).join(", ")}\n`);
@@ -236,7 +268,7 @@ export async function runVelure(rounds: number, seconds: number): Promise<Velure
         }
         return { sides, rounds: measured };
     } finally {
-        await Promise.all(sides.flatMap((s) => s.bouncers.map((b) => b.stop())));
+        await Promise.all(sides.flatMap((s) => [...s.bouncers, ...(s.pgpools ?? [])].map((p) => p.stop())));
         Object.values(servers).forEach((s) => s.stop());
         fs.rmSync(scratch, { recursive: true, force: true });
     }

@@ -38,6 +38,11 @@ function postgresBinDir(): string {
     return found;
 }
 
+/** A file of the trixie tree that scripts/trixie.sh unpacks (pgpool-II for the benchmark, say). */
+export function trixieFile(relative: string): string {
+    return requireFile(path.join(TRIXIE_ROOT, relative), "bash scripts/trixie.sh");
+}
+
 /** The PgBouncer binary of a layer. */
 export function pgbouncerBin(layer = LAYER): string {
     if (layer === "trixie") {
@@ -89,7 +94,7 @@ export async function freePort(): Promise<number> {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
         if (await check()) {
