@@ -7,7 +7,7 @@
 // seen here; whether pgpool-II also checks the host name was not tested).
 import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
-import { PASSWORD, PostgresServer, USER, freePort, runAs, scratchDir, trixieFile, waitFor, writeOwned } from "../tests/integration/servers";
+import { PASSWORD, PostgresServer, USER, freePort, runAs, scratchDir, stopChild, trixieFile, waitFor, writeOwned } from "../tests/integration/servers";
 
 export class PgpoolProcess {
     readonly dir = scratchDir("pgpool");
@@ -71,16 +71,8 @@ export class PgpoolProcess {
         return Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
     }
 
+    /** SIGINT: pgpool-II's fast shutdown (its children end their sessions). */
     async stop(): Promise<void> {
-        const child = this.child;
-        if (child && child.exitCode === null && child.signalCode === null) {
-            const exited = new Promise((resolve) => child.once("exit", resolve));
-            // SIGINT: pgpool-II's fast shutdown (its children end their sessions).
-            child.kill("SIGINT");
-            await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-            if (child.exitCode === null && child.signalCode === null) {
-                child.kill("SIGKILL");
-            }
-        }
+        await stopChild(this.child, "SIGINT");
     }
 }

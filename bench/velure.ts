@@ -7,7 +7,6 @@
 // alternate between them, as the Service spreads connections) and in pgbouncer-sidecar (one PgBouncer per pod), on
 // PgBouncer 1.24 (Debian trixie's) and 1.18 (bookworm's); and the peer a user would pick instead, pgpool-II 4.6
 // (trixie's), with the central PgBouncer's replicas and server connections (bench/pgpool.ts).
-import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -17,11 +16,10 @@ import { pgbouncerClusterArgs } from "../options/pgbouncerCluster";
 import { ServiceSpec, VelureConfig, serverOf } from "../config";
 import { STATS_PASSWORD } from "../tests/integration/pooler";
 import { HOST, PgBouncerProcess, PostgresServer, makeCertificates, pgbouncerBin, sleep } from "../tests/integration/servers";
-import { loopbackVelureConfig, serviceUrl, stackServices, startPooler } from "../tests/integration/velureStack";
+import { loopbackVelureConfig, runVelureClients, serviceUrl, stackServices, startPooler } from "../tests/integration/velureStack";
 import { PgpoolProcess } from "./pgpool";
 import { applicationName, closeServerConnections, sampleServerConnections } from "./sampler";
 
-const CLIENTS_BIN = path.resolve(__dirname, "../.toolchain/bin/velure-clients");
 const SERVERS = { auth: { database: "velure_auth", host: HOST }, orders: { database: "velure_orders", host: "127.0.0.2" } } as const;
 type ServerName = keyof typeof SERVERS;
 /** Which velure-clients peak workload a service runs: its driver, its pool, its reads. */
@@ -80,14 +78,24 @@ function sideUrl(url: string, side: string): string {
     return `${url}&application_name=${applicationName(side)}&connect_timeout=5`;
 }
 
-/** pgbouncer-cluster: each server's replicas; the pods alternate between them. */
+/**
+ * A central pooler as deployed: the config's replicas, started by `start`, for one service; its pods alternate
+ * between them, as the Service spreads connections. Returns the replicas and each pod's URL.
+ */
+async function centralPooler<P extends { port: number }>(config: VelureConfig, service: ServiceSpec, side: string, start: () => Promise<P>): Promise<{ replicas: P[]; urls: string[] }> {
+    const replicas = await Promise.all(Array.from({ length: config.pgbouncer.replicas }, () => start()));
+    const urls = Array.from({ length: peakPods(service) }, (_, pod) => sideUrl(serviceUrl(config, service, replicas[pod % replicas.length].port), side));
+    return { replicas, urls };
+}
+
+/** pgbouncer-cluster: each server's replicas. */
 async function clusterSide(config: VelureConfig, name: string, bin: string): Promise<Omit<VelureSide, "note">> {
     const urls = { auth: [] as string[], orders: [] as string[] };
     const bouncers: PgBouncerProcess[] = [];
     for (const service of config.services) {
-        const replicas = await Promise.all(Array.from({ length: config.pgbouncer.replicas }, () => startPooler(config, service, bin)));
-        bouncers.push(...replicas);
-        urls[WORKLOAD[service.name]] = Array.from({ length: peakPods(service) }, (_, pod) => sideUrl(serviceUrl(config, service, replicas[pod % replicas.length].port), name));
+        const central = await centralPooler(config, service, name, () => startPooler(config, service, bin));
+        bouncers.push(...central.replicas);
+        urls[WORKLOAD[service.name]] = central.urls;
     }
     return { name, urls, bouncers };
 }
@@ -136,9 +144,9 @@ async function pgpoolSide(config: VelureConfig, servers: Record<ServerName, Post
         const args = pgbouncerClusterArgs(config, serverOf(config, service));
         const entry = args.databases.find((d) => d.name === service.database);
         const children = entry?.sessionPoolSize ?? args.tuning.maxDbConnections;
-        const replicas = await Promise.all(Array.from({ length: config.pgbouncer.replicas }, () => new PgpoolProcess().start(servers[server], children, caFile)));
-        pgpools.push(...replicas);
-        urls[server] = Array.from({ length: peakPods(service) }, (_, pod) => sideUrl(serviceUrl(config, service, replicas[pod % replicas.length].port), name));
+        const central = await centralPooler(config, service, name, () => new PgpoolProcess().start(servers[server], children, caFile));
+        pgpools.push(...central.replicas);
+        urls[server] = central.urls;
     }
     return { name, note: "pgpool-II 4.6.1, raw mode, session pooling, the central PgBouncer's replicas and server connections", urls, bouncers: [], pgpools };
 }
@@ -163,17 +171,9 @@ async function startVelureSides(servers: Record<ServerName, PostgresServer>, caF
     sides.unshift(directSide(current, caFile));
 }
 
+/** One service's pods at once for `seconds` (velure-clients peak), each pod its URL. */
 function runPeak(service: ServerName, urls: string[], seconds: number): Promise<PeakResult> {
-    return new Promise((resolve, reject) => {
-        execFile(CLIENTS_BIN, ["peak", "-service", service, "-urls", urls.join(","), "-duration", `${seconds}s`], { timeout: (seconds + 120) * 1000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-            const line = stdout.trim().split("\n").pop() ?? "";
-            if (!line.startsWith("{")) {
-                reject(new Error(`velure-clients peak ${service}: ${error?.message ?? "no result"}\n${stderr}`));
-                return;
-            }
-            resolve(JSON.parse(line) as PeakResult);
-        });
-    });
+    return runVelureClients<PeakResult>(["peak", "-service", service, "-urls", urls.join(","), "-duration", `${seconds}s`], seconds + 120);
 }
 
 /** Samples SHOW POOLS of every PgBouncer of a side (its stats user) every 100 ms: the longest wait and the most waiting. */

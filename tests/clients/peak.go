@@ -151,6 +151,7 @@ func peakLoad(service string, urls []string, d time.Duration) PeakResult {
 	stopSampling()
 	result.Ops, result.Failed, result.Errors = t.result.Ops, t.result.Failed, mergeErrors(result.Errors, t.result.Errors)
 	result.TPS = float64(len(latencies)) / elapsed
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	result.P50Ms, result.P99Ms = percentileMs(latencies, 50), percentileMs(latencies, 99)
 	return result
 }
@@ -219,12 +220,11 @@ func mergeErrors(into, from map[string]int) map[string]int {
 	return into
 }
 
-// percentileMs is the p-th percentile of the latencies, in milliseconds (0 when there are none).
+// percentileMs is the p-th percentile of sorted latencies, in milliseconds (0 when there are none).
 func percentileMs(latencies []time.Duration, p int) float64 {
 	if len(latencies) == 0 {
 		return 0
 	}
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	i := len(latencies) * p / 100
 	if i >= len(latencies) {
 		i = len(latencies) - 1

@@ -4,7 +4,7 @@
 // this run has (PgBouncer 1.18 / PostgreSQL 15, or with VELURE_LAYER=trixie 1.24 / 17). Each figure is printed as a
 // "figure:" line, which the closing notes quote.
 import * as assert from "assert";
-import { ChildProcess, execFile, spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { immediateShutdownSignal } from "../../components/pgbouncerPod";
@@ -13,9 +13,8 @@ import { ServiceSpec, VelureConfig } from "../../config";
 import { servesNamedStatements } from "../../config/client";
 import { LOCAL_PGBOUNCER_VERSION } from "./pooler";
 import { LAYER, PASSWORD, PgBouncerProcess, PostgresServer, USER, sleep } from "./servers";
-import { loopbackVelureConfig, serviceUrl, stackServices, startPooler } from "./velureStack";
+import { CLIENTS_BIN, lastResult, loopbackVelureConfig, runVelureClients, serviceUrl, stackServices, startPooler } from "./velureStack";
 
-const CLIENTS_BIN = path.resolve(__dirname, "../../.toolchain/bin/velure-clients");
 const MIGRATIONS = path.resolve(__dirname, "../clients/migrations");
 /** What a migration run may take, waiting for the lock included: publish-order's start must not hang. */
 const MIGRATION_BOUND_SECONDS = 30;
@@ -41,24 +40,9 @@ function figure(what: string, result: ClientResult): void {
     console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${what}: ${result.ops} ops, ${result.failed} failed${result.fatal ? `, fatal: ${result.fatal}` : ""}${errors.length ? ` (${errors.join("; ")})` : ""}`);
 }
 
-/** The JSON line a velure-clients run ends with, or undefined when it printed none. */
-function lastResult(stdout: string): ClientResult | undefined {
-    const line = stdout.trim().split("\n").pop() ?? "";
-    return line.startsWith("{") ? (JSON.parse(line) as ClientResult) : undefined;
-}
-
-/** Runs one velure-clients command to its end (killed past `timeoutSeconds`, which the result then says). */
+/** Runs one velure-clients command against `url` to its end. */
 function runClient(command: string, url: string, args: string[] = [], timeoutSeconds = 120): Promise<ClientResult> {
-    return new Promise((resolve, reject) => {
-        execFile(CLIENTS_BIN, [command, "-url", url, ...args], { timeout: timeoutSeconds * 1000, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-            const result = lastResult(stdout);
-            if (!result) {
-                reject(new Error(`velure-clients ${command} ${error?.killed ? `did not end within ${timeoutSeconds} s` : "printed no result"}: ${stderr}`));
-                return;
-            }
-            resolve(result);
-        });
-    });
+    return runVelureClients<ClientResult>([command, "-url", url, ...args], timeoutSeconds);
 }
 
 /** A client run that lasts until its stdin is closed: the fault tests end it when the faults are over. */
@@ -68,7 +52,7 @@ function startClient(command: string, url: string, args: string[]): { child: Chi
     child.stdout?.on("data", (d) => (out += d));
     const done = new Promise<ClientResult>((resolve, reject) =>
         child.once("exit", () => {
-            const result = lastResult(out);
+            const result = lastResult<ClientResult>(out);
             return result ? resolve(result) : reject(new Error(`velure-clients ${command}: no result`));
         }),
     );

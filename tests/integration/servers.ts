@@ -299,11 +299,24 @@ export class PgBouncerProcess {
     }
 
     async stop(): Promise<void> {
-        if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
-            this.signal("SIGQUIT");
-            await this.waitExit(5000).catch(() => this.signal("SIGKILL"));
-        }
+        await stopChild(this.child, "SIGQUIT");
         fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+}
+
+/**
+ * Stops a server the tests started, by its PID: `signal` (its own quick shutdown), then SIGKILL when it has not
+ * exited within `graceMs`. Nothing to do when it already ended.
+ */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, graceMs = 5000): Promise<void> {
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+        return;
+    }
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(signal);
+    await Promise.race([exited, sleep(graceMs)]);
+    if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
     }
 }
 

@@ -1,6 +1,8 @@
 // A project stack (velure's dev or prod) on loopback: each of velure's servers a PostgreSQL of its own, the
 // PgBouncers started with the pgbouncer.ini the program renders for a mode, and the URL the program writes for a
-// service's pods. drivers.test.ts and the benchmark's velure scenario (bench/velure.ts) run velure's clients on it.
+// service's pods. drivers.test.ts and the benchmark's velure scenario (bench/velure.ts) run velure's clients
+// (tests/clients, built by scripts/clients.sh) on it.
+import { execFile } from "child_process";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { postgresUrl } from "../../components/connectionUrl";
@@ -80,3 +82,26 @@ export function serviceUrl(config: VelureConfig, service: ServiceSpec, port: num
     return postgresUrl({ user: server.user, host: direct ? server.host : HOST, port, database: service.database, ...tls, driverParams: params }, PASSWORD);
 }
 
+
+/** velure's database clients (tests/clients), as scripts/clients.sh builds them. */
+export const CLIENTS_BIN = path.resolve(__dirname, "../../.toolchain/bin/velure-clients");
+
+/** The JSON line a velure-clients run ends with, or undefined when it printed none. */
+export function lastResult<T>(stdout: string): T | undefined {
+    const line = stdout.trim().split("\n").pop() ?? "";
+    return line.startsWith("{") ? (JSON.parse(line) as T) : undefined;
+}
+
+/** Runs velure-clients with `args` to its end (killed past `timeoutSeconds`, which the error then says); its result. */
+export function runVelureClients<T>(args: string[], timeoutSeconds: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+        execFile(CLIENTS_BIN, args, { timeout: timeoutSeconds * 1000, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+            const result = lastResult<T>(stdout);
+            if (!result) {
+                reject(new Error(`velure-clients ${args[0]} ${error?.killed ? `did not end within ${timeoutSeconds} s` : "printed no result"}: ${stderr}`));
+                return;
+            }
+            resolve(result);
+        });
+    });
+}
