@@ -82,7 +82,6 @@ export function serviceUrl(config: VelureConfig, service: ServiceSpec, port: num
     return postgresUrl({ user: server.user, host: direct ? server.host : HOST, port, database: service.database, ...tls, driverParams: params }, PASSWORD);
 }
 
-
 /** velure's database clients (tests/clients), as scripts/clients.sh builds them. */
 export const CLIENTS_BIN = path.resolve(__dirname, "../../.toolchain/bin/velure-clients");
 
@@ -98,7 +97,8 @@ export function runVelureClients<T>(args: string[], timeoutSeconds: number): Pro
         execFile(CLIENTS_BIN, args, { timeout: timeoutSeconds * 1000, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
             const result = lastResult<T>(stdout);
             if (!result) {
-                reject(new Error(`velure-clients ${args[0]} ${error?.killed ? `did not end within ${timeoutSeconds} s` : "printed no result"}: ${stderr}`));
+                const why = error?.killed ? `did not end within ${timeoutSeconds} s` : `printed no result${error ? ` (${error.message})` : ""}`;
+                reject(new Error(`velure-clients ${args[0]} ${why}: ${stderr}`));
                 return;
             }
             resolve(result);
