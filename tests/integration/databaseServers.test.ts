@@ -131,7 +131,9 @@ describe("two database servers, two users' passwords, two limits, behind the ren
 
     it("each pooler logs its clients in with its own server's password only, and knows only its own server's database", async () => {
         const config = twoServerConfig(auth, orders, "pgbouncer-cluster");
-        const [authPooler] = await poolersOf["pgbouncer-cluster"](config);
+        // Both servers' poolers start; each is stopped, so that none outlives the test.
+        const poolers = await poolersOf["pgbouncer-cluster"](config);
+        const [authPooler] = poolers;
         try {
             const asOrders = { host: HOST, port: authPooler.bouncer.port, user: ROLES.orders.user, password: ROLES.orders.password, database: "velure_auth" };
             await assert.rejects(withClient(asOrders, (c) => c.query("SELECT 1")), /SASL authentication failed|password authentication failed/);
@@ -139,7 +141,7 @@ describe("two database servers, two users' passwords, two limits, behind the ren
             await assert.rejects(withClient(otherDatabase, (c) => c.query("SELECT 1")), /no such database: velure_orders/);
             await sleep(100);
         } finally {
-            await authPooler.bouncer.stop();
+            await Promise.all(poolers.map((p) => p.bouncer.stop()));
         }
     });
 });
