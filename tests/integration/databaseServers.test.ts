@@ -105,11 +105,20 @@ describe("two database servers, two users' passwords, two limits, behind the ren
             ),
     };
 
+    /** Starts the mode's poolers, runs `use`, then stops every one of them, so that none outlives its test. */
+    async function withPoolers(mode: string, config: VelureConfig, use: (poolers: Pooler[]) => Promise<void>): Promise<void> {
+        const poolers = await poolersOf[mode](config);
+        try {
+            await use(poolers);
+        } finally {
+            await Promise.all(poolers.map((p) => p.bouncer.stop()));
+        }
+    }
+
     for (const mode of Object.keys(poolersOf)) {
         it(`${mode}: each server sees at most one pooler process's share of its own budget, under ${CLIENTS_PER_POOLER} clients a pooler`, async () => {
             const config = twoServerConfig(auth, orders, mode);
-            const poolers = await poolersOf[mode](config);
-            try {
+            await withPoolers(mode, config, async (poolers) => {
                 const peaks = { auth: sampleMax(() => auth.backends("velure_auth")), orders: sampleMax(() => orders.backends("velure_orders")) };
                 const done = await Promise.all(poolers.map((p) => load(p, 3000)));
                 const peak = { auth: await peaks.auth.stop(), orders: await peaks.orders.stop() };
@@ -123,25 +132,18 @@ describe("two database servers, two users' passwords, two limits, behind the ren
                 const budget = prepareOption(config, { kind: "none" }).budget;
                 assert.deepStrictEqual(budget.map((s) => [s.server, s.available]), [["server auth", 30], ["server orders", 25]]);
                 assert.ok(budget.every((s) => s.used <= s.available));
-            } finally {
-                await Promise.all(poolers.map((p) => p.bouncer.stop()));
-            }
+            });
         });
     }
 
     it("each pooler logs its clients in with its own server's password only, and knows only its own server's database", async () => {
         const config = twoServerConfig(auth, orders, "pgbouncer-cluster");
-        // Both servers' poolers start; each is stopped, so that none outlives the test.
-        const poolers = await poolersOf["pgbouncer-cluster"](config);
-        const [authPooler] = poolers;
-        try {
+        await withPoolers("pgbouncer-cluster", config, async ([authPooler]) => {
             const asOrders = { host: HOST, port: authPooler.bouncer.port, user: ROLES.orders.user, password: ROLES.orders.password, database: "velure_auth" };
             await assert.rejects(withClient(asOrders, (c) => c.query("SELECT 1")), /SASL authentication failed|password authentication failed/);
             const otherDatabase = { ...asOrders, password: ROLES.auth.password, database: "velure_orders" };
             await assert.rejects(withClient(otherDatabase, (c) => c.query("SELECT 1")), /no such database: velure_orders/);
             await sleep(100);
-        } finally {
-            await Promise.all(poolers.map((p) => p.bouncer.stop()));
-        }
+        });
     });
 });
