@@ -10,13 +10,10 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { Client } from "pg";
-import { STATS_USER } from "../components/pgbouncerPod";
 import { pgbouncerClusterArgs } from "../options/pgbouncerCluster";
 import { ServiceSpec, VelureConfig, serverOf } from "../config";
-import { STATS_PASSWORD } from "../tests/integration/pooler";
-import { HOST, PgBouncerProcess, PostgresServer, makeCertificates, pgbouncerBin, sleep } from "../tests/integration/servers";
-import { loopbackVelureConfig, runVelureClients, serviceUrl, stackServices, startPooler } from "../tests/integration/velureStack";
+import { HOST, PgBouncerProcess, PostgresServer, makeCertificates, pgbouncerBin } from "../tests/integration/servers";
+import { loopbackVelureConfig, runVelureClients, samplePools, serviceUrl, stackServices, startPooler } from "../tests/integration/velureStack";
 import { PgpoolProcess } from "./pgpool";
 import { applicationName, closeServerConnections, sampleServerConnections } from "./sampler";
 
@@ -174,39 +171,6 @@ async function startVelureSides(servers: Record<ServerName, PostgresServer>, caF
 /** One service's pods at once for `seconds` (velure-clients peak), each pod its URL. */
 function runPeak(service: ServerName, urls: string[], seconds: number): Promise<PeakResult> {
     return runVelureClients<PeakResult>(["peak", "-service", service, "-urls", urls.join(","), "-duration", `${seconds}s`], seconds + 120);
-}
-
-/** Samples SHOW POOLS of every PgBouncer of a side (its stats user) every 100 ms: the longest wait and the most waiting. */
-async function samplePools(bouncers: PgBouncerProcess[]): Promise<() => Promise<{ maxWaitMs: number; clientsWaiting: number }>> {
-    const clients = await Promise.all(
-        bouncers.map(async (b) => {
-            const client = new Client({ host: HOST, port: b.port, database: "pgbouncer", user: STATS_USER, password: STATS_PASSWORD });
-            client.on("error", () => undefined);
-            await client.connect();
-            return client;
-        }),
-    );
-    let maxWaitMs = 0;
-    let clientsWaiting = 0;
-    let running = true;
-    const loop = (async () => {
-        while (running) {
-            for (const client of clients) {
-                const rows = (await client.query("SHOW POOLS").catch(() => ({ rows: [] as any[] }))).rows;
-                for (const row of rows.filter((r) => r.database !== "pgbouncer")) {
-                    maxWaitMs = Math.max(maxWaitMs, Number(row.maxwait) * 1000 + Number(row.maxwait_us ?? 0) / 1000);
-                    clientsWaiting = Math.max(clientsWaiting, Number(row.cl_waiting));
-                }
-            }
-            await sleep(100);
-        }
-    })();
-    return async () => {
-        running = false;
-        await loop;
-        await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-        return { maxWaitMs: Math.round(maxWaitMs * 10) / 10, clientsWaiting };
-    };
 }
 
 /**

@@ -24,14 +24,42 @@ export type SessionFeature = (typeof SESSION_FEATURES)[number];
 
 export interface ServiceClient {
     driver: Driver;
-    /** database/sql's SetMaxOpenConns in one pod: the most client connections a pod opens. */
+    /** database/sql's SetMaxOpenConns in one pod: the most client connections its pool opens. */
     maxOpenConnections?: number;
+    /**
+     * The connections a pod holds beside that pool for LISTEN (lib/pq's pq.Listener, pgx's WaitForNotification on a
+     * connection of its own): publish-order's outbox listener holds one per pod for good.
+     */
+    listenConnections: number;
     session: SessionFeature[];
 }
 
-const DEFAULT_CLIENT: ServiceClient = { driver: "other", session: [] };
+const DEFAULT_CLIENT: ServiceClient = { driver: "other", listenConnections: 0, session: [] };
 
-const ALLOWED = `expected {driver: ${DRIVERS.join(" | ")}, maxOpenConnections?: integer >= 1, session?: [${SESSION_FEATURES.join(", ")}]}`;
+const ALLOWED = `expected {driver: ${DRIVERS.join(" | ")}, maxOpenConnections?: integer >= 1, listenConnections?: integer >= 0, session?: [${SESSION_FEATURES.join(", ")}]}`;
+
+/** A client that LISTENs holds one connection for it beside its pool unless it says otherwise (velure's outbox listener). */
+const DEFAULT_LISTEN_CONNECTIONS = 1;
+
+/** listenConnections: what the config says, or one for a client that LISTENs; a LISTEN needs the session feature. */
+function readListenConnections(r: Reader, at: string, raw: unknown, features: SessionFeature[]): number {
+    const listens = features.includes("listen-notify");
+    if (raw === undefined) {
+        return listens ? DEFAULT_LISTEN_CONNECTIONS : 0;
+    }
+    if (!Number.isInteger(raw) || (raw as number) < 0) {
+        r.problem(`${at}.listenConnections`, raw, "expected an integer >= 0 (the connections each pod holds for LISTEN beside its database/sql pool)");
+        return 0;
+    }
+    if ((raw as number) > 0 && !listens) {
+        r.problem(
+            `${at}.listenConnections`,
+            raw,
+            "expected 0 without the session feature listen-notify: a LISTEN through a transaction pool receives nothing; add listen-notify to session",
+        );
+    }
+    return raw as number;
+}
 
 export function readServiceClient(r: Reader, at: string, raw: unknown): ServiceClient {
     if (raw === undefined) {
@@ -41,7 +69,7 @@ export function readServiceClient(r: Reader, at: string, raw: unknown): ServiceC
         r.problem(at, raw, ALLOWED);
         return DEFAULT_CLIENT;
     }
-    refuseUnknownKeys(r, at, raw, ["driver", "maxOpenConnections", "session"]);
+    refuseUnknownKeys(r, at, raw, ["driver", "maxOpenConnections", "listenConnections", "session"]);
     const driver = raw.driver ?? "other";
     if (!DRIVERS.includes(driver as Driver)) {
         r.problem(`${at}.driver`, driver, `expected one of ${DRIVERS.join(", ")}`);
@@ -62,7 +90,21 @@ export function readServiceClient(r: Reader, at: string, raw: unknown): ServiceC
             `expected an integer >= 1: a service with session features (${features.join(", ")}) gets a session pool, which holds one server connection per client connection, so its size is the pods' client connections`,
         );
     }
-    return { driver: driver as Driver, maxOpenConnections: maxOpen as number | undefined, session: features };
+    const listenConnections = readListenConnections(r, at, raw.listenConnections, features);
+    return { driver: driver as Driver, maxOpenConnections: maxOpen as number | undefined, listenConnections, session: features };
+}
+
+/**
+ * The client connections one pod opens to its database: its database/sql pool and its LISTEN connections. A session
+ * pool holds one server connection for each of them.
+ */
+export function podClientConnections(client: ServiceClient): number {
+    return (client.maxOpenConnections ?? 0) + client.listenConnections;
+}
+
+/** How podClientConnections counted, for a budget line's formula. */
+export function podClientWords(client: ServiceClient): string {
+    return client.listenConnections > 0 ? `(maxOpenConnections ${client.maxOpenConnections} + listenConnections ${client.listenConnections}) =` : "maxOpenConnections";
 }
 
 /** Whether the service's client needs a session feature, so that its PgBouncer entries get a session pool of their own. */

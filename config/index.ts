@@ -35,7 +35,7 @@ import { APP_CONTAINER_PORT, HPA_MAX_PERIOD_SECONDS, POD_NAMES, READ_ONLY_SUFFIX
 export { ConfigError } from "./reader";
 export { DatabaseSpec } from "./servers";
 export { ConnectionContract } from "./connection";
-export { ServiceClient, needsSessionPool, urlDriverParams } from "./client";
+export { ServiceClient, needsSessionPool, podClientConnections, podClientWords, urlDriverParams } from "./client";
 export { MODES, Mode, PROJECT } from "./schema";
 
 export type ChartSource = { path: string } | { repo: string; name: string; version: string };

@@ -3,12 +3,16 @@ import * as pulumi from "@pulumi/pulumi";
 import { BudgetLine, podsLine, rolloutPods } from "../components/connectionBudget";
 import { DatabaseEntry } from "../components/pgbouncerIni";
 import { READ_ONLY_SUFFIX } from "../components/specs";
-import { DatabaseSpec, ServiceSpec, needsSessionPool } from "../config";
+import { DatabaseSpec, ServiceSpec, needsSessionPool, podClientConnections, podClientWords } from "../config";
 import { ServiceConnection, serviceConnection } from "./types";
 
-/** The budget line of a service in a session pool: one server connection per client connection of its pods. */
+/**
+ * The budget line of a service in a session pool: one server connection per client connection of its pods, its
+ * database/sql pool's and its LISTEN connections'.
+ */
 export function sessionBudgetLine(service: ServiceSpec, pool: string): BudgetLine {
-    const line = podsLine(service.name, `${service.namespace}/${service.releaseName}`, rolloutPods(service.maxReplicas, "max pods"), service.client.maxOpenConnections as number, "maxOpenConnections");
+    const perPod = podClientConnections(service.client);
+    const line = podsLine(service.name, `${service.namespace}/${service.releaseName}`, rolloutPods(service.maxReplicas, "max pods"), perPod, podClientWords(service.client));
     return { ...line, name: `${service.name} → ${pool} (session pool)`, clientBound: true };
 }
 
@@ -18,7 +22,7 @@ export function sessionBudgetLine(service: ServiceSpec, pool: string): BudgetLin
  * is what the budget line counts.
  */
 function sessionClients(service: ServiceSpec, placement: "sidecar" | "cluster"): number {
-    return placement === "sidecar" ? (service.client.maxOpenConnections as number) : sessionBudgetLine(service, service.database).connections;
+    return placement === "sidecar" ? podClientConnections(service.client) : sessionBudgetLine(service, service.database).connections;
 }
 
 /**

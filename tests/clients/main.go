@@ -151,7 +151,7 @@ func stopOn(stop chan struct{}, d time.Duration) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: velure-clients gorm|pq|migrate|listen|session -url URL [flags], or peak -service S -urls U1,U2 -duration D")
+		fmt.Fprintln(os.Stderr, "usage: velure-clients gorm|pq|migrate|listen|session -url URL [flags], or peak -service S -urls U1,U2 [-listen N] -duration D")
 		os.Exit(2)
 	}
 	command := os.Args[1]
@@ -165,9 +165,10 @@ func main() {
 	run := flags.String("run", "", "a prefix for the ids this run writes (unique per process)")
 	service := flags.String("service", "", "peak: auth (GORM + pgx) or orders (lib/pq)")
 	urls := flags.String("urls", "", "peak: one URL per pod, separated by commas")
+	listenPerPod := flags.Int("listen", 0, "peak: outbox listeners (pq.Listener) each pod holds beside its pool")
 	_ = flags.Parse(os.Args[2:])
 	if command == "peak" {
-		_ = json.NewEncoder(os.Stdout).Encode(peakLoad(*service, strings.Split(*urls, ","), *duration))
+		_ = json.NewEncoder(os.Stdout).Encode(peakLoad(*service, strings.Split(*urls, ","), *listenPerPod, *duration))
 		return
 	}
 	if *url == "" {

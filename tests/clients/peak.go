@@ -6,6 +6,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // peakRows is how many rows each service's reads pick from: seeded once, before the timed part.
@@ -24,15 +26,39 @@ type PeakResult struct {
 	TPS         float64        `json:"tps"`
 	P50Ms       float64        `json:"p50Ms"`
 	P99Ms       float64        `json:"p99Ms"`
+	MaxMs       float64        `json:"maxMs"`
+	Listeners   int            `json:"listeners,omitempty"`
 	PeakOpen    int            `json:"peakOpen"`
 	Fatal       string         `json:"fatal,omitempty"`
 }
 
-// peakPod is one simulated pod: its own pool with the service's limits, and the read its handlers run most.
+// peakPod is one simulated pod: its own pool with the service's limits, the read its handlers run most, and the
+// LISTEN connections it holds beside its pool (publish-order's outbox listener).
 type peakPod struct {
-	db   *sql.DB
-	read func(key int) error
-	pool Pool
+	db        *sql.DB
+	read      func(key int) error
+	pool      Pool
+	listeners []*pq.Listener
+}
+
+func (p *peakPod) close() {
+	for _, l := range p.listeners {
+		l.Close()
+	}
+	p.db.Close()
+}
+
+// listenBeside opens n outbox listeners as publish-order's pod does (pq.NewListener, LISTEN outbox_new), each on a
+// connection of its own that it holds for good.
+func (p *peakPod) listenBeside(url string, n int) error {
+	for i := 0; i < n; i++ {
+		listener := pq.NewListener(url, time.Second, 30*time.Second, nil)
+		p.listeners = append(p.listeners, listener)
+		if err := listener.Listen("outbox_new"); err != nil {
+			return fmt.Errorf("LISTEN: %w", err)
+		}
+	}
+	return nil
 }
 
 // openPeakPod starts a pod as the service does: auth-service opens GORM (pgx) and runs AutoMigrate, publish-order
@@ -95,12 +121,25 @@ func seedPeak(service string, pod *peakPod) error {
 	return nil
 }
 
+// openListeningPod is openPeakPod with `listen` outbox listeners beside the pool, opened before any request.
+func openListeningPod(service, url string, listen int) (*peakPod, error) {
+	pod, err := openPeakPod(service, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := pod.listenBeside(url, listen); err != nil {
+		pod.close()
+		return nil, err
+	}
+	return pod, nil
+}
+
 // peakLoad starts the first pod (its schema and the rows the reads pick from), then the other pods at once, as a
-// scale-up does, then runs pool.MaxOpen workers in every pod that started, each reading a row after another for
-// d: every pod asks for its whole pool, the service's peak.
-func peakLoad(service string, urls []string, d time.Duration) PeakResult {
+// scale-up does, each with `listen` outbox listeners, then runs pool.MaxOpen workers in every pod that started,
+// each reading a row after another for d: every pod asks for its whole pool, the service's peak.
+func peakLoad(service string, urls []string, listen int, d time.Duration) PeakResult {
 	result := PeakResult{Pods: len(urls)}
-	first, err := openPeakPod(service, urls[0])
+	first, err := openListeningPod(service, urls[0], listen)
 	if err == nil {
 		err = seedPeak(service, first)
 	}
@@ -108,11 +147,12 @@ func peakLoad(service string, urls []string, d time.Duration) PeakResult {
 		result.Fatal = "the first pod: " + err.Error()
 		return result
 	}
-	pods := append([]*peakPod{first}, startPeakPods(service, urls[1:], &result)...)
+	pods := append([]*peakPod{first}, startPeakPods(service, urls[1:], listen, &result)...)
 	result.PodsStarted = len(pods)
+	result.Listeners = len(pods) * listen
 	defer func() {
 		for _, pod := range pods {
-			pod.db.Close()
+			pod.close()
 		}
 	}()
 	var mu sync.Mutex
@@ -152,12 +192,12 @@ func peakLoad(service string, urls []string, d time.Duration) PeakResult {
 	result.Ops, result.Failed, result.Errors = t.result.Ops, t.result.Failed, mergeErrors(result.Errors, t.result.Errors)
 	result.TPS = float64(len(latencies)) / elapsed
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	result.P50Ms, result.P99Ms = percentileMs(latencies, 50), percentileMs(latencies, 99)
+	result.P50Ms, result.P99Ms, result.MaxMs = percentileMs(latencies, 50), percentileMs(latencies, 99), percentileMs(latencies, 100)
 	return result
 }
 
 // startPeakPods opens the pods at once; a pod that fails to start is counted with its error, as a crash-looping pod.
-func startPeakPods(service string, urls []string, result *PeakResult) []*peakPod {
+func startPeakPods(service string, urls []string, listen int, result *PeakResult) []*peakPod {
 	pods := make([]*peakPod, len(urls))
 	errs := make([]error, len(urls))
 	var wg sync.WaitGroup
@@ -165,7 +205,7 @@ func startPeakPods(service string, urls []string, result *PeakResult) []*peakPod
 		wg.Add(1)
 		go func(i int, url string) {
 			defer wg.Done()
-			pods[i], errs[i] = openPeakPod(service, url)
+			pods[i], errs[i] = openListeningPod(service, url, listen)
 		}(i, url)
 	}
 	wg.Wait()
@@ -220,7 +260,7 @@ func mergeErrors(into, from map[string]int) map[string]int {
 	return into
 }
 
-// percentileMs is the p-th percentile of sorted latencies, in milliseconds (0 when there are none).
+// percentileMs is the p-th percentile of sorted latencies (100: the slowest), in milliseconds (0 when there are none).
 func percentileMs(latencies []time.Duration, p int) float64 {
 	if len(latencies) == 0 {
 		return 0

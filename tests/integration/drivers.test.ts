@@ -13,7 +13,7 @@ import { ServiceSpec, VelureConfig } from "../../config";
 import { servesNamedStatements } from "../../config/client";
 import { LOCAL_PGBOUNCER_VERSION } from "./pooler";
 import { LAYER, PASSWORD, PgBouncerProcess, PostgresServer, USER, sleep } from "./servers";
-import { CLIENTS_BIN, lastResult, loopbackVelureConfig, runVelureClients, serviceUrl, stackServices, startPooler } from "./velureStack";
+import { CLIENTS_BIN, lastResult, loopbackVelureConfig, runVelureClients, samplePools, serviceUrl, stackServices, startPooler } from "./velureStack";
 
 const MIGRATIONS = path.resolve(__dirname, "../clients/migrations");
 /** What a migration run may take, waiting for the lock included: publish-order's start must not hang. */
@@ -60,8 +60,8 @@ function startClient(command: string, url: string, args: string[]): { child: Chi
 }
 
 /** The dev stack on loopback: each of velure's servers a PostgreSQL of its own, the PgBouncer version of this layer. */
-function devConfig(servers: Record<string, PostgresServer>, mode: string, services?: unknown[]): VelureConfig {
-    return loopbackVelureConfig({ stack: "dev", servers, mode, pgbouncerVersion: LOCAL_PGBOUNCER_VERSION, services });
+function devConfig(servers: Record<string, PostgresServer>, mode: string, services?: unknown[], monitoring?: boolean): VelureConfig {
+    return loopbackVelureConfig({ stack: "dev", servers, mode, pgbouncerVersion: LOCAL_PGBOUNCER_VERSION, services, monitoring });
 }
 
 const devServices = () => stackServices("dev");
@@ -149,7 +149,8 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
 
                 it("its database is a session pool sized for its pods' clients, and the URL carries no transaction-pool parameter", () => {
                     const ini = fs.readFileSync(bouncer.iniFile, "utf8");
-                    const size = mode === "pgbouncer-sidecar" ? 15 : (1 + 3) * 15;
+                    // A pod's 15 database/sql connections and its outbox listener's one.
+                    const size = mode === "pgbouncer-sidecar" ? 16 : (1 + 3) * 16;
                     assert.match(ini, new RegExp(`^velure_orders = host=\\S+ port=\\d+ dbname=velure_orders pool_mode=session pool_size=${size} max_db_connections=${size}$`, "m"));
                     assert.ok(!url.includes("binary_parameters"));
                 });
@@ -220,6 +221,52 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
             });
         });
     }
+
+    describe("publish-order-service at its peak through its sidecar: 15 readers on its pool, and its outbox listener beside it", () => {
+        /** One pod's peak for PEAK_SECONDS: the 15 workers of its pool busy, its listener holding its connection. */
+        const PEAK_SECONDS = 10;
+        const WARM_UP_SECONDS = 3;
+        /** The bar: no query waits that long for a server connection (PgBouncer's SHOW POOLS maxwait, sampled every 100 ms). */
+        const LONGEST_WAIT_MS = 100;
+
+        async function peakWith(listenConnections: number): Promise<{ result: any; maxWaitMs: number; ini: string }> {
+            const services = layerServices().map((s) => (s.name === "publish-order-service" ? { ...s, client: { ...s.client, listenConnections } } : s));
+            const config = devConfig(servers, "pgbouncer-sidecar", services, true);
+            const orders = byName(config, "publish-order-service");
+            const bouncer = await startPooler(config, orders);
+            try {
+                const url = serviceUrl(config, orders, bouncer.port);
+                const peak = (seconds: number) => runVelureClients<any>(["peak", "-service", "orders", "-urls", url, "-listen", "1", "-duration", `${seconds}s`], seconds + 120);
+                // A pod that has run a while: PgBouncer opens a pool's server connections one at a time (16 of them
+                // took about 1 s here), and keeps them idle between the two runs (server_idle_timeout).
+                await peak(WARM_UP_SECONDS);
+                const pools = await samplePools([bouncer]);
+                const result = await peak(PEAK_SECONDS);
+                const { maxWaitMs } = await pools();
+                console.log(
+                    `      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} publish-order peak, listenConnections ${listenConnections}: ${result.workers} workers + ${result.listeners} listener, ` +
+                        `${result.ops} reads, ${result.failed} failed, longest wait for a server connection ${maxWaitMs} ms; reads p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, slowest ${result.maxMs} ms`,
+                );
+                return { result, maxWaitMs, ini: fs.readFileSync(bouncer.iniFile, "utf8") };
+            } finally {
+                await bouncer.stop();
+            }
+        }
+
+        it(`with the listener counted (the stack's listenConnections 1): a session pool of 16, no read waits ${LONGEST_WAIT_MS} ms for a server connection`, async () => {
+            const { result, maxWaitMs, ini } = await peakWith(1);
+            assert.match(ini, /^velure_orders = .* pool_mode=session pool_size=16 max_db_connections=16$/m);
+            assert.strictEqual(result.fatal, undefined);
+            assert.deepStrictEqual([result.workers, result.listeners, result.failed], [15, 1, 0], JSON.stringify(result.errors));
+            assert.ok(maxWaitMs < LONGEST_WAIT_MS, `a read waited ${maxWaitMs} ms for a server connection`);
+        });
+
+        it("with it left out (listenConnections 0, the sizing before): the pool of 15 leaves a reader waiting for the listener's connection", async () => {
+            const { maxWaitMs, ini } = await peakWith(0);
+            assert.match(ini, /^velure_orders = .* pool_mode=session pool_size=15 max_db_connections=15$/m);
+            assert.ok(maxWaitMs >= LONGEST_WAIT_MS, `the longest wait was ${maxWaitMs} ms: the listener's connection is what the pool must count`);
+        });
+    });
 
     it(`faults under load (pgbouncer-sidecar): reload, a PgBouncer crash and restart, a drain, a PostgreSQL restart; ${named ? "GORM and lib/pq" : "lib/pq"} recover, no acknowledged write is lost`, async function () {
         const config = devConfig(servers, "pgbouncer-sidecar", layerServices());

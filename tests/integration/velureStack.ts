@@ -5,14 +5,15 @@
 import { execFile } from "child_process";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { Client } from "pg";
 import { postgresUrl } from "../../components/connectionUrl";
-import { CA_KEY, PgBouncerConfigArgs, renderPoolerIni } from "../../components/pgbouncerPod";
+import { CA_KEY, PgBouncerConfigArgs, STATS_USER, renderPoolerIni } from "../../components/pgbouncerPod";
 import { DatabaseSpec, ServiceSpec, VelureConfig, loadConfig, serverOf, urlDriverParams } from "../../config";
 import { pgbouncerClusterArgs } from "../../options/pgbouncerCluster";
 import { pgbouncerSidecarArgs } from "../../options/pgbouncerSidecar";
 import { stackConfig } from "../unit/harness";
-import { USERLIST } from "./pooler";
-import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER, writeOwned } from "./servers";
+import { STATS_PASSWORD, USERLIST } from "./pooler";
+import { HOST, PASSWORD, PGBOUNCER_BIN, PgBouncerProcess, PostgresServer, USER, sleep, writeOwned } from "./servers";
 
 export interface LoopbackStack {
     stack: "dev" | "prod";
@@ -104,4 +105,37 @@ export function runVelureClients<T>(args: string[], timeoutSeconds: number): Pro
             resolve(result);
         });
     });
+}
+
+/** Samples SHOW POOLS of every PgBouncer of a side (its stats user) every 100 ms: the longest wait and the most waiting. */
+export async function samplePools(bouncers: PgBouncerProcess[]): Promise<() => Promise<{ maxWaitMs: number; clientsWaiting: number }>> {
+    const clients = await Promise.all(
+        bouncers.map(async (b) => {
+            const client = new Client({ host: HOST, port: b.port, database: "pgbouncer", user: STATS_USER, password: STATS_PASSWORD });
+            client.on("error", () => undefined);
+            await client.connect();
+            return client;
+        }),
+    );
+    let maxWaitMs = 0;
+    let clientsWaiting = 0;
+    let running = true;
+    const loop = (async () => {
+        while (running) {
+            for (const client of clients) {
+                const rows = (await client.query("SHOW POOLS").catch(() => ({ rows: [] as any[] }))).rows;
+                for (const row of rows.filter((r) => r.database !== "pgbouncer")) {
+                    maxWaitMs = Math.max(maxWaitMs, Number(row.maxwait) * 1000 + Number(row.maxwait_us ?? 0) / 1000);
+                    clientsWaiting = Math.max(clientsWaiting, Number(row.cl_waiting));
+                }
+            }
+            await sleep(100);
+        }
+    })();
+    return async () => {
+        running = false;
+        await loop;
+        await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+        return { maxWaitMs: Math.round(maxWaitMs * 10) / 10, clientsWaiting };
+    };
 }

@@ -4,7 +4,7 @@ import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { buildBudget, switchBudget } from "../../components/connectionBudget";
 import { parsePgBouncerVersion, renderPgBouncerIni } from "../../components/pgbouncerIni";
-import { checkNamedStatements, readServiceClient, urlDriverParams } from "../../config/client";
+import { checkNamedStatements, podClientConnections, readServiceClient, urlDriverParams } from "../../config/client";
 import { Reader } from "../../config/reader";
 import { sessionBudgetLine } from "../../options/pgbouncerDatabases";
 
@@ -18,6 +18,7 @@ describe("services[].client", () => {
         assert.deepStrictEqual(readServiceClient(r, "services[1].client", { driver: "lib/pq", maxOpenConnections: 15, session: ["advisory-locks"] }), {
             driver: "lib/pq",
             maxOpenConnections: 15,
+            listenConnections: 0,
             session: ["advisory-locks"],
         });
         assert.deepStrictEqual(r.problems, []);
@@ -33,8 +34,23 @@ describe("services[].client", () => {
         assert.match(r.problems[0], /services\[1\]\.client\.maxOpenConnections: undefined is not allowed; expected an integer >= 1: a service with session features \(listen-notify\) gets a session pool/);
     });
 
+    it("counts a LISTEN connection beside the pool: one by default with listen-notify, as many as declared, none without it", () => {
+        const r = reader();
+        const read = (client: any) => readServiceClient(r, "services[1].client", { driver: "lib/pq", maxOpenConnections: 15, ...client });
+        assert.strictEqual(read({ session: ["advisory-locks", "listen-notify"] }).listenConnections, 1, "publish-order's outbox listener");
+        assert.strictEqual(podClientConnections(read({ session: ["listen-notify"] })), 16);
+        assert.strictEqual(read({ session: ["listen-notify"], listenConnections: 3 }).listenConnections, 3);
+        assert.strictEqual(read({ session: ["listen-notify"], listenConnections: 0 }).listenConnections, 0, "a LISTEN on a pool connection: none beside it");
+        assert.strictEqual(podClientConnections(read({ session: ["advisory-locks"] })), 15);
+        assert.deepStrictEqual(r.problems, []);
+        read({ session: ["advisory-locks"], listenConnections: 1 });
+        assert.match(r.problems[0], /services\[1\]\.client\.listenConnections: 1 is not allowed; expected 0 without the session feature listen-notify: a LISTEN through a transaction pool receives nothing/);
+        read({ session: ["listen-notify"], listenConnections: -1 });
+        assert.match(r.problems[1], /services\[1\]\.client\.listenConnections: -1 is not allowed; expected an integer >= 0/);
+    });
+
     it("refuses pgx in a transaction pool that cannot keep named statements, and nowhere else", () => {
-        const pgx = { driver: "pgx" as const, session: [] };
+        const pgx = { driver: "pgx" as const, listenConnections: 0, session: [] };
         const problems = (version = V118, extra = {}, client: any = pgx, mode: any = "transaction") => {
             const r = reader();
             checkNamedStatements(r, "services[0].client", client, mode, version, extra);
@@ -45,16 +61,16 @@ describe("services[].client", () => {
         assert.deepStrictEqual(problems(V124), []);
         assert.deepStrictEqual(problems(V118, {}, pgx, "session"), []);
         assert.deepStrictEqual(problems(V118, {}, { ...pgx, maxOpenConnections: 5, session: ["session-settings"] }), [], "its own session pool serves them");
-        assert.deepStrictEqual(problems(V118, {}, { driver: "lib/pq", session: [] }), []);
+        assert.deepStrictEqual(problems(V118, {}, { driver: "lib/pq", listenConnections: 0, session: [] }), []);
     });
 
     it("writes binary_parameters=yes for lib/pq through a PgBouncer transaction pool only", () => {
-        const pq = { driver: "lib/pq" as const, session: [] };
+        const pq = { driver: "lib/pq" as const, listenConnections: 0, session: [] };
         assert.deepStrictEqual(urlDriverParams(pq, "pgbouncer-sidecar", "transaction"), { binary_parameters: "yes" });
         assert.deepStrictEqual(urlDriverParams(pq, "pgbouncer-cluster", "session"), {});
         assert.deepStrictEqual(urlDriverParams({ ...pq, maxOpenConnections: 15, session: ["advisory-locks"] }, "pgbouncer-cluster", "transaction"), {});
         assert.deepStrictEqual(urlDriverParams(pq, "rds-proxy", "transaction"), {});
-        assert.deepStrictEqual(urlDriverParams({ driver: "pgx", session: [] }, "pgbouncer-cluster", "transaction"), {});
+        assert.deepStrictEqual(urlDriverParams({ driver: "pgx", listenConnections: 0, session: [] }, "pgbouncer-cluster", "transaction"), {});
     });
 });
 
@@ -74,9 +90,11 @@ describe("a service's session pool", () => {
     });
 
     it("is counted once in a switch: the same pods' clients, rolled from one pooler to the other", () => {
-        const service: any = { name: "publish-order-service", namespace: "order", releaseName: "velure-publish-order", maxReplicas: 1, client: { driver: "lib/pq", maxOpenConnections: 15, session: ["advisory-locks"] } };
+        const service: any = { name: "publish-order-service", namespace: "order", releaseName: "velure-publish-order", maxReplicas: 1, client: { driver: "lib/pq", maxOpenConnections: 15, listenConnections: 0, session: ["advisory-locks"] } };
         const line = sessionBudgetLine(service, "velure_orders");
         assert.strictEqual(line.connections, 60);
+        const listening = sessionBudgetLine({ ...service, client: { ...service.client, listenConnections: 1, session: ["advisory-locks", "listen-notify"] } }, "velure_orders");
+        assert.deepStrictEqual([listening.connections, listening.formula], [64, "(1 max pods + 1 surge + 1 draining + 1 evicted) × (maxOpenConnections 15 + listenConnections 1) = 16"]);
         const limits = { server: "server orders", limit: 100, reserved: 10, limitKey: "k", reservedKey: "r", pools: ["velure_orders"] };
         const other = { name: "pgbouncer → velure_other", connections: 10, formula: "10" };
         const budget = (lines: any[]) => [buildBudget(limits, lines)];

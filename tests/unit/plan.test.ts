@@ -84,10 +84,10 @@ describe("npm run plan", () => {
         const deployed = await runProgram(stackConfig("prod", { mode: "pgbouncer-sidecar", services: capped }));
         fs.writeFileSync(outputs, JSON.stringify(deployed.outputs));
         const { printed } = await quietly(() => plan(["--stack", "prod", "--deployed", outputs]));
-        assert.match(printed, /Deployed now \(.*prod-outputs\.json\): mode pgbouncer-sidecar, 48 of 90 server connections to the server auth, 60 of 90 server connections to the server orders/);
+        assert.match(printed, /Deployed now \(.*prod-outputs\.json\): mode pgbouncer-sidecar, 48 of 90 server connections to the server auth, 64 of 90 server connections to the server orders/);
         assert.match(printed, /Switch pgbouncer-sidecar -> pgbouncer-cluster: connection budget of the server auth[\s\S]*deployed pgbouncer-sidecar: auth-service +48/);
         assert.match(printed, /new pgbouncer-cluster: pgbouncer → velure_auth +30 {2}= \(2 replicas/);
-        assert.match(printed, /Switch pgbouncer-sidecar -> pgbouncer-cluster: connection budget of the server orders[\s\S]* total +60 {2}of 90 available \(databaseServers\[1\]\.maxConnections 100/);
+        assert.match(printed, /Switch pgbouncer-sidecar -> pgbouncer-cluster: connection budget of the server orders[\s\S]* total +64 {2}of 90 available \(databaseServers\[1\]\.maxConnections 100/);
         assert.match(printed, /note: 1 evicted: the pods' PodDisruptionBudget/, "the table says what the evicted term rests on");
         // prod's own sidecars (auth-service up to 10 pods): 78 + 30 of the auth server's 90 is refused, with the program's own message.
         fs.writeFileSync(outputs, JSON.stringify((await runProgram(stackConfig("prod", { mode: "pgbouncer-sidecar" }))).outputs));
@@ -111,7 +111,7 @@ describe("npm run plan", () => {
             const result = run("--stack", "dev");
             assert.strictEqual(result.status, 0, result.stderr);
             assert.match(result.stdout, /Connection budget of the server auth[\s\S]* total +40 {2}of 90 available/);
-            assert.match(result.stdout, /Connection budget of the server orders[\s\S]* total +60 {2}of 90 available/);
+            assert.match(result.stdout, /Connection budget of the server orders[\s\S]* total +64 {2}of 90 available/);
         });
 
         it("exits non-zero with the validation message of pulumi up, and writes nothing", () => {

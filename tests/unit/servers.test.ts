@@ -55,7 +55,7 @@ describe("two database servers (velure's: auth and orders)", () => {
                 run.outputs.connectionBudget.map((s: any) => [s.server, s.used, s.available, s.limitKey, s.pools]),
                 [
                     ["server auth", 30, 90, "databaseServers[0].maxConnections", ["velure_auth"]],
-                    ["server orders", 60, 90, "databaseServers[1].maxConnections", ["velure_orders"]],
+                    ["server orders", 64, 90, "databaseServers[1].maxConnections", ["velure_orders"]],
                 ],
             );
         });
@@ -78,7 +78,7 @@ describe("two database servers (velure's: auth and orders)", () => {
             assert.match(iniOf(run, "velure-publish-order-pgbouncer-config"), /^velure_orders = host=velure-dev-orders\./m);
             assert.deepStrictEqual(
                 run.outputs.connectionBudget.map((s: any) => [s.server, s.lines.map((l: any) => `${l.name} ${l.connections}`), s.used]),
-                [["server auth", ["auth-service 40"], 40], ["server orders", ["publish-order-service → velure_orders (session pool) 60"], 60]],
+                [["server auth", ["auth-service 40"], 40], ["server orders", ["publish-order-service → velure_orders (session pool) 64"], 64]],
             );
         });
     });
