@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { formatVersion } from "./components/pgbouncerIni";
 import { VelureConfig, loadConfig, secretIf } from "./config";
+import { poolerUrlSecretName } from "./config/connection";
 import { prepareOption } from "./options";
 import { Deployed, readDeployedPooler } from "./options/deployed";
 import { PreparedPooler } from "./options/types";
@@ -72,9 +73,15 @@ export = async () => {
                         // The app's TLS towards the pooler; the next run reads it back for the pods still on this one.
                         sslmode: connection.tls.sslmode,
                         sslrootcert: connection.tls.rootCert,
-                        // How the chart got the connection: env (POSTGRES_HOST and the rest), or the URL in this Secret.
+                        // How the chart got the connection: env (POSTGRES_HOST and the rest), or the URL in the program's
+                        // Secret (its key per mode), where the post-renderer points the chart's reference to chartSecret.
                         connection: service.connection.contract === "urlSecret"
-                            ? { contract: "urlSecret", secret: `${service.namespace}/${service.connection.secretName}`, key: service.connection.key }
+                            ? {
+                                  contract: "urlSecret",
+                                  secret: `${service.namespace}/${poolerUrlSecretName(service.releaseName)}`,
+                                  key: service.connection.key,
+                                  chartSecret: `${service.namespace}/${service.connection.secretName}`,
+                              }
                             : { contract: "env" },
                     },
                 ];

@@ -7,14 +7,15 @@ import { refuseUnknownKeys } from "./checks";
  * `env`: the chart has an env map and the hooks of charts/velure-service (POSTGRES_HOST and the rest, the password
  * from a Secret of ours, the pooler's containers through extraContainers and the like).
  * `urlSecret`: the chart reads one full connection URL from a Secret of a fixed name (velure's own charts:
- * POSTGRES_URL from velure-auth-postgres / order-database, key url); the program writes that Secret, and puts the
- * pooler's containers and volumes into the chart's Deployment with a Helm post-renderer.
+ * POSTGRES_URL from velure-auth-postgres / order-database, key url), which someone else writes; the program writes
+ * its URLs into a Secret of its own (poolerUrlSecretName), and a Helm post-renderer points the chart's container at it
+ * and puts the pooler's containers and volumes into the chart's Deployment.
  */
 export type ConnectionContract =
     | { contract: "env" }
     | {
           contract: "urlSecret";
-          /** The Secret the chart reads, in the service's namespace. */
+          /** The Secret the chart reads, in the service's namespace (its owner's: the program reads its name only). */
           secretName: string;
           /** Its key with the URL of the service's database. */
           key: string;
@@ -87,13 +88,22 @@ export function readReleaseName(r: Reader, at: string, raw: unknown, serviceName
 }
 
 /**
- * The key of a URL Secret that the pods of a mode read: the post-renderer points the chart's POSTGRES_URL at it.
- * Each mode's pods have their own shape (a sidecar on 127.0.0.1, a mounted CA), so a pod of the deployed mode that
- * restarts while a switch rolls the release out (or after Helm rolled a failed upgrade back) keeps the URL it works
- * with.
+ * The key of the program's URL Secret that the pods of a mode read: the post-renderer points the chart's POSTGRES_URL
+ * at it. Each mode's pods have their own shape (a sidecar on 127.0.0.1, a mounted CA), so a pod of the deployed mode
+ * that restarts while a switch rolls the release out (or after Helm rolled a failed upgrade back) keeps the URL it
+ * works with.
  */
 export function modeUrlKey(key: string, mode: string): string {
     return `${key}.${mode}`;
+}
+
+/**
+ * The program's own Secret of a urlSecret service's URLs, beside the one the chart names: that one is the chart's
+ * owner's (velure's External Secrets Operator writes it, with the URL straight to RDS), so the program never writes
+ * it, and the post-renderer points the app container at this one instead.
+ */
+export function poolerUrlSecretName(releaseName: string): string {
+    return `${releaseName}-pooler-url`;
 }
 
 /** The Secret of a service's password (key POSTGRES_PASSWORD), in its namespace. */
@@ -101,9 +111,9 @@ export function credentialsSecretName(releaseName: string): string {
     return `${releaseName}-db-credentials`;
 }
 
-/** The Secrets the program makes in a service's namespace for it: its password, and its sidecar's userlist (the PgBouncer modes). */
+/** The Secrets the program makes in a service's namespace for it: its password, its URLs, its sidecar's userlist (the PgBouncer modes). */
 function programSecretNames(releaseName: string): string[] {
-    return [credentialsSecretName(releaseName), `${releaseName}-pgbouncer-auth`, `${releaseName}-pgbouncer-auth-template`];
+    return [credentialsSecretName(releaseName), poolerUrlSecretName(releaseName), `${releaseName}-pgbouncer-auth`, `${releaseName}-pgbouncer-auth-template`];
 }
 
 interface SecretUser {
@@ -114,8 +124,8 @@ interface SecretUser {
 }
 
 /**
- * One writer per Secret: a URL Secret that two services name, or that is one of the program's own Secrets, would
- * have two owners rewriting it in turn.
+ * One writer per Secret: the Secret a chart reads is its owner's, never the program's, so it must not be one of the
+ * program's own (which the program would then write under the chart).
  */
 export function refuseSharedSecrets(r: Reader, services: SecretUser[]): void {
     const owners = new Map<string, string>();
@@ -131,8 +141,7 @@ export function refuseSharedSecrets(r: Reader, services: SecretUser[]): void {
         const id = `${s.namespace}/${s.connection.secretName}`;
         const owner = owners.get(id);
         if (owner) {
-            r.problem(`${s.at}.connection.secretName`, s.connection.secretName, `expected a Secret no one else writes: ${id} is ${owner}`);
+            r.problem(`${s.at}.connection.secretName`, s.connection.secretName, `expected the Secret the chart reads, which the program never writes: ${id} is ${owner}`);
         }
-        owners.set(id, `${s.at}'s URL Secret`);
     }
 }

@@ -65,9 +65,7 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
             sidecars.push(sidecar);
             const server = serverOf(config, service);
             const connection = pgbouncerConnection(server, service, sidecar.host, sidecar.port, sidecar.chartValues);
-            // A pod without the sidecar reaches the database itself, with TLS (as velure's own URL does).
-            const direct = { endpoint: { host: server.host, port: server.port, database: service.database }, tls: { sslmode: "require" } };
-            connections.set(service.name, { ...connection, ownDisruptionBudget: args.podLabels, unpatched: direct });
+            connections.set(service.name, { ...connection, ownDisruptionBudget: args.podLabels });
         }
         const namespaces = serviceNamespaceNames(config).join("|");
         const pods = config.services.map((s) => s.releaseName).join("|");

@@ -93,8 +93,7 @@ export const rdsProxyOption: PoolerOption = (config) => {
             }
             const primary = { host: proxy.host, port: proxy.port, database: service.database };
             const connection = serviceConnection(primary, proxyTls(rds.requireTls, trust), readEndpoint(proxy, service.database), trust?.chartValues ?? {});
-            // A pod without the CA mounted can still require TLS of the proxy, unverified.
-            connections.set(service.name, trust ? { ...connection, unpatched: { endpoint: primary, tls: { sslmode: "require" } } } : connection);
+            connections.set(service.name, connection);
         }
         const readyFor = (service: ServiceSpec, credentials: ServiceCredentials) => {
             if (rds.iamAuth === "REQUIRED") {

@@ -34,12 +34,6 @@ export interface ServiceConnection extends ServiceEndpoint {
      * service's pods) and PodMonitor select the pods; absent when the pooler declares none.
      */
     ownDisruptionBudget?: Record<string, string>;
-    /**
-     * What a pod without the pooler's additions (no sidecar, no CA mounted) can connect to, when that is not the
-     * pooler as the patched pods reach it: the URL Secret's own key holds it, for pods the post-renderer never saw
-     * (the release's revision before the program took it over, another reader of the Secret).
-     */
-    unpatched?: { endpoint: ServiceEndpoint; tls: AppTls };
 }
 
 /** The Secret a service's app reads its password from (key POSTGRES_PASSWORD), and the object that makes it. */

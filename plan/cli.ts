@@ -118,9 +118,9 @@ function printWiring(run: ProgramRun): void {
             console.log(`  ${name} env: ${env.POSTGRES_HOST}:${env.POSTGRES_PORT}  db=${env.POSTGRES_DB} sslmode=${env.POSTGRES_SSLMODE}`);
             continue;
         }
-        const { secret, key, url } = podUrl(run, release);
+        const { secret, key, chartSecret, url } = podUrl(run, release);
         const masked = url ? url.replace(/^(postgres:\/\/[^:]*:)[^@]*@/, "$1***@") : "(not declared)";
-        console.log(`  ${name} POSTGRES_URL from Secret ${secret} key ${key}: ${masked}`);
+        console.log(`  ${name} POSTGRES_URL from Secret ${secret} key ${key} (the chart's ${chartSecret}, its owner's, left as it is): ${masked}`);
     }
 }
 

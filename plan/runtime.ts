@@ -57,19 +57,20 @@ export interface ProgramRun {
 export type StackConfig = Record<string, string>;
 
 /**
- * What a urlSecret release's pods read: the mode's key of the Secret its chart names (where the post-renderer points
- * POSTGRES_URL), and the URL the program declares under it (our Secret's, or the ExternalSecret's template).
+ * What a urlSecret release's pods read: the mode's key of the program's URL Secret (where the post-renderer points the
+ * chart's POSTGRES_URL, which read the chart's own Secret), and the URL the program declares under it (our Secret's,
+ * or the ExternalSecret's template).
  */
-export function podUrl(run: ProgramRun, release: Declared): { secret: string; key: string; url?: string } {
+export function podUrl(run: ProgramRun, release: Declared): { secret: string; key: string; chartSecret: string; url?: string } {
     const service = Object.values<any>(run.outputs.services).find((s) => s.release === release.inputs.name && s.namespace === release.inputs.namespace);
-    const { secret } = service.connection;
+    const { secret, chartSecret } = service.connection;
     const key = modeUrlKey(service.connection.key, run.outputs.mode);
     const [namespace, name] = secret.split("/");
     const declared = [...run.ofType("kubernetes:core/v1:Secret"), ...run.ofType("kubernetes:external-secrets.io/v1:ExternalSecret")].find(
         (r) => r.inputs.metadata?.name === name && r.inputs.metadata?.namespace === namespace,
     );
     const url: unknown = declared?.inputs.stringData?.[key] ?? declared?.inputs.spec?.target?.template?.data?.[key];
-    return { secret, key, ...(typeof url === "string" ? { url } : {}) };
+    return { secret, key, chartSecret: `${chartSecret} key ${service.connection.key}`, ...(typeof url === "string" ? { url } : {}) };
 }
 
 function configValue(value: unknown): string {

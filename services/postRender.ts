@@ -27,10 +27,11 @@ export interface PodPatch {
      */
     ownDisruptionBudget?: Record<string, string>;
     /**
-     * The chart's container reads the URL from `key` of `secretName`; its pods read `modeKey` instead (the mode's
-     * own key of the same Secret: see modeUrlKey in config/connection.ts).
+     * The chart's container reads the URL from `key` (and the read replica's from `readKey`) of `secretName`, a
+     * Secret its owner writes; its pods read `modeKey` (and `readKey`) of the program's own Secret `target` instead
+     * (see poolerUrlSecretName and modeUrlKey in config/connection.ts).
      */
-    urlKey?: { secretName: string; key: string; modeKey: string };
+    urlKey?: { secretName: string; key: string; readKey?: string; target: string; modeKey: string };
 }
 
 interface Named {
@@ -128,12 +129,20 @@ function patchPod(template: Record<string, any>, patch: PodPatch): void {
     }
 }
 
-/** Points every chart container that reads the URL at the mode's key; refuses a chart that does not read it at all. */
-function redirectUrl(release: string, pod: Record<string, any>, urlKey: NonNullable<PodPatch["urlKey"]>): void {
-    const refs = [...(pod.initContainers ?? []), ...(pod.containers ?? [])]
+/** The chart's containers' references to `key` of Secret `name`. */
+function secretKeyRefs(pod: Record<string, any>, name: string, key: string): { name: string; key: string }[] {
+    return [...(pod.initContainers ?? []), ...(pod.containers ?? [])]
         .flatMap((c: Container & { env?: any[] }) => c.env ?? [])
         .map((e) => e.valueFrom?.secretKeyRef)
-        .filter((ref) => ref?.name === urlKey.secretName && ref?.key === urlKey.key);
+        .filter((ref) => ref?.name === name && ref?.key === key);
+}
+
+/**
+ * Points every chart container that reads the URL at the mode's key of the program's Secret (and the read URL at its
+ * read key there); refuses a chart that does not read the URL at all.
+ */
+function redirectUrl(release: string, pod: Record<string, any>, urlKey: NonNullable<PodPatch["urlKey"]>): void {
+    const refs = secretKeyRefs(pod, urlKey.secretName, urlKey.key);
     if (refs.length === 0) {
         throw new PostRenderError(
             `${release}: no container of the chart's pod reads key ${urlKey.key} of Secret ${urlKey.secretName}, which services[].connection names; ` +
@@ -141,7 +150,10 @@ function redirectUrl(release: string, pod: Record<string, any>, urlKey: NonNulla
         );
     }
     for (const ref of refs) {
-        ref.key = urlKey.modeKey;
+        Object.assign(ref, { name: urlKey.target, key: urlKey.modeKey });
+    }
+    for (const ref of urlKey.readKey ? secretKeyRefs(pod, urlKey.secretName, urlKey.readKey) : []) {
+        ref.name = urlKey.target;
     }
 }
 

@@ -11,6 +11,9 @@ const OPERATOR_CRDS: Record<string, string[]> = {
     "pgbouncer-sidecar": ["podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"],
 };
 
+/** Every field a read of a custom resource returns: all of them secrets in the state (see the store's read). */
+export const STORE_OUTPUTS = ["apiVersion", "kind", "metadata", "spec", "status"];
+
 interface Prerequisite {
     /** The config key that makes the program need it, and what it is. */
     key: string;
@@ -50,7 +53,17 @@ function externalSecretsPrerequisites(config: VelureConfig, provider: k8s.Provid
         key: "externalSecretsStore",
         what: `ClusterSecretStore ${store.name}`,
         fix,
-        read: () => k8s.apiextensions.CustomResource.get(readName("externalSecretsStore"), { apiVersion: EXTERNAL_SECRET_API_VERSION, kind: "ClusterSecretStore", id: store.name, provider }),
+        // The program needs only that the store exists; a store may hold credentials inline (an access key, a token) in
+        // its spec, and kubectl apply copies the spec into metadata's last-applied-configuration: every field of
+        // what the read keeps in the state is a secret (encrypted), so none of them is there in the clear.
+        read: () =>
+            k8s.apiextensions.CustomResource.get(readName("externalSecretsStore"), {
+                apiVersion: EXTERNAL_SECRET_API_VERSION,
+                kind: "ClusterSecretStore",
+                id: store.name,
+                provider,
+                additionalSecretOutputs: STORE_OUTPUTS,
+            }),
     };
     return [crd, clusterStore];
 }

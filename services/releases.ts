@@ -8,7 +8,7 @@ import { CREDENTIALS_PASSWORD_KEY, Credentials } from "../components/specs";
 import { PASSWORD_TEMPLATE, externalSecret } from "../components/externalSecret";
 import { UrlTarget, postgresUrl, postgresUrlTemplate } from "../components/connectionUrl";
 import { ChartSource, ConnectionContract, DatabaseSpec, ServiceSpec, VelureConfig, secretIf, serverOf, serviceNamespaceNames, urlDriverParams } from "../config";
-import { credentialsSecretName, modeUrlKey } from "../config/connection";
+import { credentialsSecretName, modeUrlKey, poolerUrlSecretName } from "../config/connection";
 import { AppTls, PoolerOutputs, ServiceConnection, ServiceCredentials, ServiceEndpoint } from "../options/types";
 import { Deployed, DeployedUrl } from "../options/deployed";
 import { PodPatch } from "./postRender";
@@ -162,11 +162,10 @@ function switchedFrom(deployed: Deployed, mode: string, service: ServiceSpec): {
 }
 
 /**
- * The URL Secret's keys: the mode's key with this mode's URL, which the post-renderer points the pods at (the read
- * replica's under readKey); the chart's own key with what a pod the post-renderer never saw can use (the pooler, or
- * without its sidecar or CA the database or the proxy over unverified TLS); while a switch is deployed, the
- * deployed mode's key with its URL, which the old pods read until they are gone (its pooler lives as long: Pulumi
- * deletes it after every update has succeeded).
+ * The program's URL Secret's keys: the mode's key with this mode's URL, which the post-renderer points the pods at
+ * (the read replica's under readKey); while a switch is deployed, the deployed mode's key with its URL, which the
+ * old pods read until they are gone (its pooler lives as long: Pulumi deletes it after every update has succeeded).
+ * The chart's own Secret is not among them: its owner keeps it, for any pod the post-renderer never saw.
  */
 function urlKeys(
     config: VelureConfig,
@@ -177,14 +176,11 @@ function urlKeys(
     render: (target: UrlTarget) => pulumi.Output<string> | string,
 ): Record<string, pulumi.Output<string>> {
     const server = serverOf(config, service);
-    // The driver's parameters for a mode's pooler (none for the database or the proxy reached directly).
+    // The driver's parameters for a mode's pooler (none for the proxy reached directly).
     const paramsOf = (mode: string) => urlDriverParams(service.client, mode, config.pgbouncer.tuning.poolMode);
     const keyOf = (tls: AppTls, endpoint: ServiceEndpoint, params = paramsOf(config.mode)) =>
         urlTarget(server, tls, endpoint, params).apply((target) => pulumi.output(render(target)));
-    const url = keyOf(connection.tls, connection);
-    // Unpatched pods reach the database or the proxy directly: no pooler's parameters.
-    const unpatched = connection.unpatched ? keyOf(connection.unpatched.tls, connection.unpatched.endpoint, {}) : url;
-    const keys: Record<string, pulumi.Output<string>> = { [contract.key]: unpatched, [modeUrlKey(contract.key, config.mode)]: url };
+    const keys: Record<string, pulumi.Output<string>> = { [modeUrlKey(contract.key, config.mode)]: keyOf(connection.tls, connection) };
     if (contract.readKey && connection.read) {
         keys[contract.readKey] = keyOf(connection.tls, connection.read);
     }
@@ -197,12 +193,13 @@ function urlKeys(
 }
 
 /**
- * The Secret the chart reads its URL from, of the name the chart fixes, updated in place when the pooler changes.
- * With the password in Secrets Manager it is an ExternalSecret's (the URL a template ESO fills in): the password
- * never reaches Pulumi's state. Otherwise a Secret of ours, its URL a Pulumi secret.
+ * The program's own Secret of the service's URLs (poolerUrlSecretName), updated in place when the pooler changes;
+ * the Secret the chart names stays its owner's (velure's ExternalSecret's). With the password in Secrets Manager it
+ * is an ExternalSecret's (the URL a template ESO fills in): the password never reaches Pulumi's state. Otherwise a
+ * Secret of ours, its URL a Pulumi secret.
  */
 function urlSecret(config: VelureConfig, service: ServiceSpec, contract: UrlContract, connection: ServiceConnection, deployed: Deployed, namespace: pulumi.Input<string>, provider: k8s.Provider): ServiceCredentials {
-    const name = `${service.releaseName}-url-secret`;
+    const name = poolerUrlSecretName(service.releaseName);
     const labels = { "app.kubernetes.io/part-of": "velure", "app.kubernetes.io/managed-by": "velure-pooling" };
     const credentials = serverOf(config, service).credentials;
     const keys = (render: (target: UrlTarget) => pulumi.Output<string> | string) => urlKeys(config, service, contract, connection, deployed, render);
@@ -211,14 +208,14 @@ function urlSecret(config: VelureConfig, service: ServiceSpec, contract: UrlCont
         const stringData = keys((target) => password.apply((p) => postgresUrl(target, p)));
         const secret = new k8s.core.v1.Secret(
             name,
-            { metadata: { name: contract.secretName, namespace, labels }, type: "Opaque", stringData: pulumi.secret(pulumi.output(stringData)) },
+            { metadata: { name, namespace, labels }, type: "Opaque", stringData: pulumi.secret(pulumi.output(stringData)) },
             { provider },
         );
         return { name: secret.metadata.name, resource: secret };
     }
     const external = externalSecret(
         name,
-        { namespace, labels, store: credentials.store, secretArn: credentials.secretArn, target: contract.secretName, template: { data: keys(postgresUrlTemplate) } },
+        { namespace, labels, store: credentials.store, secretArn: credentials.secretArn, target: name, template: { data: keys(postgresUrlTemplate) } },
         { provider },
     );
     return { name: external.metadata.name, resource: external };
@@ -241,7 +238,13 @@ function urlContractRelease(
         ...values,
         podAnnotations: { ...values.podAnnotations, ...podVersionAnnotations({}, { "db-url": url.resource }) },
         ...(connection.ownDisruptionBudget ? { ownDisruptionBudget: connection.ownDisruptionBudget } : {}),
-        urlKey: { secretName: contract.secretName, key: contract.key, modeKey: modeUrlKey(contract.key, config.mode) },
+        urlKey: {
+            secretName: contract.secretName,
+            key: contract.key,
+            ...(contract.readKey ? { readKey: contract.readKey } : {}),
+            target: poolerUrlSecretName(service.releaseName),
+            modeKey: modeUrlKey(contract.key, config.mode),
+        },
     };
     const release = `${service.namespace}/${service.releaseName}`;
     const postrender = pulumi.output(patch).apply((p) => postRendererCommand(release, p as PodPatch));

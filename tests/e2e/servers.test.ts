@@ -3,7 +3,10 @@
 // deploy workflow installed them) on the real engine and API server, with External Secrets Operator's controller
 // running (its fake provider stands in for Secrets Manager, in velure's ClusterSecretStore aws-secrets-manager).
 // The fixture chart tests/fixtures/charts/url-service stands in for velure's charts: POSTGRES_URL from the Secret
-// the chart fixes, no hooks, a read-only root filesystem. No password is given to Pulumi.
+// the chart fixes, no hooks, a read-only root filesystem, velure's deny-all NetworkPolicy. velure's ExternalSecrets
+// are shaped as its infrastructure/kubernetes/external-secrets files have them (`-es` names, creationPolicy Owner,
+// the secret's name as the remote key) and applied the way its README applies them (kubectl apply), again later. No
+// password is given to Pulumi.
 import * as assert from "assert";
 import { LocalCluster } from "./cluster";
 import { hasSidecar } from "./pods";
@@ -15,35 +18,61 @@ import { STAND_IN_CHART } from "../../plan/runtime";
 /** What Secrets Manager holds for each server (velure/dev/rds-auth, velure/dev/rds-orders): only the cluster sees it. */
 const SECRETS_MANAGER_PASSWORDS: Record<string, string> = { auth: 'sm-Auth P4ss+"q"@/?#%', orders: "sm-Orders-P4ss" };
 const SERVICE_NAMESPACES = ["authentication", "order"];
-/** velure's releases and the Secret each chart reads its URL from (key url). */
+/**
+ * velure's releases, the Secret each chart reads its URL from (key url), the ExternalSecret of velure's that writes it
+ * (auth-service-secrets.yaml, publish-order-secrets.yaml) and the program's own URL Secret beside it.
+ */
 const RELEASES = [
-    { namespace: "authentication", name: "velure-auth", secret: "velure-auth-postgres", server: "auth", database: "velure_auth" },
-    { namespace: "order", name: "velure-publish-order", secret: "order-database", server: "orders", database: "velure_orders" },
+    { namespace: "authentication", name: "velure-auth", secret: "velure-auth-postgres", velureEs: "velure-auth-postgres-es", ours: "velure-auth-pooler-url", server: "auth", database: "velure_auth" },
+    { namespace: "order", name: "velure-publish-order", secret: "order-database", velureEs: "order-database-es", ours: "velure-publish-order-pooler-url", server: "orders", database: "velure_orders" },
 ];
 
-/** velure's store for Secrets Manager, by its name; the fake provider holds each server's secret as Secrets Manager does (JSON). */
+/**
+ * A credential in the store's own spec, as a store with inline credentials (an access key in the provider's auth)
+ * holds one: the program reads the store, and no form of this may reach the state.
+ */
+const PLANTED_STORE_CREDENTIAL = "planted-AKIAVELURESTORE-credential-9f3b";
+
+/** The name of a Secrets Manager secret in its ARN (…:secret:velure/dev/rds-auth-Ab12Cd): velure's ExternalSecrets' remote key. */
+function secretNameOf(arn: string): string {
+    return arn.split(":secret:")[1].replace(/-[A-Za-z0-9]{6}$/, "");
+}
+
+/**
+ * velure's store for Secrets Manager, by its name; the fake provider holds each server's secret as Secrets Manager does
+ * (JSON), under its ARN (the program's reference) and its name (velure's), and the planted credential.
+ */
 function clusterSecretStore(servers: any[]): object {
-    const data = servers.map((s) => {
+    const data = servers.flatMap((s) => {
         const password = SECRETS_MANAGER_PASSWORDS[s.name];
         const url = `postgresql://velure_admin:${encodeURIComponent(password)}@${s.host}:5432/velure_${s.name}?sslmode=require`;
-        return { key: s.secretsManagerSecret, value: JSON.stringify({ username: "velure_admin", password, host: s.host, port: 5432, dbname: `velure_${s.name}`, url }) };
+        const value = JSON.stringify({ username: "velure_admin", password, host: s.host, port: 5432, dbname: `velure_${s.name}`, url });
+        return [{ key: s.secretsManagerSecret, value }, { key: secretNameOf(s.secretsManagerSecret), value }];
     });
+    data.push({ key: "store-credential", value: PLANTED_STORE_CREDENTIAL });
     return { apiVersion: "external-secrets.io/v1", kind: "ClusterSecretStore", metadata: { name: "aws-secrets-manager" }, spec: { provider: { fake: { data } } } };
 }
 
-/** velure's own ExternalSecret for a chart's Secret (as its external-secrets manifests declare it): the URL straight to RDS. */
+/** velure's own ExternalSecret for a chart's Secret, as its external-secrets manifests declare it: the URL straight to RDS. */
 function velureExternalSecret(release: (typeof RELEASES)[number], arn: string): object {
     return {
         apiVersion: "external-secrets.io/v1",
         kind: "ExternalSecret",
-        metadata: { name: release.secret, namespace: release.namespace },
+        metadata: { name: release.velureEs, namespace: release.namespace },
         spec: {
             refreshInterval: "1h",
-            secretStoreRef: { kind: "ClusterSecretStore", name: "aws-secrets-manager" },
+            secretStoreRef: { name: "aws-secrets-manager", kind: "ClusterSecretStore" },
             target: { name: release.secret, creationPolicy: "Owner" },
-            data: [{ secretKey: "url", remoteRef: { key: arn, property: "url" } }],
+            data: [{ secretKey: "url", remoteRef: { key: secretNameOf(arn), property: "url" } }],
         },
     };
+}
+
+/** What velure's side of a release is: its Secret (uid, data, owner) and its ExternalSecret's spec. */
+function velureSide(cluster: LocalCluster, release: (typeof RELEASES)[number]): unknown {
+    const secret = cluster.get("secret", release.secret, release.namespace);
+    const es = cluster.get("externalsecret", release.velureEs, release.namespace);
+    return { uid: secret.metadata.uid, data: secret.data, owners: secret.metadata.ownerReferences.map((o: any) => o.name), es: es.spec };
 }
 
 /** A key of a Secret in the cluster, decoded; undefined while it is not there. */
@@ -56,16 +85,22 @@ function secretKey(cluster: LocalCluster, namespace: string, name: string, key: 
 async function podUrl(cluster: LocalCluster, release: (typeof RELEASES)[number], expectHost: string): Promise<URL> {
     const app = cluster.get("deployment", release.name, release.namespace).spec.template.spec.containers[0];
     const ref = app.env.find((e: any) => e.name === "POSTGRES_URL").valueFrom.secretKeyRef;
-    assert.strictEqual(ref.name, release.secret, `${release.name} still reads the Secret its chart fixes`);
+    const secret = hasPooler(app) ? release.ours : release.secret;
+    assert.strictEqual(ref.name, secret, `${release.name} reads ${secret}`);
     let url: URL | undefined;
-    await cluster.waitFor(`${release.namespace}/${release.secret} key ${ref.key} with host ${expectHost}`, () => {
-        const text = secretKey(cluster, release.namespace, release.secret, ref.key);
+    await cluster.waitFor(`${release.namespace}/${secret} key ${ref.key} with host ${expectHost}`, () => {
+        const text = secretKey(cluster, release.namespace, secret, ref.key);
         url = text ? new URL(text) : undefined;
         return url?.hostname === expectHost;
     }, 60000);
     // For the record of what each mode's pods resolve POSTGRES_URL to (the password masked).
     console.log(`      ${release.namespace}/${release.name} reads ${ref.key}: ${(url as URL).href.replace(/:[^:@/]*@/, ":***@")}`);
     return url as URL;
+}
+
+/** Whether the app container reads its URL from the program's Secret (the post-renderer's work) rather than its chart's. */
+function hasPooler(app: any): boolean {
+    return app.env.some((e: any) => e.valueFrom?.secretKeyRef?.name?.endsWith("-pooler-url"));
 }
 
 describe("velure as it runs: its charts' Secrets and releases taken over, External Secrets Operator rendering the URLs (the project's dev stack)", function () {
@@ -109,26 +144,19 @@ describe("velure as it runs: its charts' Secrets and releases taken over, Extern
         assert.deepStrictEqual(helmList(cluster).map((r) => `${r.namespace}/${r.name}:${r.revision}`).sort(), ["authentication/velure-auth:1", "order/velure-publish-order:1"]);
     });
 
-    it("refuses to run beside velure's ExternalSecrets, and takes the releases over as the README says: no second copy, the pods rolled onto the sidecar", async () => {
-        const beside = await project.run(["up", "--yes", "--skip-preview"]);
-        assert.notStrictEqual(beside.code, 0, "an up beside velure's own ExternalSecrets fails");
-        assert.match(beside.stdout + beside.stderr, /velure-auth-postgres.*already exists|already exists.*velure-auth-postgres/);
-        // The hand-over (README "Taking over velure's releases"). 1: velure's ExternalSecrets go, their Secrets stay
-        // (the running pods read them at start).
-        for (const release of RELEASES) {
-            cluster.kubectl(["delete", "externalsecret", release.secret, "-n", release.namespace, "--cascade=orphan"]);
-            assert.ok(secretKey(cluster, release.namespace, release.secret, "url"), "the Secret outlives velure's ExternalSecret");
-        }
-        // 2: an up: the program's ExternalSecrets adopt the Secrets; Helm refuses a second release of each name.
-        const second = await project.run(["up", "--yes", "--skip-preview"]);
-        assert.notStrictEqual(second.code, 0);
-        assert.match(second.stdout + second.stderr, /cannot re-use a name that is still in use/);
+    it("takes the releases over as the README says, beside velure's ExternalSecrets: no second copy, the pods rolled onto the sidecar, velure's Secrets untouched", async () => {
+        const velureBefore = RELEASES.map((r) => velureSide(cluster, r));
+        // The hand-over (README "Taking over velure's releases"). 1: an up: the pooler and the program's own URL
+        // Secrets; Helm refuses a second release of each name.
+        const first = await project.run(["up", "--yes", "--skip-preview"]);
+        assert.notStrictEqual(first.code, 0);
+        assert.match(first.stdout + first.stderr, /cannot re-use a name that is still in use/);
+        assert.doesNotMatch(first.stdout + first.stderr, /already exists/, "no object of the program's clashes with velure's");
         for (const release of RELEASES) {
             await podUrl(cluster, release, servers.find((s) => s.name === release.server).host);
-            const unpatched = new URL(secretKey(cluster, release.namespace, release.secret, "url") as string);
-            assert.strictEqual(unpatched.searchParams.get("sslmode"), "require", "velure's pods, still without the sidecar, reach the database itself");
+            assert.ok(secretKey(cluster, release.namespace, release.ours, "url.pgbouncer-sidecar"), `${release.ours} is written beside velure's Secret`);
         }
-        // 3: the releases into the stack, as they are; 4: an up upgrades them.
+        // 2: the releases into the stack, as they are; 3: an up upgrades them.
         const stack = JSON.parse((await project.ok(["stack", "export"])).stdout);
         const provider = stack.deployment.resources.find((r: any) => r.type === "pulumi:providers:kubernetes").urn;
         for (const release of RELEASES) {
@@ -147,36 +175,53 @@ describe("velure as it runs: its charts' Secrets and releases taken over, Extern
             assert.strictEqual(decodeURIComponent(url.password), SECRETS_MANAGER_PASSWORDS[release.server], "ESO rendered the password, percent-encoded");
             const deployment = cluster.get("deployment", release.name, release.namespace);
             assert.ok(hasSidecar(deployment.spec.template.spec), `${release.name}'s pods carry the PgBouncer sidecar`);
-            const owner = cluster.get("secret", release.secret, release.namespace).metadata.ownerReferences;
-            const ours = cluster.get("externalsecret", release.secret, release.namespace);
-            assert.deepStrictEqual(owner.map((o: any) => o.uid), [ours.metadata.uid], "the program's ExternalSecret owns the Secret now");
+            const owner = cluster.get("secret", release.ours, release.namespace).metadata.ownerReferences;
+            assert.deepStrictEqual(owner.map((o: any) => o.uid), [cluster.get("externalsecret", release.ours, release.namespace).metadata.uid], "the program's ExternalSecret owns its own Secret");
             const pdbs = cluster.list("poddisruptionbudgets", release.namespace);
             assert.strictEqual(pdbs.length, 1, "one PDB over the pods (the sidecar's)");
             const podLabels = deployment.spec.template.metadata.labels;
             assert.ok(Object.entries(pdbs[0].spec.selector.matchLabels).every(([k, v]) => podLabels[k] === v), `${release.name}: the sidecar's PDB selects the chart's pods`);
+        }
+        assert.deepStrictEqual(RELEASES.map((r) => velureSide(cluster, r)), velureBefore, "velure's Secrets and ExternalSecrets as they were: one writer each");
+        for (const release of RELEASES) {
+            assert.match(secretKey(cluster, release.namespace, release.secret, "url") as string, /\.rds\.amazonaws\.com:5432\/.*sslmode=require/, "velure's url, straight to RDS, for a pod the post-renderer never saw");
         }
         for (const namespace of SERVICE_NAMESPACES) {
             assertPodReferencesExist(cluster, namespace, "after the takeover");
         }
     });
 
-    it("keeps the Secrets Manager passwords out of the state, even after a refresh and another up, which roll no pod", async () => {
+    it("velure re-applies its external-secrets folder (its README's step): nothing the pods read changes", async () => {
+        const read = () => RELEASES.map((r) => ({ generation: cluster.get("deployment", r.name, r.namespace).metadata.generation, ours: cluster.get("secret", r.ours, r.namespace).data }));
+        const before = read();
+        for (const release of RELEASES) {
+            cluster.kubectl(["apply", "-f", "-"], JSON.stringify(velureExternalSecret(release, arnOf(release.server))));
+            cluster.kubectl(["annotate", "externalsecret", release.velureEs, "-n", release.namespace, "force-sync=" + Date.now(), "--overwrite"]);
+        }
+        await cluster.waitFor("velure's ExternalSecrets synced again", () => RELEASES.every((r) => cluster.get("externalsecret", r.velureEs, r.namespace).status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True")), 60000);
+        assert.deepStrictEqual(read(), before, "the pods' template and the program's Secrets are the same");
+        for (const namespace of SERVICE_NAMESPACES) {
+            assertPodReferencesExist(cluster, namespace, "after velure re-applied its ExternalSecrets");
+        }
+    });
+
+    it("keeps the Secrets Manager passwords and the store's own credential out of the state, even after a refresh and another up, which roll no pod", async () => {
         const generations = () => RELEASES.map((r) => cluster.get("deployment", r.name, r.namespace).metadata.generation);
         const before = generations();
         await project.ok(["refresh", "--yes"]);
         await project.ok(["up", "--yes", "--skip-preview"]);
         // The operator writes the ExternalSecrets' status at every sync; their spec, which the pods roll on, is the same.
         assert.deepStrictEqual(generations(), before, "no pod template changed");
-        // The run's read of the ClusterSecretStore keeps its spec in the state, and the fake provider's spec is the test's
-        // stand-in for Secrets Manager itself: it holds the passwords (velure's AWS store holds none). Everything else
-        // in the state must not.
+        // The run reads the ClusterSecretStore, whose spec (the fake provider's data, and its copy in kubectl's
+        // last-applied-configuration) holds the passwords and the planted credential: every field of that read is a
+        // secret in the state, so no form of them is there, in the read or anywhere else.
         const exported = JSON.parse((await project.ok(["stack", "export"])).stdout);
-        const resources = exported.deployment.resources.filter((r: any) => r.type !== "kubernetes:external-secrets.io/v1:ClusterSecretStore");
-        assert.ok(resources.length < exported.deployment.resources.length, "the store's read is in the state");
-        const state = JSON.stringify(resources);
-        for (const password of Object.values(SECRETS_MANAGER_PASSWORDS)) {
-            for (const form of [password, encodeURIComponent(password), password.replace(/"/g, '""'), Buffer.from(password).toString("base64")]) {
-                assert.ok(!state.includes(form), "a Secrets Manager password is in the state");
+        const store = exported.deployment.resources.find((r: any) => r.type === "kubernetes:external-secrets.io/v1:ClusterSecretStore");
+        assert.ok(store, "the store's read is in the state");
+        const state = JSON.stringify(exported);
+        for (const secret of [...Object.values(SECRETS_MANAGER_PASSWORDS), PLANTED_STORE_CREDENTIAL]) {
+            for (const form of [secret, encodeURIComponent(secret), secret.replace(/"/g, '""'), JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString("base64")]) {
+                assert.ok(!state.includes(form), `a credential of the store is in the state (${form.slice(0, 6)}…)`);
             }
         }
     });
@@ -190,21 +235,24 @@ describe("velure as it runs: its charts' Secrets and releases taken over, Extern
             assert.strictEqual(url.port, "5432");
             assert.strictEqual(url.searchParams.get("sslmode"), "disable");
             assert.ok(!hasSidecar(cluster.get("deployment", release.name, release.namespace).spec.template.spec), "no sidecar any more");
-            assert.match(secretKey(cluster, release.namespace, release.secret, "url.pgbouncer-sidecar") as string, /@127\.0\.0\.1:6432\//, "the sidecar pods' key, while they drain");
-            assert.match(secretKey(cluster, release.namespace, release.secret, "url") as string, new RegExp(`@${host.replace(/\./g, "\\.")}:5432/`), "the chart's own key: the current URL");
+            assert.match(secretKey(cluster, release.namespace, release.ours, "url.pgbouncer-sidecar") as string, /@127\.0\.0\.1:6432\//, "the sidecar pods' key, while they drain");
+            assert.match(secretKey(cluster, release.namespace, release.secret, "url") as string, /\.rds\.amazonaws\.com:5432\//, "velure's own key: velure's URL");
         }
         for (const server of ["auth", "orders"]) {
             assert.strictEqual(cluster.get("deployment", "pgbouncer", `velure-db-${server}`).status.readyReplicas, 2, `the ${server} server's PgBouncer is ready`);
         }
         const outputs = JSON.parse((await project.ok(["stack", "output", "--json"])).stdout);
-        assert.deepStrictEqual(outputs.services["auth-service"].connection, { contract: "urlSecret", secret: "authentication/velure-auth-postgres", key: "url" });
+        assert.deepStrictEqual(outputs.services["auth-service"].connection, { contract: "urlSecret", secret: "authentication/velure-auth-pooler-url", key: "url", chartSecret: "authentication/velure-auth-postgres" });
     });
 
-    it("destroys what it made, and leaves the services' namespaces that it did not create", async () => {
+    it("destroys what it made, and leaves the services' namespaces and velure's ExternalSecrets and Secrets, which it did not create", async () => {
         await project.ok(["destroy", "--yes", "--skip-preview"]);
         for (const namespace of SERVICE_NAMESPACES) {
             assert.ok(cluster.get("namespace", namespace), `${namespace} is still there`);
-            assert.deepStrictEqual(cluster.list("externalsecrets.external-secrets.io", namespace), []);
+        }
+        for (const release of RELEASES) {
+            assert.deepStrictEqual(cluster.list("externalsecrets.external-secrets.io", release.namespace).map((e: any) => e.metadata.name), [release.velureEs], "velure's own ExternalSecret only");
+            assert.ok(secretKey(cluster, release.namespace, release.secret, "url"), `${release.secret} is still velure's`);
         }
         assert.deepStrictEqual(helmList(cluster), [], "the adopted releases are the stack's now: destroy uninstalls them (README)");
     });

@@ -59,7 +59,7 @@ function fixtureManifests(): string {
     return [deployment, hpa, pdb].map((o) => YAML.stringify(o)).join("---\n");
 }
 
-const URL_KEY = { secretName: "velure-auth-postgres", key: "url", modeKey: "url.pgbouncer-sidecar" };
+const URL_KEY = { secretName: "velure-auth-postgres", key: "url", target: "velure-auth-pooler-url", modeKey: "url.pgbouncer-sidecar" };
 
 function rendered(patch: PodPatch, manifests = fixtureManifests()): any[] {
     return YAML.parseAllDocuments(postRender("authentication/velure-auth", manifests, patch)).map((d) => d.toJS());
@@ -114,7 +114,8 @@ describe("the post-renderer (services/postRender.ts)", () => {
         assert.deepStrictEqual([deployment.spec.strategy.rollingUpdate, deployment.spec.minReadySeconds], [{ maxSurge: 1, maxUnavailable: 0 }, 45]);
         assert.deepStrictEqual(hpa.spec.behavior, sidecar.autoscaling?.behavior);
         assert.deepStrictEqual(rest, [], "the chart's PDB is gone: Kubernetes refuses to evict a pod that two budgets select");
-        assert.deepStrictEqual(pod.containers[0].env[0].valueFrom.secretKeyRef, { name: "velure-auth-postgres", key: "url.pgbouncer-sidecar" }, "the app reads its mode's key");
+        assert.deepStrictEqual(pod.containers[0].env[0].valueFrom.secretKeyRef, { name: "velure-auth-pooler-url", key: "url.pgbouncer-sidecar" }, "the app reads its mode's key of the program's Secret");
+        assert.ok(!JSON.stringify(deployment).includes("velure-auth-postgres"), "nothing in the pod reads the chart's own Secret any more");
     });
 
     it("labels the pods as the sidecar's PDB and PodMonitor select them when the chart does not (velure-publish-order: app only), and refuses another value", () => {
@@ -166,17 +167,39 @@ describe("services[].connection and services[].release", () => {
         assert.match(error.message, /services\[1\]\.release: "Velure" is not allowed; expected a Helm release name/);
     });
 
-    it("refuses a URL Secret with two writers: two services, or one of the program's own Secrets", async () => {
-        const services = prodServices();
-        services[1].namespace = "authentication";
-        services[1].connection.secretName = "velure-auth-postgres";
-        const shared = await programError(stackConfig("prod", { services }));
-        assert.match(shared.message, /services\[1\]\.connection\.secretName: "velure-auth-postgres" is not allowed; expected a Secret no one else writes: authentication\/velure-auth-postgres is services\[0\]'s URL Secret/);
+    it("refuses a chart Secret that is one of the program's own, and lets two services read one chart Secret (the program writes neither)", async () => {
         const ours = prodServices();
-        ours[0].connection.secretName = "velure-auth-db-credentials";
+        ours[0].connection.secretName = "velure-auth-pooler-url";
         const own = await programError(stackConfig("prod", { services: ours }));
-        assert.match(own.message, /expected a Secret no one else writes: authentication\/velure-auth-db-credentials is the program's own Secret for services\[0\]/);
+        assert.match(own.message, /services\[0\]\.connection\.secretName: "velure-auth-pooler-url" is not allowed; expected the Secret the chart reads, which the program never writes: authentication\/velure-auth-pooler-url is the program's own Secret for services\[0\]/);
+        ours[0].connection.secretName = "velure-auth-db-credentials";
+        assert.match((await programError(stackConfig("prod", { services: ours }))).message, /authentication\/velure-auth-db-credentials is the program's own Secret for services\[0\]/);
+        const shared = prodServices();
+        shared[1].namespace = "authentication";
+        shared[1].connection.secretName = "velure-auth-postgres";
+        const run = await runProgram(stackConfig("prod", { services: shared }));
+        assert.deepStrictEqual(run.ofType(K8S.externalSecret).map((e) => e.inputs.spec.target.name).filter((n: string) => n.endsWith("-pooler-url")).sort(), ["velure-auth-pooler-url", "velure-publish-order-pooler-url"]);
     });
+
+    for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar", "rds-proxy", "pgbouncer-cluster with databasePasswords"]) {
+        it(`prod × ${mode}: no object of the program writes, nor names, the Secret a chart reads; every Secret has one writer`, async () => {
+            const passwords = mode.endsWith("databasePasswords");
+            const servers = JSON.parse(stackConfig("prod")["velure-pooling:databaseServers"]).map(({ secretsManagerSecret: _s, ...rest }: any) => rest);
+            const run = await runProgram(
+                passwords
+                    ? stackConfig("prod", { databaseServers: servers, databasePasswords: { auth: PASSWORD, orders: PASSWORD } })
+                    : stackConfig("prod", { mode }),
+            );
+            const writes = [
+                ...run.ofType(K8S.secret).map((r) => `${r.inputs.metadata.namespace}/${r.inputs.metadata.name}`),
+                ...run.ofType(K8S.externalSecret).map((r) => `${r.inputs.metadata.namespace}/${r.inputs.spec.target.name}`),
+            ];
+            assert.deepStrictEqual(writes.filter((w, i) => writes.indexOf(w) !== i), [], "no Secret that two of the program's objects write");
+            for (const chartSecret of ["authentication/velure-auth-postgres", "order/order-database"]) {
+                assert.ok(!writes.includes(chartSecret), `${chartSecret} is velure's External Secrets Operator's alone`);
+            }
+        });
+    }
 
     for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar", "rds-proxy"]) {
         it(`prod × ${mode}: velure's releases by their own names, their Secret's URL at the pooler under the mode's key, a post-renderer, the contract in the outputs`, async () => {
@@ -186,26 +209,18 @@ describe("services[].connection and services[].release", () => {
                 assert.strictEqual(release.inputs.namespace, namespace);
                 assert.strictEqual(release.inputs.values.env, undefined, "velure's chart has no env map");
                 const patch = postRenderPatch(release);
-                assert.deepStrictEqual(patch.urlKey, { secretName: secret, key: "url", modeKey: `url.${mode}` });
+                assert.deepStrictEqual(patch.urlKey, { secretName: secret, key: "url", target: `${name}-pooler-url`, modeKey: `url.${mode}` });
                 assert.deepStrictEqual(patch.ownDisruptionBudget, mode === "pgbouncer-sidecar" ? { "app.kubernetes.io/instance": name } : undefined, "what the sidecar's PDB selects");
                 assert.strictEqual(Boolean(patch.initContainers?.some((c) => c.name === "pgbouncer")), mode === "pgbouncer-sidecar");
                 assert.strictEqual(Boolean(patch.extraVolumeMounts?.some((m) => m.name === "rds-proxy-ca")), mode === "rds-proxy");
-                const external = run.ofType(K8S.externalSecret).find((e) => e.inputs.spec.target.name === secret) as any;
-                const keys = external.inputs.spec.target.template.data;
-                assert.deepStrictEqual(Object.keys(keys).sort(), ["url", `url.${mode}`]);
+                const external = run.one(K8S.externalSecret, `${name}-pooler-url`).inputs;
+                assert.deepStrictEqual([external.metadata.name, external.metadata.namespace, external.spec.target.name], [`${name}-pooler-url`, namespace, `${name}-pooler-url`]);
+                const keys = external.spec.target.template.data;
+                assert.deepStrictEqual(Object.keys(keys), [`url.${mode}`], "the mode's URL only: the chart's own key is in velure's Secret");
                 const service = Object.values<any>(run.outputs.services).find((s) => s.release === name);
-                assert.deepStrictEqual(service.connection, { contract: "urlSecret", secret: `${namespace}/${secret}`, key: "url" });
+                assert.deepStrictEqual(service.connection, { contract: "urlSecret", secret: `${namespace}/${name}-pooler-url`, key: "url", chartSecret: `${namespace}/${secret}` });
                 const url = new URL(keys[`url.${mode}`].replace(/\{\{[^}]*\}\}/, "x"));
                 assert.deepStrictEqual([url.hostname, url.port], [service.host, String(service.port)]);
-                const unpatched = new URL(keys.url.replace(/\{\{[^}]*\}\}/, "x"));
-                if (mode === "pgbouncer-sidecar") {
-                    assert.match(unpatched.hostname, /\.rds\.amazonaws\.com$/, "a pod without the sidecar reaches the database itself");
-                    assert.strictEqual(unpatched.searchParams.get("sslmode"), "require");
-                } else if (mode === "rds-proxy") {
-                    assert.deepStrictEqual([unpatched.hostname, unpatched.searchParams.get("sslmode")], [service.host, "require"], "a pod without the CA: the proxy, TLS unverified");
-                } else {
-                    assert.strictEqual(unpatched.href, url.href);
-                }
             }
         });
     }
@@ -213,18 +228,18 @@ describe("services[].connection and services[].release", () => {
     it("while a switch is deployed, keeps the deployed mode's key with its URL for the pods still on it", async () => {
         const sidecars = await runProgram(stackConfig("dev"));
         const run = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster" }), { deployedOutputs: sidecars.outputs });
-        const external = run.one(K8S.externalSecret, "velure-auth-url-secret").inputs;
+        const external = run.one(K8S.externalSecret, "velure-auth-pooler-url").inputs;
         const keys = external.spec.target.template.data;
-        assert.deepStrictEqual(Object.keys(keys).sort(), ["url", "url.pgbouncer-cluster", "url.pgbouncer-sidecar"]);
+        assert.deepStrictEqual(Object.keys(keys).sort(), ["url.pgbouncer-cluster", "url.pgbouncer-sidecar"]);
         assert.match(keys["url.pgbouncer-sidecar"], /@127\.0\.0\.1:6432\/velure_auth\?sslmode=disable$/);
         assert.match(keys["url.pgbouncer-cluster"], /@pgbouncer\.velure-db-auth\.svc\.cluster\.local:5432\//);
     });
 
-    it("with the password a Pulumi secret, writes the URL Secret itself, a secret, the password percent-encoded", async () => {
+    it("with the password a Pulumi secret, writes its own URL Secret itself, a secret, the password percent-encoded", async () => {
         const run: ProgramRun = await runProgram(stackConfig("one-server-dev", { services: withUrlContract() }));
-        const secret = run.one(K8S.secret, "velure-auth-service-url-secret");
+        const secret = run.one(K8S.secret, "velure-auth-service-pooler-url");
         assert.ok(isWrappedSecret(secret.raw.stringData));
-        assert.strictEqual(secret.inputs.metadata.name, "velure-auth-postgres");
+        assert.strictEqual(secret.inputs.metadata.name, "velure-auth-service-pooler-url");
         const url = declaredUrl(run, run.one(K8S.release, "velure-auth-service"));
         assert.strictEqual(url.hostname, "pgbouncer.velure-db.svc.cluster.local");
         assert.strictEqual(decodeURIComponent(new URL(secret.inputs.stringData["url.pgbouncer-cluster"]).password), PASSWORD);

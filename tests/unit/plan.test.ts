@@ -47,7 +47,7 @@ describe("npm run plan", () => {
                     "pgbouncer-cluster": "pgbouncer\\.velure-db-auth\\.svc\\.cluster\\.local:5432/",
                     "rds-proxy": "velure-[a-z]+-auth\\.proxy-",
                 }[mode];
-                assert.match(printed, new RegExp(`The connection each release gets\\n(.*\\n)* {2}velure-auth +POSTGRES_URL from Secret authentication/velure-auth-postgres key url\\.${mode}: postgres://velure_admin:\\*\\*\\*@${wired}`));
+                assert.match(printed, new RegExp(`The connection each release gets\\n(.*\\n)* {2}velure-auth +POSTGRES_URL from Secret authentication/velure-auth-pooler-url key url\\.${mode} \\(the chart's authentication/velure-auth-postgres key url, its owner's, left as it is\\): postgres://velure_admin:\\*\\*\\*@${wired}`));
                 assert.match(printed, /Connection budget .*\n[\s\S]* total +\d+ {2}of \d+ available/);
 
                 const files = filesUnder(out);

@@ -178,11 +178,11 @@ describe("two database servers (velure's: auth and orders)", () => {
             const proxied = await runProgram(stackConfig("prod", { mode: "rds-proxy" }));
             const app = proxied.one(EXTERNAL_SECRET, "velure-auth-db-credentials").inputs;
             assert.deepStrictEqual([app.metadata.namespace, app.spec.target.template.data], ["authentication", { POSTGRES_PASSWORD: "{{ .password }}" }], "the proxy's login check logs in with it");
-            const url = run.one(EXTERNAL_SECRET, "velure-auth-url-secret").inputs;
-            assert.deepStrictEqual([url.metadata.namespace, url.spec.target.name], ["authentication", "velure-auth-postgres"], "the Secret velure's chart reads");
+            const url = run.one(EXTERNAL_SECRET, "velure-auth-pooler-url").inputs;
+            assert.deepStrictEqual([url.metadata.namespace, url.spec.target.name], ["authentication", "velure-auth-pooler-url"], "the program's own Secret, beside the one velure's chart reads");
             assert.strictEqual(url.metadata.annotations["pulumi.com/waitFor"], "condition=Ready", "what reads the Secret waits for the operator's render");
             const pooled = 'postgres://velure_admin:{{ .password | urlquery | replace "+" "%20" }}@pgbouncer.velure-db-auth.svc.cluster.local:5432/velure_auth?sslmode=disable';
-            assert.deepStrictEqual(url.spec.target.template.data, { url: pooled, "url.pgbouncer-cluster": pooled });
+            assert.deepStrictEqual(url.spec.target.template.data, { "url.pgbouncer-cluster": pooled });
             const release = run.one(K8S.release, "velure-auth").inputs.values;
             assert.deepStrictEqual([release.env, release.extraEnv], [undefined, undefined], "velure's chart takes no env: the URL is all it reads");
             assert.deepStrictEqual(run.ofType(K8S.secret).map((s) => s.name).sort(), ["velure-pgbouncer-auth-auth-template", "velure-pgbouncer-orders-auth-template"], "no Secret of ours with a password");
@@ -193,10 +193,10 @@ describe("two database servers (velure's: auth and orders)", () => {
             const auth = run.one(K8S.secret, "velure-pgbouncer-orders-auth");
             assert.ok(isWrappedSecret(auth.raw.stringData));
             assert.match(auth.inputs.stringData["userlist.txt"], new RegExp(`^"velure_admin" "${PASSWORD.replace(/"/g, '""')}"$`, "m"));
-            const url = run.one(K8S.secret, "velure-publish-order-url-secret");
-            assert.strictEqual(url.inputs.metadata.name, "order-database");
+            const url = run.one(K8S.secret, "velure-publish-order-pooler-url");
+            assert.strictEqual(url.inputs.metadata.name, "velure-publish-order-pooler-url");
             assert.ok(isWrappedSecret(url.raw.stringData), "the URL holds the password: a secret");
-            assert.strictEqual(decodeURIComponent(new URL(url.inputs.stringData.url).password), PASSWORD, "the password, percent-encoded in the URL");
+            assert.strictEqual(decodeURIComponent(new URL(url.inputs.stringData["url.pgbouncer-cluster"]).password), PASSWORD, "the password, percent-encoded in the URL");
             assert.ok(run.one(EXTERNAL_SECRET, "velure-pgbouncer-auth-auth"), "auth still from Secrets Manager");
             assert.ok(!JSON.stringify(run.one(EXTERNAL_SECRET, "velure-pgbouncer-auth-auth").raw).includes(PASSWORD_TOKEN));
             const proxies = await runProgram(ordersPasswordInPulumi({ mode: "rds-proxy" }));
