@@ -2,6 +2,7 @@
 // behind the Service pgbouncer.<namespace>.svc.cluster.local, shared by all services.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { DNS_EGRESS } from "./allowPolicy";
 import { BudgetLine, boundedRollout, podsLine, rolloutPods, rolloutWaitSeconds } from "./connectionBudget";
 import { PoolTuning } from "./pgbouncerIni";
 import { RESTRICTED_POD_SECURITY } from "./podSecurity";
@@ -93,20 +94,15 @@ export function renderClusterIni(args: PgBouncerClusterArgs): string {
     return renderPoolerIni(args, { addr: "*", port: CLUSTER_PORT });
 }
 
-/**
- * The cluster's DNS: the kube-dns Service's pods (CoreDNS on EKS and most distributions carries k8s-app=kube-dns) in
- * kube-system. A NetworkPolicy sees the traffic after the Service's address is translated to the pod's, so the pods
- * are what it must allow. A node-local DNS cache listens elsewhere and is not covered (README: Known limits).
- */
-export const CLUSTER_DNS_PEER = {
-    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
-    podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
-};
-
 /** The provider's wait for the Deployment: its rollout one pod at a time, each a grace period (minReadySeconds) apart. */
 function rolloutTimeouts(replicas: number, minReadySeconds: number): pulumi.CustomTimeouts {
     const wait = `${rolloutWaitSeconds(replicas, minReadySeconds)}s`;
     return { create: wait, update: wait };
+}
+
+/** The central PgBouncer's pods' labels (its Service, PDB and NetworkPolicy select them; so do the apps' allow policies). */
+export function clusterPodLabels(name: string): Record<string, string> {
+    return { "app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "velure" };
 }
 
 function namespaceIn(namespaces: string[]) {
@@ -123,7 +119,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
         super("velure:pooling:PgBouncerCluster", name, {}, opts);
         validatePgBouncerClusterArgs(args);
         this.ini = renderClusterIni(args);
-        const labels = { "app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name, "app.kubernetes.io/part-of": "velure" };
+        const labels = clusterPodLabels(name);
         const child = { parent: this };
 
         const namespace = new k8s.core.v1.Namespace(
@@ -236,7 +232,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                             : []),
                     ],
                     egress: [
-                        { to: [CLUSTER_DNS_PEER], ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
+                        DNS_EGRESS,
                         {
                             ...(args.databaseCidrs.length > 0 ? { to: args.databaseCidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}),
                             ports: [{ protocol: "TCP", port: args.databasePort }],

@@ -93,7 +93,7 @@ export interface VelureConfig {
     /** The database servers, each service's named by ServiceSpec.server. */
     servers: DatabaseSpec[];
     services: ServiceSpec[];
-    kubernetes: { kubeconfig?: pulumi.Input<string>; context?: pulumi.Input<string>; createServiceNamespaces: boolean };
+    kubernetes: { kubeconfig?: pulumi.Input<string>; context?: pulumi.Input<string>; createServiceNamespaces: boolean; serviceNetworkPolicies: boolean };
     pgbouncer: PgBouncerSpec;
     sidecar: SidecarSpec;
     /** Present in mode rds-proxy only. */
@@ -680,6 +680,7 @@ export function loadConfig(config = new pulumi.Config(PROJECT)): VelureConfig {
         kubernetes: {
             ...kubernetes,
             createServiceNamespaces: r.boolean("createServiceNamespaces"),
+            serviceNetworkPolicies: r.boolean("serviceNetworkPolicies"),
         },
         pgbouncer: readPgBouncer(r, mode, servers),
         sidecar: {

@@ -150,6 +150,12 @@ export const CONFIG_KEYS = {
         default: true,
         description: "Create the services' namespaces. Set false when they already exist.",
     },
+    serviceNetworkPolicies: {
+        type: "boolean",
+        default: true,
+        description:
+            "urlSecret services (velure's charts, whose deny-all NetworkPolicy blocks every path): put an allow policy `<release>-pooler-allow` beside the chart's objects, selecting its pods, that opens the mode's path alone (DNS, then the central PgBouncer, the database's or the proxy's addresses, and the sidecar's exporter to Prometheus). false: for a cluster with its own policies.",
+    },
     kubeconfig: {
         type: "string",
         default: "",

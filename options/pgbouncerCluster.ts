@@ -1,11 +1,14 @@
 // mode = pgbouncer-cluster: maps the validated config to one PgBouncerCluster per database server, shared by the
 // services whose database is there. One PgBouncer cannot serve two servers whose users share a name (both of
 // velure's are velure_admin) with different passwords: its auth_file holds one password per user name.
+import { podsEgress } from "../components/allowPolicy";
 import { assertWithinBudget } from "../components/connectionBudget";
 import {
+    CLUSTER_PORT,
     PgBouncerCluster,
     PgBouncerClusterArgs,
     clusterBudgetLines,
+    clusterPodLabels,
     renderClusterIni,
     validatePgBouncerClusterArgs,
 } from "../components/pgbouncerCluster";
@@ -89,7 +92,10 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
             connectionFor: (service) => {
                 const server = serverOf(config, service);
                 const cluster = clusters.get(server.name) as PgBouncerCluster;
-                return pgbouncerConnection(server, service, cluster.host, cluster.port, {});
+                const placement = clusterPlacement(config, server);
+                // The apps reach the central PgBouncer's pods, in its namespace, on its port: nothing else.
+                const path = { egress: [podsEgress(placement.namespace, clusterPodLabels(placement.name), CLUSTER_PORT)], ingress: [] };
+                return pgbouncerConnection(server, service, cluster.host, cluster.port, {}, path);
             },
         };
         return outputs;

@@ -1,5 +1,6 @@
 // The [databases] entries and the env that both PgBouncer options give a service.
 import * as pulumi from "@pulumi/pulumi";
+import { NetworkPath } from "../components/allowPolicy";
 import { BudgetLine, podsLine, rolloutPods } from "../components/connectionBudget";
 import { DatabaseEntry } from "../components/pgbouncerIni";
 import { READ_ONLY_SUFFIX } from "../components/specs";
@@ -53,7 +54,8 @@ export function pgbouncerConnection(
     host: pulumi.Input<string>,
     port: pulumi.Input<number>,
     values: Record<string, unknown>,
+    networkPath: NetworkPath,
 ): ServiceConnection {
     const read = server.replicaHost ? { host, port, database: `${service.database}${READ_ONLY_SUFFIX}` } : undefined;
-    return serviceConnection({ host, port, database: service.database }, { sslmode: "disable" }, read, values);
+    return serviceConnection({ host, port, database: service.database }, { sslmode: "disable" }, read, values, networkPath);
 }

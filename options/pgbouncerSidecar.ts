@@ -1,6 +1,8 @@
 // mode = pgbouncer-sidecar: one PgBouncerSidecar per service, reached by the app on 127.0.0.1.
 import * as pulumi from "@pulumi/pulumi";
+import { NetworkPath, addressesEgress, exporterIngress } from "../components/allowPolicy";
 import { assertWithinBudget } from "../components/connectionBudget";
+import { EXPORTER_PORT } from "../components/specs";
 import {
     PgBouncerSidecar,
     PgBouncerSidecarArgs,
@@ -9,7 +11,7 @@ import {
     sidecarBudgetLine,
     validatePgBouncerSidecarArgs,
 } from "../components/pgbouncerSidecar";
-import { ServiceSpec, VelureConfig, needsSessionPool, serverOf, serviceNamespaceNames } from "../config";
+import { DatabaseSpec, ServiceSpec, VelureConfig, needsSessionPool, serverOf, serviceNamespaceNames } from "../config";
 import { pgbouncerBudget, poolName } from "./budget";
 import { pgbouncerConnection, serviceDatabaseEntries, sessionBudgetLine } from "./pgbouncerDatabases";
 import { declareMonitoring } from "./pgbouncerMonitoring";
@@ -34,6 +36,17 @@ export function pgbouncerSidecarArgs(config: VelureConfig, service: ServiceSpec,
         // The shipped chart's selector label; a chart of your own must set it too (see the README).
         podLabels: { "app.kubernetes.io/instance": service.releaseName },
         monitoring: config.monitoring,
+    };
+}
+
+/**
+ * The sidecar reaches the database itself (its subnets' CIDRs, or any address without them: a warning says so) and
+ * Prometheus scrapes its exporter; the app's own traffic to it stays on the pod's loopback, which no policy sees.
+ */
+function sidecarPath(config: VelureConfig, server: DatabaseSpec): NetworkPath {
+    return {
+        egress: [addressesEgress(server.cidrs, server.port)],
+        ingress: config.monitoring ? [exporterIngress(config.monitoring.namespace, EXPORTER_PORT)] : [],
     };
 }
 
@@ -64,7 +77,7 @@ export const pgbouncerSidecarOption: PoolerOption = (config) => {
             const sidecar = new PgBouncerSidecar(`${service.releaseName}-pgbouncer`, args, { providers: [provider] });
             sidecars.push(sidecar);
             const server = serverOf(config, service);
-            const connection = pgbouncerConnection(server, service, sidecar.host, sidecar.port, sidecar.chartValues);
+            const connection = pgbouncerConnection(server, service, sidecar.host, sidecar.port, sidecar.chartValues, sidecarPath(config, server));
             connections.set(service.name, { ...connection, ownDisruptionBudget: args.podLabels });
         }
         const namespaces = serviceNamespaceNames(config).join("|");

@@ -1,7 +1,10 @@
 // mode = rds-proxy: maps the validated config to one RdsProxy per database server (a proxy has exactly one target).
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { NetworkPath, addressesEgress } from "../components/allowPolicy";
 import { assertWithinBudget, buildBudget } from "../components/connectionBudget";
 import { primaryLimits, serversInUse, servicesOn } from "./budget";
-import { RdsProxy, RdsProxyArgs, rdsProxyBudgetLine, validateRdsProxyArgs } from "../components/rdsProxy";
+import { PROXY_PORT, RdsProxy, RdsProxyArgs, rdsProxyBudgetLine, validateRdsProxyArgs } from "../components/rdsProxy";
 import { CREDENTIALS_PASSWORD_KEY, RdsProxySpec, RdsServerSpec } from "../components/specs";
 import { DatabaseSpec, ServiceSpec, VelureConfig, serverOf } from "../config";
 import { PROXY_CA_DIR, PROXY_CA_FILE, RdsProxyTrust } from "../components/rdsProxyTrust";
@@ -64,6 +67,15 @@ function droppedReplicaWarning(config: VelureConfig, server: DatabaseSpec): stri
     ];
 }
 
+/**
+ * The apps reach the proxy's endpoint, whose network interfaces are in rdsSubnetIds: those subnets' CIDR blocks
+ * (read from AWS), on the proxy's port. Every proxy of the program shares the subnets.
+ */
+function proxyPath(rds: RdsProxySpec): pulumi.Output<NetworkPath> {
+    const cidrs = rds.subnetIds.map((id) => aws.ec2.getSubnetOutput({ id }).cidrBlock);
+    return pulumi.all(cidrs).apply((blocks) => ({ egress: [addressesEgress(blocks, PROXY_PORT)], ingress: [] }));
+}
+
 export const rdsProxyOption: PoolerOption = (config) => {
     const rds = config.rds as RdsProxySpec;
     const servers = serversInUse(config);
@@ -83,6 +95,7 @@ export const rdsProxyOption: PoolerOption = (config) => {
         const proxyOf = (service: ServiceSpec) => proxies.get(serverOf(config, service).name) as RdsProxy;
         const connections = new Map<string, ServiceConnection>();
         const trusts = new Map<string, RdsProxyTrust>();
+        const path = proxyPath(rds);
         for (const service of config.services) {
             const proxy = proxyOf(service);
             const trust = caBundle
@@ -92,7 +105,7 @@ export const rdsProxyOption: PoolerOption = (config) => {
                 trusts.set(service.name, trust);
             }
             const primary = { host: proxy.host, port: proxy.port, database: service.database };
-            const connection = serviceConnection(primary, proxyTls(rds.requireTls, trust), readEndpoint(proxy, service.database), trust?.chartValues ?? {});
+            const connection = serviceConnection(primary, proxyTls(rds.requireTls, trust), readEndpoint(proxy, service.database), trust?.chartValues ?? {}, path);
             connections.set(service.name, connection);
         }
         const readyFor = (service: ServiceSpec, credentials: ServiceCredentials) => {

@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { NetworkPath } from "../components/allowPolicy";
 import { ConnectionBudget } from "../components/connectionBudget";
 import { ServiceSpec, VelureConfig } from "../config";
 
@@ -34,6 +35,8 @@ export interface ServiceConnection extends ServiceEndpoint {
      * service's pods) and PodMonitor select the pods; absent when the pooler declares none.
      */
     ownDisruptionBudget?: Record<string, string>;
+    /** What the service's pods must reach, and be reached from, in this mode (the allow policy beside a deny-all). */
+    networkPath: pulumi.Input<NetworkPath>;
 }
 
 /** The Secret a service's app reads its password from (key POSTGRES_PASSWORD), and the object that makes it. */
@@ -78,7 +81,13 @@ export interface PreparedPooler {
 export type PoolerOption = (config: VelureConfig) => PreparedPooler;
 
 /** A service's connection: its primary pool, its read pool, its TLS, and the env that says the same. */
-export function serviceConnection(primary: ServiceEndpoint, tls: AppTls, read: ServiceEndpoint | undefined, values: Record<string, unknown>): ServiceConnection {
+export function serviceConnection(
+    primary: ServiceEndpoint,
+    tls: AppTls,
+    read: ServiceEndpoint | undefined,
+    values: Record<string, unknown>,
+    networkPath: pulumi.Input<NetworkPath>,
+): ServiceConnection {
     const env: Record<string, pulumi.Input<string>> = { POSTGRES_SSLMODE: tls.sslmode };
     if (tls.rootCert) {
         // POSTGRES_SSLROOTCERT for the app's own DSN, PGSSLROOTCERT for pgx's and libpq's defaults.
@@ -90,7 +99,7 @@ export function serviceConnection(primary: ServiceEndpoint, tls: AppTls, read: S
         env.POSTGRES_READ_PORT = pulumi.output(read.port).apply(String);
         env.POSTGRES_READ_DB = read.database;
     }
-    return { ...primary, tls, ...(read ? { read } : {}), env, values };
+    return { ...primary, tls, ...(read ? { read } : {}), env, values, networkPath };
 }
 
 /** The one address of a pooler that is a single component (every service reaches it there); none with one per server. */

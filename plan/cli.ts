@@ -4,9 +4,11 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
+import { renderAllowPolicy } from "../components/allowPolicy";
 import { ConnectionBudget, EVICTION_BOUND, transitionBudget } from "../components/connectionBudget";
 import { RDS_CA_SOURCE, subjectsOf } from "../components/rdsCertificates";
 import { deployedFromOutputs } from "../options/deployed";
+import { PodPatch } from "../services/postRender";
 import { manifests } from "./kubernetes";
 import { Declared, ProgramRun, podUrl, runProgram, stackConfig, standInCharts } from "./runtime";
 
@@ -121,6 +123,26 @@ function printWiring(run: ProgramRun): void {
         const { secret, key, chartSecret, url } = podUrl(run, release);
         const masked = url ? url.replace(/^(postgres:\/\/[^:]*:)[^@]*@/, "$1***@") : "(not declared)";
         console.log(`  ${name} POSTGRES_URL from Secret ${secret} key ${key} (the chart's ${chartSecret}, its owner's, left as it is): ${masked}`);
+        printAllowPolicy(release);
+    }
+}
+
+/** The allow policy the post-renderer puts beside the chart's deny-all: its name and every path it opens. */
+function printAllowPolicy(release: Declared): void {
+    const patch: PodPatch = JSON.parse(fs.readFileSync(`${release.inputs.postrender}.json`, "utf8"));
+    if (!patch.allowPolicy) {
+        return;
+    }
+    const policy = renderAllowPolicy(patch.allowPolicy, String(release.inputs.namespace), {}) as any;
+    const peer = (p: any) => p.ipBlock?.cidr ?? [p.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"], ...Object.entries(p.podSelector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`)].join(" ");
+    const ports = (r: any) => r.ports.map((p: any) => `${p.protocol} ${p.port}`).join(", ");
+    const rules = [
+        ...policy.spec.egress.map((r: any) => `egress to ${r.to.map(peer).join(" | ")} on ${ports(r)}`),
+        ...policy.spec.ingress.map((r: any) => `ingress from ${r.from.map(peer).join(" | ")} on ${ports(r)}`),
+    ];
+    console.log(`  ${"".padEnd(24)} NetworkPolicy ${policy.metadata.namespace}/${policy.metadata.name} (the chart's pods; nothing else opened):`);
+    for (const rule of rules) {
+        console.log(`  ${"".padEnd(26)} ${rule}`);
     }
 }
 

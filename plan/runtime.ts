@@ -56,6 +56,11 @@ export interface ProgramRun {
 
 export type StackConfig = Record<string, string>;
 
+/** A subnet's CIDR block as the mock's AWS answers it: a /24 of 10.0.0.0/16 picked by the subnet ID's last byte. */
+export function mockSubnetCidr(id: string): string {
+    return `10.0.${parseInt(id.slice(-2), 16) % 256}.0/24`;
+}
+
 /**
  * What a urlSecret release's pods read: the mode's key of the program's URL Secret (where the post-renderer points the
  * chart's POSTGRES_URL, which read the chart's own Secret), and the URL the program declares under it (our Secret's,
@@ -250,6 +255,9 @@ export async function runProgram(config: StackConfig, options: RunOptions = {}):
                 }
                 if (args.token === "aws:index/getRegion:getRegion") {
                     return { region, name: region, id: region };
+                }
+                if (args.token === "aws:ec2/getSubnet:getSubnet") {
+                    return { ...args.inputs, cidrBlock: mockSubnetCidr(String(args.inputs.id)) };
                 }
                 if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
                     return { accountId: MOCK_ACCOUNT, arn: `arn:aws:iam::${MOCK_ACCOUNT}:user/velure`, userId: "AIDAVELURE", id: MOCK_ACCOUNT };

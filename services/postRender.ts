@@ -2,6 +2,7 @@
 // the RDS Proxy CA, the annotations that roll the pods, the grace period and the rollout the budget counts on) into
 // the one Deployment of a chart that has no values for it (velure's own charts). Pure: manifests in, manifests out.
 import * as YAML from "yaml";
+import { AllowPolicy, renderAllowPolicy } from "../components/allowPolicy";
 
 /**
  * What the pods need, in the shape of charts/velure-service's values (the pooler builds it once, for either way in):
@@ -32,6 +33,11 @@ export interface PodPatch {
      * (see poolerUrlSecretName and modeUrlKey in config/connection.ts).
      */
     urlKey?: { secretName: string; key: string; readKey?: string; target: string; modeKey: string };
+    /**
+     * The NetworkPolicy that opens the mode's path beside the chart's deny-all (serviceNetworkPolicies), put among the
+     * chart's objects with the pods the Deployment selects.
+     */
+    allowPolicy?: AllowPolicy;
 }
 
 interface Named {
@@ -216,5 +222,7 @@ export function postRender(release: string, manifests: string, patch: PodPatch):
     }
     const podLabels = deployment.spec?.template?.metadata?.labels ?? {};
     const kept = patch.ownDisruptionBudget ? objects.filter((o) => !selectsPods(o, podLabels)) : objects;
-    return kept.map((o) => YAML.stringify(o, { lineWidth: 0 })).join("---\n");
+    const namespace = release.split("/")[0];
+    const added = patch.allowPolicy ? [renderAllowPolicy(patch.allowPolicy, namespace, deployment.spec?.selector?.matchLabels ?? {})] : [];
+    return [...kept, ...added].map((o) => YAML.stringify(o, { lineWidth: 0 })).join("---\n");
 }

@@ -1,6 +1,7 @@
 // The velure services' Helm releases, wired to whichever pooler the stack chose.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { allowPolicyName } from "../components/allowPolicy";
 import { rolloutWaitSeconds } from "../components/connectionBudget";
 import { podVersionAnnotations } from "../components/pgbouncerPod";
 import { RESTRICTED_POD_SECURITY } from "../components/podSecurity";
@@ -236,6 +237,7 @@ function urlContractRelease(
     const values = connection.values as PodPatch;
     const patch = {
         ...values,
+        ...(config.kubernetes.serviceNetworkPolicies ? { allowPolicy: pulumi.output(connection.networkPath).apply((path) => ({ name: allowPolicyName(service.releaseName), ...path })) } : {}),
         podAnnotations: { ...values.podAnnotations, ...podVersionAnnotations({}, { "db-url": url.resource }) },
         ...(connection.ownDisruptionBudget ? { ownDisruptionBudget: connection.ownDisruptionBudget } : {}),
         urlKey: {

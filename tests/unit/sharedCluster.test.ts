@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { EVICTION_BOUND, transitionBudget } from "../../components/connectionBudget";
-import { CLUSTER_DNS_PEER } from "../../components/pgbouncerCluster";
+import { CLUSTER_DNS_PEER } from "../../components/allowPolicy";
 import { POD_NAMES } from "../../components/specs";
 import { readKubeconfigContexts } from "../../config/kubeconfig";
 import { FIXTURE_STACKS, K8S, PASSWORD_TOKEN, isWrappedSecret, programError, runProgram, stackConfig } from "./harness";
