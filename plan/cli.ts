@@ -8,7 +8,7 @@ import { renderAllowPolicy } from "../components/allowPolicy";
 import { ConnectionBudget, EVICTION_BOUND, transitionBudget } from "../components/connectionBudget";
 import { RDS_CA_SOURCE, subjectsOf } from "../components/rdsCertificates";
 import { deployedFromOutputs } from "../options/deployed";
-import { PodPatch } from "../services/postRender";
+import { readPostRenderPatch } from "../services/postRendererCommand";
 import { manifests } from "./kubernetes";
 import { Declared, ProgramRun, podUrl, runProgram, stackConfig, standInCharts } from "./runtime";
 
@@ -120,16 +120,16 @@ function printWiring(run: ProgramRun): void {
             console.log(`  ${name} env: ${env.POSTGRES_HOST}:${env.POSTGRES_PORT}  db=${env.POSTGRES_DB} sslmode=${env.POSTGRES_SSLMODE}`);
             continue;
         }
-        const { secret, key, chartSecret, url } = podUrl(run, release);
+        const { secret, key, chartReference, url } = podUrl(run, release);
         const masked = url ? url.replace(/^(postgres:\/\/[^:]*:)[^@]*@/, "$1***@") : "(not declared)";
-        console.log(`  ${name} POSTGRES_URL from Secret ${secret} key ${key} (the chart's ${chartSecret}, its owner's, left as it is): ${masked}`);
+        console.log(`  ${name} POSTGRES_URL from Secret ${secret} key ${key} (the chart's ${chartReference}, its owner's, left as it is): ${masked}`);
         printAllowPolicy(release);
     }
 }
 
 /** The allow policy the post-renderer puts beside the chart's deny-all: its name and every path it opens. */
 function printAllowPolicy(release: Declared): void {
-    const patch: PodPatch = JSON.parse(fs.readFileSync(`${release.inputs.postrender}.json`, "utf8"));
+    const patch = readPostRenderPatch(String(release.inputs.postrender));
     if (!patch.allowPolicy) {
         return;
     }

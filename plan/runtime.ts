@@ -66,7 +66,7 @@ export function mockSubnetCidr(id: string): string {
  * chart's POSTGRES_URL, which read the chart's own Secret), and the URL the program declares under it (our Secret's,
  * or the ExternalSecret's template).
  */
-export function podUrl(run: ProgramRun, release: Declared): { secret: string; key: string; chartSecret: string; url?: string } {
+export function podUrl(run: ProgramRun, release: Declared): { secret: string; key: string; chartReference: string; url?: string } {
     const service = Object.values<any>(run.outputs.services).find((s) => s.release === release.inputs.name && s.namespace === release.inputs.namespace);
     const { secret, chartSecret } = service.connection;
     const key = modeUrlKey(service.connection.key, run.outputs.mode);
@@ -75,7 +75,7 @@ export function podUrl(run: ProgramRun, release: Declared): { secret: string; ke
         (r) => r.inputs.metadata?.name === name && r.inputs.metadata?.namespace === namespace,
     );
     const url: unknown = declared?.inputs.stringData?.[key] ?? declared?.inputs.spec?.target?.template?.data?.[key];
-    return { secret, key, chartSecret: `${chartSecret} key ${service.connection.key}`, ...(typeof url === "string" ? { url } : {}) };
+    return { secret, key, chartReference: `${chartSecret} key ${service.connection.key}`, ...(typeof url === "string" ? { url } : {}) };
 }
 
 function configValue(value: unknown): string {

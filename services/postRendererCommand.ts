@@ -22,14 +22,24 @@ function quote(value: string): string {
     return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+/** The patch file beside a post-renderer's script: what the script hands the post-renderer. */
+function patchFile(command: string): string {
+    return `${command}.json`;
+}
+
+/** The patch a release's post-renderer (its `postrender` input) applies: for the plan's report and the tests. */
+export function readPostRenderPatch(command: string): PodPatch {
+    return JSON.parse(fs.readFileSync(patchFile(command), "utf8")) as PodPatch;
+}
+
 /** The path of the post-renderer for `release` (namespace/name) with this patch, written if it is not there yet. */
 export function postRendererCommand(release: string, patch: PodPatch): string {
     ownDirectory();
     const json = JSON.stringify(patch);
     const hash = crypto.createHash("sha256").update(release).update("\0").update(json).digest("hex").slice(0, 16);
     const base = path.join(POST_RENDER_DIR, `${release.replace(/\//g, "_")}-${hash}`);
-    fs.writeFileSync(`${base}.json`, json, { mode: 0o600 });
-    const command = [process.execPath, "-r", require.resolve("ts-node/register/transpile-only"), path.join(__dirname, "postRenderer.ts"), release, `${base}.json`];
+    fs.writeFileSync(patchFile(base), json, { mode: 0o600 });
+    const command = [process.execPath, "-r", require.resolve("ts-node/register/transpile-only"), path.join(__dirname, "postRenderer.ts"), release, patchFile(base)];
     const script = `#!/bin/sh\n# velure-pooling's Helm post-renderer for ${release}\nexec ${command.map(quote).join(" ")}\n`;
     fs.writeFileSync(base, script, { mode: 0o700 });
     return base;

@@ -12,7 +12,7 @@ const OPERATOR_CRDS: Record<string, string[]> = {
 };
 
 /** Every field a read of a custom resource returns: all of them secrets in the state (see the store's read). */
-export const STORE_OUTPUTS = ["apiVersion", "kind", "metadata", "spec", "status"];
+const STORE_OUTPUTS = ["apiVersion", "kind", "metadata", "spec", "status"];
 
 interface Prerequisite {
     /** The config key that makes the program need it, and what it is. */

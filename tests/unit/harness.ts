@@ -1,10 +1,10 @@
 // The unit tests' view of the program: the plan's mock runner, with the values a user adds outside the
 // stack file (the secret password).
 import * as assert from "assert";
-import * as fs from "fs";
 import * as path from "path";
 import { Declared, ProgramRun, RunOptions, StackConfig, podUrl, runProgram, stackConfig as planStackConfig, standInCharts } from "../../plan/runtime";
 import { PodPatch } from "../../services/postRender";
+import { readPostRenderPatch } from "../../services/postRendererCommand";
 
 export { MOCK_ACCOUNT, MOCK_REGION, ProgramRun, ROOT, StackConfig, isWrappedSecret, mockRandomPassword, runProgram } from "../../plan/runtime";
 
@@ -78,5 +78,5 @@ export function wiredAddress(run: ProgramRun, release: Declared): { host: string
 /** What the post-renderer puts into a urlSecret release's pods: the patch file its command reads. */
 export function postRenderPatch(release: Declared): PodPatch {
     assert.ok(release.inputs.postrender, `${release.name} has a post-renderer`);
-    return JSON.parse(fs.readFileSync(`${release.inputs.postrender}.json`, "utf8"));
+    return readPostRenderPatch(release.inputs.postrender);
 }

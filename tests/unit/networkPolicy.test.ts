@@ -104,7 +104,7 @@ function connections(stack: string, mode: string, chart: (typeof CHARTS)[number]
     };
     const denied: Connection[] = [
         { name: "app → the other server's central PgBouncer", source: app, destination: central(other), port: 5432, allowed: false },
-        { name: "app → its central PgBouncer's exporter", source: app, destination: central(server), port: 9127, allowed: mode === "never" },
+        { name: "app → its central PgBouncer's exporter", source: app, destination: central(server), port: 9127, allowed: false },
         { name: "app → an address outside every path", source: app, destination: { ip: "192.0.2.10" }, port: 5432, allowed: false },
         { name: "app → the database on another port", source: app, destination: database, port: 22, allowed: false },
         { name: "app → kube-dns on another port", source: app, destination: dns, port: 80, allowed: false },
