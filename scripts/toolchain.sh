@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real tools that `npm run test:e2e` runs (Pulumi CLI and its Node language host, the Kubernetes
-# and random providers, Helm, etcd, the Kubernetes control plane, kwok and External Secrets Operator), and the pgbouncer_exporter that
+# and random providers, Helm, etcd, the Kubernetes control plane, the kubelet and kube-proxy of the real node, kwok and External Secrets Operator), and the pgbouncer_exporter that
 # `npm run test:integration` runs, from our own small Go modules under tools/,
 # into .toolchain/bin (git-ignored). A binary is rebuilt only when its module's files or its version changed.
 #
@@ -40,6 +40,8 @@ helm|helm|helm.sh/helm/v3/cmd/helm|$HELM_VERSION|-X helm.sh/helm/v3/internal/ver
 kube-apiserver|kube-control-plane|k8s.io/kubernetes/cmd/kube-apiserver|$KUBE_VERSION|$kube_ldflags
 kube-controller-manager|kube-control-plane|k8s.io/kubernetes/cmd/kube-controller-manager|$KUBE_VERSION|$kube_ldflags
 kube-scheduler|kube-control-plane|k8s.io/kubernetes/cmd/kube-scheduler|$KUBE_VERSION|$kube_ldflags
+kubelet|kube-control-plane|k8s.io/kubernetes/cmd/kubelet|$KUBE_VERSION|$kube_ldflags
+kube-proxy|kube-control-plane|k8s.io/kubernetes/cmd/kube-proxy|$KUBE_VERSION|$kube_ldflags
 etcd|etcd|./cmd/etcd|$ETCD_VERSION|
 pulumi|pulumi|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|$PULUMI_VERSION|-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION
 pulumi-language-nodejs|pulumi|./cmd/pulumi-language-nodejs|$PULUMI_VERSION|-X main.version=$PULUMI_VERSION

@@ -16,6 +16,8 @@ export const BIN = {
     kubeApiserver: bin("kube-apiserver"),
     kubeControllerManager: bin("kube-controller-manager"),
     kubeScheduler: bin("kube-scheduler"),
+    kubelet: bin("kubelet"),
+    kubeProxy: bin("kube-proxy"),
     kwok: bin("kwok"),
     pgbouncer_exporter: bin("pgbouncer_exporter"),
     externalSecrets: bin("external-secrets"),

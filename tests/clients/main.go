@@ -7,6 +7,8 @@
 //	velure-clients migrate -url U -dir D                   publish-order-service's golang-migrate at start
 //	velure-clients listen  -url U [-n 5]                   the outbox listener: pq.Listener and pg_notify
 //	velure-clients session -url U                          a session SET seen by the next statement
+//	velure-clients serve   -service auth|orders [-dir D]   a service's stand-in over HTTP (APP_PORT, POSTGRES_URL
+//	                                                       from the environment), for the real node's images
 //	velure-clients peak    -service auth|orders -urls U1,U2,… -duration D
 //	                                                       a service at its peak: one pool per pod (URL), every
 //	                                                       worker of every pool reading (npm run bench)
@@ -167,6 +169,13 @@ func main() {
 	urls := flags.String("urls", "", "peak: one URL per pod, separated by commas")
 	listenPerPod := flags.Int("listen", 0, "peak: outbox listeners (pq.Listener) each pod holds beside its pool")
 	_ = flags.Parse(os.Args[2:])
+	if command == "serve" {
+		if err := serve(*service, *dir); err != nil {
+			fmt.Fprintln(os.Stderr, "serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if command == "peak" {
 		_ = json.NewEncoder(os.Stdout).Encode(peakLoad(*service, strings.Split(*urls, ","), *listenPerPod, *duration))
 		return

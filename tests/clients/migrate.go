@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -17,13 +18,9 @@ func migrateUp(url, dir string) Result {
 		return Result{Fatal: err.Error()}
 	}
 	defer db.Close()
-	driver, err := postgres.WithInstance(db, &postgres.Config{})
+	m, err := newMigrator(db, dir)
 	if err != nil {
-		return Result{Fatal: "create migration driver: " + err.Error()}
-	}
-	m, err := migrate.NewWithDatabaseInstance(fmt.Sprintf("file://%s", dir), "postgres", driver)
-	if err != nil {
-		return Result{Fatal: "create migration instance: " + err.Error()}
+		return Result{Fatal: err.Error()}
 	}
 	result := Result{Ops: 1}
 	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
@@ -37,4 +34,17 @@ func migrateUp(url, dir string) Result {
 	}
 	result.Version, result.Dirty = version, dirty
 	return result
+}
+
+// newMigrator is golang-migrate on the service's pool and a migrations directory, as the service builds it.
+func newMigrator(db *sql.DB, dir string) (*migrate.Migrate, error) {
+	driver, err := postgres.WithInstance(db, &postgres.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("create migration driver: %w", err)
+	}
+	m, err := migrate.NewWithDatabaseInstance(fmt.Sprintf("file://%s", dir), "postgres", driver)
+	if err != nil {
+		return nil, fmt.Errorf("create migration instance: %w", err)
+	}
+	return m, nil
 }

@@ -48,7 +48,11 @@ export class LocalCluster {
     private stopping = false;
     apiPort = 0;
 
-    async start(): Promise<this> {
+    /**
+     * `kwokNodes: false` leaves out kwok and its three fake nodes: a real node (tests/e2e/node.ts) is then the only
+     * one, and every pod runs for real.
+     */
+    async start({ kwokNodes = true }: { kwokNodes?: boolean } = {}): Promise<this> {
         const etcdPort = await freePort();
         const etcdPeerPort = await freePort();
         this.apiPort = await freePort();
@@ -78,8 +82,10 @@ export class LocalCluster {
             `--service-account-issuer=https://kubernetes.default.svc`,
             `--service-account-key-file=${path.join(this.dir, "sa.pub")}`,
             `--service-account-signing-key-file=${path.join(this.dir, "sa.key")}`,
-            // Only allocated, never routed: no packet is sent to these addresses.
+            // kwok's nodes only allocate from it; a real node's kube-proxy routes it inside the test's namespace.
             "--service-cluster-ip-range=10.96.0.0/16",
+            // exec and logs reach a real node's kubelet at its address (its name is in no DNS the server reads).
+            "--kubelet-preferred-address-types=InternalIP",
             // PodSecurity is on by default; the namespaces' labels decide what it enforces.
             "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity",
             "--v=0",
@@ -94,6 +100,13 @@ export class LocalCluster {
             "--v=0",
         ]);
         this.launch("kube-scheduler", BIN.kubeScheduler, [...(await this.controllerFlags()), "--v=0"]);
+        if (kwokNodes) {
+            await this.startKwok();
+        }
+        return this;
+    }
+
+    private async startKwok(): Promise<void> {
         this.launch("kwok", BIN.kwok, [
             `--kubeconfig=${this.kubeconfig}`,
             `--config=${KWOK_STAGES}`,
@@ -106,7 +119,6 @@ export class LocalCluster {
         ]);
         this.addNodes();
         await this.waitFor("the fake nodes to be Ready", () => this.readyNodes() === NODES.length, 60000);
-        return this;
     }
 
     /** What the controller manager and the scheduler share: the admin kubeconfig, one instance, loopback. */
@@ -204,6 +216,11 @@ export class LocalCluster {
         const out = fs.openSync(log, "a");
         const child = spawn(bin, args, { cwd: this.dir, stdio: ["ignore", out, out], env: { ...process.env, ...env } });
         fs.closeSync(out);
+        this.watch(name, child, log);
+    }
+
+    /** A process of the cluster's (the control plane's, or a real node's): waitFor fails when it dies, stop ends it. */
+    watch(name: string, child: ChildProcess, log: string): void {
         child.once("exit", (code, signal) => {
             if (!this.stopping) {
                 fs.appendFileSync(log, `\n[e2e] ${name} exited (code ${code}, signal ${signal})\n`);

@@ -25,8 +25,9 @@ function requireFile(file: string, install: string): string {
     return file;
 }
 
-function postgresBinDir(): string {
-    if (LAYER === "trixie") {
+/** The PostgreSQL server binaries of a layer: trixie's 17, or the newest that bookworm's packages installed. */
+export function postgresBinDir(layer = LAYER): string {
+    if (layer === "trixie") {
         return path.dirname(requireFile(path.join(TRIXIE_ROOT, "usr/lib/postgresql/17/bin/initdb"), "bash scripts/trixie.sh"));
     }
     const root = "/usr/lib/postgresql";
@@ -112,13 +113,15 @@ function run(bin: string, args: string[]): string {
 export interface PostgresOptions {
     maxConnections: number;
     databases: string[];
-    /** A loopback address (127.0.0.0/8); a second server on 127.0.0.2 plays the read replica. */
+    /** Where it listens: a loopback address (127.0.0.0/8; a second server on 127.0.0.2 plays the read replica), or one of the real node's host addresses. */
     host?: string;
     port?: number;
     /** Serve TLS with this certificate and key (PEM). */
     tls?: { cert: string; key: string };
     /** The role the services log in as (velure's servers each have their own master credentials); default USER, PASSWORD. */
     role?: { user: string; password: string };
+    /** The layer whose PostgreSQL runs (default: the suite's, VELURE_LAYER). */
+    layer?: typeof LAYER;
 }
 
 /** A throwaway PostgreSQL cluster with SCRAM auth, the velure role and the services' databases. */
@@ -134,6 +137,10 @@ export class PostgresServer {
         return this.options.host ?? HOST;
     }
 
+    private get binDir(): string {
+        return this.options.layer ? postgresBinDir(this.options.layer) : PG_BIN;
+    }
+
     get role(): { user: string; password: string } {
         return this.options.role ?? { user: USER, password: PASSWORD };
     }
@@ -141,7 +148,7 @@ export class PostgresServer {
     async start(): Promise<this> {
         this.port = this.options.port ?? (await freePort());
         const data = path.join(this.dir, "data");
-        run(path.join(PG_BIN, "initdb"), ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"]);
+        run(path.join(this.binDir, "initdb"), ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"]);
         fs.appendFileSync(
             path.join(data, "postgresql.conf"),
             [
@@ -157,6 +164,9 @@ export class PostgresServer {
                 "",
             ].join("\n"),
         );
+        // As RDS: a password from any address that reaches the server (initdb's own lines cover loopback only; the
+        // real node's pods connect from the pod network).
+        fs.appendFileSync(path.join(data, "pg_hba.conf"), "host all all 0.0.0.0/0 scram-sha-256\n");
         this.pgctl(["start", "-w", "-t", "30", "-l", path.join(this.dir, "server.log")]);
         const { user, password } = this.role;
         await this.superuser(async (c) => {
@@ -181,7 +191,7 @@ export class PostgresServer {
     }
 
     private pgctl(args: string[]): void {
-        run(path.join(PG_BIN, "pg_ctl"), ["-D", path.join(this.dir, "data"), ...args]);
+        run(path.join(this.binDir, "pg_ctl"), ["-D", path.join(this.dir, "data"), ...args]);
     }
 
     /** mode: fast (clean) or immediate (a crash: recovery replays the WAL). */
@@ -362,16 +372,19 @@ export interface TestCertificates {
     serverKey: string;
 }
 
-/** A throwaway CA and a server certificate for 127.0.0.1, 127.0.0.2 and localhost, made with openssl. */
-export function makeCertificates(): TestCertificates {
+/**
+ * A throwaway CA and a server certificate, made with openssl, for 127.0.0.1, 127.0.0.2 (the second of velure's
+ * servers in the drivers tests and the benchmark) and localhost, or for the subject alternative names given (the
+ * real node's stand-ins answer for the RDS endpoints' names).
+ */
+export function makeCertificates(names = ["IP:127.0.0.1", "IP:127.0.0.2", "DNS:localhost"]): TestCertificates {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "velure-tls-"));
     const file = (name: string) => path.join(dir, name);
     const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
     try {
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", file("ca.key"), "-out", file("ca.crt"), "-days", "2", "-subj", "/CN=velure test CA");
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", file("server.key"), "-out", file("server.csr"), "-subj", "/CN=127.0.0.1");
-        // 127.0.0.2: the second of velure's servers in the drivers tests and the benchmark.
-        fs.writeFileSync(file("san.ext"), "subjectAltName = IP:127.0.0.1, IP:127.0.0.2, DNS:localhost\n");
+        fs.writeFileSync(file("san.ext"), `subjectAltName = ${names.join(", ")}\n`);
         openssl("x509", "-req", "-in", file("server.csr"), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-CAcreateserial", "-out", file("server.crt"), "-days", "2", "-extfile", file("san.ext"));
         return { caCert: fs.readFileSync(file("ca.crt"), "utf8"), serverCert: fs.readFileSync(file("server.crt"), "utf8"), serverKey: fs.readFileSync(file("server.key"), "utf8") };
     } finally {
