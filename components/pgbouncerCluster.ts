@@ -24,6 +24,8 @@ import { EXPORTER_PORT, ResourceSpec } from "./specs";
 
 export const CLUSTER_PORT = 5432;
 export const SERVICE_NAME = "pgbouncer";
+/** The central pod's PgBouncer container (the tests exec into it). */
+export const CENTRAL_CONTAINER = "pgbouncer";
 /** Time for the endpoints controller and kube-proxy to take a stopping pod out of the Service. */
 export const ENDPOINT_REMOVAL_SECONDS = 10;
 
@@ -164,7 +166,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
     ): k8s.apps.v1.Deployment {
         const sequence = shutdownSequence(args.drainSeconds);
         const container = pgbouncerContainer({
-            name: "pgbouncer",
+            name: CENTRAL_CONTAINER,
             image: args.image,
             port: CLUSTER_PORT,
             resources: args.resources,

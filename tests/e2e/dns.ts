@@ -10,6 +10,8 @@ import { LocalCluster } from "./cluster";
 const run = promisify(execFile);
 const TYPE_A = 1;
 const NXDOMAIN = 3;
+/** The answers' TTL, and how long a Service's address is kept here. */
+const TTL_SECONDS = 5;
 const SERVICE_NAME = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local$/;
 
 interface Question {
@@ -48,7 +50,7 @@ function reply(query: Buffer, question: Question, rcode: number, address?: strin
     answer.writeUInt16BE(0xc00c, 0); // the question's name
     answer.writeUInt16BE(TYPE_A, 2);
     answer.writeUInt16BE(1, 4); // IN
-    answer.writeUInt32BE(5, 6); // TTL
+    answer.writeUInt32BE(TTL_SECONDS, 6);
     answer.writeUInt16BE(4, 10);
     address.split(".").forEach((octet, i) => answer.writeUInt8(Number(octet), 12 + i));
     return Buffer.concat([header, question.raw, answer]);
@@ -56,7 +58,8 @@ function reply(query: Buffer, question: Question, rcode: number, address?: strin
 
 export class ClusterDns {
     private readonly hosts = new Map<string, string>();
-    private readonly services = new Map<string, string>();
+    /** A Service's ClusterIP, with when it was read: kept for the records' TTL only, since a Service deleted and made again gets another. */
+    private readonly services = new Map<string, { ip: string; readAt: number }>();
     private socket?: dgram.Socket;
 
     constructor(private readonly cluster: LocalCluster) {}
@@ -96,9 +99,13 @@ export class ClusterDns {
     }
 
     private async lookup(name: string): Promise<string | undefined> {
-        const known = this.hosts.get(name) ?? this.services.get(name);
-        if (known) {
-            return known;
+        const host = this.hosts.get(name);
+        if (host) {
+            return host;
+        }
+        const cached = this.services.get(name);
+        if (cached && Date.now() - cached.readAt < TTL_SECONDS * 1000) {
+            return cached.ip;
         }
         const service = name.match(SERVICE_NAME);
         if (!service) {
@@ -108,7 +115,7 @@ export class ClusterDns {
             const { stdout } = await run("kubectl", [`--kubeconfig=${this.cluster.kubeconfig}`, "get", "service", service[1], "-n", service[2], "-o", "jsonpath={.spec.clusterIP}"]);
             const ip = stdout.trim();
             if (/^\d+\.\d+\.\d+\.\d+$/.test(ip)) {
-                this.services.set(name, ip);
+                this.services.set(name, { ip, readAt: Date.now() });
                 return ip;
             }
         } catch {

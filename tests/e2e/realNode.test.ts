@@ -1,19 +1,20 @@
-// velure's dev stack on a real node: the kubelet, containerd and runc run every pod the program and velure's charts
+// velure's stacks on a real node: the kubelet, containerd and runc run every pod the program and velure's charts
 // declare, from images built here (tests/e2e/images.ts), on the test's own control plane with no kwok. PostgreSQL 17
 // with TLS from a local CA stands in for each RDS instance, outside the cluster on the node's host side, under the
-// RDS endpoint's name (the node's DNS answers for it) and with velure's max_connections; External Secrets
-// Operator's controller writes the URL Secrets from velure's ClusterSecretStore. The chart is the fixture with
-// velure's pod security settings, in namespaces that enforce the restricted Pod Security profile.
+// RDS endpoints' names of both stacks (the node's DNS answers for them) and with velure's max_connections; External
+// Secrets Operator's controller writes the URL Secrets from velure's ClusterSecretStore. The chart is the fixture
+// with velure's pod security settings, in namespaces that enforce the restricted Pod Security profile. Each stack ×
+// PgBouncer mode runs on the one node, one stack after the other (RUNS).
 import * as assert from "assert";
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { LocalCluster } from "./cluster";
-import { exporterImage, pauseImage, pgbouncerImage, pgbouncerImageName, velureAppImage } from "./images";
+import { PgBouncerImageVersion, exporterImage, pauseImage, pgbouncerImage, pgbouncerImageName, velureAppImage } from "./images";
 import { RealNode } from "./node";
 import { hasSidecar } from "./pods";
 import { PulumiProject, scratch } from "./pulumi";
-import { cleanUp, harnessConfig, stackFileConfig } from "./stacks";
+import { cleanUp, harnessConfig, stackFileConfig, suiteFailed } from "./stacks";
 import { RELEASES, SERVICE_NAMESPACES, SECRETS_MANAGER_PASSWORDS, clusterSecretStore, velureExternalSecret } from "./velure";
 import { assertToolchainBuilt } from "../toolchain";
 import { PostgresServer, makeCertificates } from "../integration/servers";
@@ -21,50 +22,82 @@ import { STAND_IN_CHART } from "../../plan/runtime";
 import { EXPORTER_CONTAINER, EXPORTER_DSN_KEY, PGBOUNCER_UID } from "../../components/pgbouncerPod";
 import { POD_NAMES } from "../../components/specs";
 import { SIDECAR_CONTAINER } from "../../components/pgbouncerSidecar";
-import { ENDPOINT_REMOVAL_SECONDS } from "../../components/pgbouncerCluster";
+import { CENTRAL_CONTAINER, ENDPOINT_REMOVAL_SECONDS } from "../../components/pgbouncerCluster";
 
 /** The RDS stand-ins' addresses on the node's host side, one per server as RDS gives each instance its own. */
 const SERVER_ADDRESSES: Record<string, string> = { auth: "10.77.0.1", orders: "10.77.0.2" };
-const PGBOUNCER_VERSION = "1.24.1";
 /** The images built here carry velure.local names, so that nothing takes them for the real ones (the README lists what differs). */
 const EXPORTER_IMAGE = "velure.local/pgbouncer-exporter:v0.12.1";
 const APP_IMAGES = {
     "auth-service": { image: { repository: "velure.local/velure-auth", tag: "stand-in" }, stands: "auth" as const },
     "publish-order-service": { image: { repository: "velure.local/velure-publish-order", tag: "stand-in" }, stands: "orders" as const },
 };
-/** The central PgBouncer's container (components/pgbouncerCluster.ts names it as the sidecar is named). */
-const CENTRAL_CONTAINER = SIDECAR_CONTAINER;
 const AUTH_VOLUME = POD_NAMES.volumes.auth;
 const RESTRICTED = { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest" };
+const STACKS = ["dev", "prod"] as const;
 
 type Release = (typeof RELEASES)[number];
+type PgBouncerMode = "pgbouncer-sidecar" | "pgbouncer-cluster";
 
-describe("the real node: velure's dev stack's pods run on a kubelet, containerd and runc, and its requests go through the pooler", function () {
-    this.timeout(30 * 60 * 1000);
-    let cluster: LocalCluster;
-    let node: RealNode;
-    let project: PulumiProject;
-    let dir: string;
-    let config: Record<string, unknown>;
-    const postgres: Record<string, PostgresServer> = {};
-    const servers = stackFileConfig("dev")["velure-pooling:databaseServers"] as any[];
+/** One stack on the node: its first `pulumi up`, the switch to the other PgBouncer mode if there is one, its destroy. */
+interface Run {
+    stack: (typeof STACKS)[number];
+    version: PgBouncerImageVersion;
+    modes: [PgBouncerMode] | [PgBouncerMode, PgBouncerMode];
+    /** The stack's services the run deploys (all of them unless it says). */
+    services?: string[];
+    /** What the run adds to the stack's config for the switch, as the program's refusal tells a user to. */
+    switchConfig?: Record<string, unknown>;
+}
+
+const RUNS: Run[] = [
+    { stack: "dev", version: "1.24.1", modes: ["pgbouncer-sidecar", "pgbouncer-cluster"] },
+    // prod's own mode first. Its switch to sidecars is over the auth server's budget on paper (the central pooler's
+    // 30 beside the sidecars' 78, of 90), so the program refuses it (tests/e2e/engine.test.ts); the run accepts it
+    // as the refusal says, since the connections really opened stay far below.
+    {
+        stack: "prod",
+        version: "1.24.1",
+        modes: ["pgbouncer-cluster", "pgbouncer-sidecar"],
+        switchConfig: { "velure-pooling:acceptSwitchOverBudget": "pgbouncer-cluster->pgbouncer-sidecar" },
+    },
+    // PgBouncer 1.18 (Debian 12's), whose shutdown signals are not 1.24's (components/pgbouncerPod.ts). The program
+    // refuses auth-service's pgx on it (named prepared statements in a transaction pool): publish-order alone.
+    { stack: "dev", version: "1.18.0", modes: ["pgbouncer-sidecar"], services: ["publish-order-service"] },
+];
+
+/** What every run shares: the node, its control plane, and the database stand-ins. */
+interface NodeSide {
+    cluster: LocalCluster;
+    node: RealNode;
+    dir: string;
+    caFile: string;
+    postgres: Record<string, PostgresServer>;
+}
+
+describe("the real node: velure's stacks' pods run on a kubelet, containerd and runc, and their requests go through the pooler", function () {
+    this.timeout(60 * 60 * 1000);
+    const side = { postgres: {} } as NodeSide;
+    const servers = STACKS.flatMap((stack) => stackFileConfig(stack)["velure-pooling:databaseServers"] as any[]);
 
     before(async () => {
         assertToolchainBuilt();
-        dir = scratch("real-node");
-        cluster = await new LocalCluster().start({ kwokNodes: false });
-        node = new RealNode(cluster, Object.values(SERVER_ADDRESSES));
-        await node.start([
+        side.dir = scratch("real-node");
+        side.cluster = await new LocalCluster().start({ kwokNodes: false });
+        side.node = new RealNode(side.cluster, Object.values(SERVER_ADDRESSES));
+        const versions = [...new Set(RUNS.map((r) => r.version))];
+        await side.node.start([
             pauseImage(),
-            pgbouncerImage(PGBOUNCER_VERSION),
+            ...versions.map(pgbouncerImage),
             exporterImage(EXPORTER_IMAGE),
             ...Object.values(APP_IMAGES).map((a) => velureAppImage(`${a.image.repository}:${a.image.tag}`, a.stands)),
         ]);
         const certificates = makeCertificates(servers.map((s) => `DNS:${s.host}`));
-        const caFile = path.join(dir, "rds-stand-in-ca.pem");
-        fs.writeFileSync(caFile, certificates.caCert);
+        side.caFile = path.join(side.dir, "rds-stand-in-ca.pem");
+        fs.writeFileSync(side.caFile, certificates.caCert);
+        // One PostgreSQL per server name, answering for that server's endpoint in every stack.
         for (const server of servers) {
-            postgres[server.name] = await new PostgresServer({
+            side.postgres[server.name] ??= await new PostgresServer({
                 maxConnections: server.maxConnections,
                 databases: [`velure_${server.name}`],
                 host: SERVER_ADDRESSES[server.name],
@@ -73,178 +106,269 @@ describe("the real node: velure's dev stack's pods run on a kubelet, containerd 
                 role: { user: server.user, password: SECRETS_MANAGER_PASSWORDS[server.name] },
                 layer: "trixie",
             }).start();
-            node.dns.addHost(server.host, SERVER_ADDRESSES[server.name]);
+            side.node.dns.addHost(server.host, SERVER_ADDRESSES[server.name]);
         }
-        await cluster.startExternalSecrets();
-        cluster.kubectl(["apply", "-f", "-"], JSON.stringify(clusterSecretStore(servers)));
+        await side.cluster.startExternalSecrets();
+        side.cluster.kubectl(["apply", "-f", "-"], JSON.stringify(clusterSecretStore(servers)));
         for (const namespace of SERVICE_NAMESPACES) {
-            cluster.kubectl(["create", "namespace", namespace]);
-            cluster.kubectl(["label", "namespace", namespace, ...Object.entries(RESTRICTED).map(([k, v]) => `${k}=${v}`)]);
+            side.cluster.kubectl(["create", "namespace", namespace]);
+            side.cluster.kubectl(["label", "namespace", namespace, ...Object.entries(RESTRICTED).map(([k, v]) => `${k}=${v}`)]);
         }
-        cluster.kubectl(["create", "namespace", "monitoring"]);
-        for (const release of RELEASES) {
-            cluster.kubectl(["apply", "-f", "-"], JSON.stringify(velureExternalSecret(release, servers.find((s) => s.name === release.server).secretsManagerSecret)));
-        }
-        const services = (stackFileConfig("dev")["velure-pooling:services"] as any[]).map((s) => ({
-            ...s,
-            chart: { path: STAND_IN_CHART },
-            image: APP_IMAGES[s.name as keyof typeof APP_IMAGES].image,
-        }));
-        config = {
-            ...stackFileConfig("dev"),
-            "velure-pooling:services": services,
-            "velure-pooling:pgbouncerImage": pgbouncerImageName(PGBOUNCER_VERSION),
-            "velure-pooling:monitoringExporterImage": EXPORTER_IMAGE,
-            "velure-pooling:pgbouncerServerTlsCaFile": caFile,
-            ...harnessConfig(cluster),
-        };
-        project = new PulumiProject("real-node", dir);
-        await project.init(config, {});
+        side.cluster.kubectl(["create", "namespace", "monitoring"]);
     });
 
     after(async function () {
-        const failed = this.test?.parent?.tests.some((t) => t.state !== "passed") ?? true;
-        if (failed && cluster) {
-            for (const namespace of [...SERVICE_NAMESPACES, "velure-db"]) {
-                console.log(describePods(cluster, namespace));
+        if (suiteFailed(this) && side.cluster) {
+            for (const namespace of [...SERVICE_NAMESPACES, "velure-db-auth", "velure-db-orders"]) {
+                console.log(describePods(side.cluster, namespace));
             }
         }
-        await node?.stop();
-        for (const server of Object.values(postgres)) {
+        await side.node?.stop();
+        for (const server of Object.values(side.postgres)) {
             server.stop();
         }
-        await cleanUp(this, cluster, dir);
+        await cleanUp(this, side.cluster, side.dir);
     });
 
-    it("pulumi up (pgbouncer-sidecar): every pod Ready through the kubelet's own probes, PgBouncer beside each app, in namespaces that enforce the restricted profile", async () => {
-        await project.ok(["up", "--yes", "--skip-preview"]);
-        for (const release of RELEASES) {
-            await waitForRollout(cluster, release);
-            for (const pod of runningPods(cluster, release)) {
-                assert.ok(hasSidecar(pod.spec), `${pod.metadata.name} carries the sidecar`);
-                const statuses = [...(pod.status.initContainerStatuses ?? []), ...pod.status.containerStatuses];
-                assert.ok(statuses.every((s: any) => s.ready), `${pod.metadata.name}: every container ready (${statuses.map((s: any) => `${s.name}=${s.ready}`).join(", ")})`);
+    for (const run of RUNS) {
+        describeRun(run, side);
+    }
+});
+
+/** A run's tests, in order: up in its first mode, that mode's checks, the switch and the other mode's checks, destroy. */
+function describeRun(run: Run, side: NodeSide): void {
+    const [first, second] = run.modes;
+    describe(`the ${run.stack} stack on PgBouncer ${run.version}${run.services ? ` (${run.services.join(", ")})` : ""}`, function () {
+        const stackConfig = stackFileConfig(run.stack);
+        const services = (stackConfig["velure-pooling:services"] as any[]).filter((s) => !run.services || run.services.includes(s.name));
+        const releases = RELEASES.filter((r) => services.some((s) => s.release === r.name));
+        const servers = stackConfig["velure-pooling:databaseServers"] as any[];
+        // The stack's replicas: with autoscaling the chart leaves them to the HPA, which scales up to its minimum after the rollout.
+        const replicas = Object.fromEntries(services.map((s) => [s.release, s.replicas ?? 1]));
+        const stage = { releases, replicas } as Stage;
+        let config: Record<string, unknown>;
+
+        before(async () => {
+            stage.cluster = side.cluster;
+            stage.postgres = side.postgres;
+            // velure's ExternalSecrets as this stack's cluster has them (its Secrets Manager names).
+            for (const release of releases) {
+                side.cluster.kubectl(["apply", "-f", "-"], JSON.stringify(velureExternalSecret(release, servers.find((s) => s.name === release.server).secretsManagerSecret)));
             }
-        }
-    });
+            config = {
+                ...stackConfig,
+                "velure-pooling:mode": first,
+                "velure-pooling:services": services.map((s) => ({ ...s, chart: { path: STAND_IN_CHART }, image: APP_IMAGES[s.name as keyof typeof APP_IMAGES].image })),
+                "velure-pooling:pgbouncerImage": pgbouncerImageName(run.version),
+                "velure-pooling:monitoringExporterImage": EXPORTER_IMAGE,
+                "velure-pooling:pgbouncerServerTlsCaFile": side.caFile,
+                ...harnessConfig(side.cluster),
+            };
+            stage.project = new PulumiProject(`real-node-${run.stack}-${run.version.replace(/\./g, "-")}`, path.join(side.dir, `${run.stack}-${run.version}`));
+            await stage.project.init(config, {});
+        });
 
-    it("the native sidecar serves before the app starts: the app's own start (AutoMigrate, golang-migrate) went through it at the first try", () => {
-        for (const release of RELEASES) {
-            for (const pod of runningPods(cluster, release)) {
-                const sidecar = pod.spec.initContainers.find((c: any) => c.name === SIDECAR_CONTAINER);
-                assert.strictEqual(sidecar?.restartPolicy, "Always", `${pod.metadata.name}: PgBouncer is a native sidecar`);
-                const sidecarStatus = pod.status.initContainerStatuses.find((c: any) => c.name === SIDECAR_CONTAINER);
-                const app = pod.status.containerStatuses.find((c: any) => c.name !== EXPORTER_CONTAINER);
-                assert.ok(sidecarStatus.started && sidecarStatus.ready, `${pod.metadata.name}: the sidecar started (its startup probe passed) and is ready`);
-                assert.ok(Date.parse(app.state.running.startedAt) >= Date.parse(sidecarStatus.state.running.startedAt), `${pod.metadata.name}: the app started after the sidecar`);
-                // The app exits when its start cannot reach the database: one start, no restart.
-                assert.strictEqual(app.restartCount, 0, `${pod.metadata.name}: the app's first start reached the database`);
-                assert.strictEqual(sidecarStatus.restartCount, 0, `${pod.metadata.name}: the sidecar never restarted`);
+        it(`pulumi up (${first}): every pod Ready through the kubelet's own probes, in namespaces that enforce the restricted profile`, async () => {
+            const startedAt = Date.now();
+            await stage.project.ok(["up", "--yes", "--skip-preview"]);
+            await waitForShape(stage, first);
+            reportReady(stage, first, startedAt);
+        });
+        describeModeChecks(stage, first);
+        if (second) {
+            it(`switches to ${second}: the apps' pods roll off ${first === "pgbouncer-sidecar" ? "their sidecars" : "the central PgBouncer"}, each ending on its own`, async () => {
+                const rolledOff = releases.flatMap((release) => runningPods(stage.cluster, release).map((pod) => followPod(stage.cluster, pod)));
+                await Promise.all(rolledOff.map((r) => r.watching));
+                const startedAt = Date.now();
+                stage.project.setConfig({ ...config, ...run.switchConfig, "velure-pooling:mode": second });
+                await stage.project.ok(["up", "--yes", "--skip-preview"]);
+                for (const followed of rolledOff) {
+                    const { last, goneAt } = await followed.gone;
+                    assertDrained(last, (goneAt - startedAt) / 1000, "the switch's rollout (from the start of pulumi up)");
+                }
+                await waitForShape(stage, second);
+                reportReady(stage, second, startedAt);
+            });
+            describeModeChecks(stage, second);
+        }
+
+        it("destroys what it made: no pod of the program's is left on the node, and velure's namespaces stay", async () => {
+            await stage.project.ok(["destroy", "--yes", "--skip-preview"]);
+            for (const server of servers) {
+                await stage.cluster.waitFor(`velure-db-${server.name} gone`, () => !stage.cluster.get("namespace", `velure-db-${server.name}`), 180000);
             }
-        }
+            for (const namespace of SERVICE_NAMESPACES) {
+                assert.ok(stage.cluster.get("namespace", namespace), `${namespace} is still there`);
+                await stage.cluster.waitFor(`${namespace}: the releases' pods gone`, () => stage.cluster.list("pods", namespace).length === 0, 180000);
+            }
+        });
     });
+}
 
-    it("PgBouncer reads its userlist as a non-root user, through the group the pod's fsGroup gives it, from a Secret volume no one else can read", () => {
-        for (const release of RELEASES) {
-            for (const pod of runningPods(cluster, release)) {
-                const mount = pod.spec.initContainers.find((c: any) => c.name === SIDECAR_CONTAINER).volumeMounts.find((m: any) => m.name === AUTH_VOLUME);
-                const [uid, groups, ...files] = cluster.kubectl(["exec", "-n", release.namespace, pod.metadata.name, "-c", SIDECAR_CONTAINER, "--", "sh", "-c", `id -u; id -G; stat -L -c '%n %a %u %g' ${mount.mountPath}/*`]).trim().split("\n");
-                console.log(`      ${pod.metadata.name}: PgBouncer runs as uid ${uid} (groups ${groups}); ${files.join("; ")}`);
-                assert.strictEqual(Number(uid), PGBOUNCER_UID, "PgBouncer runs as the image's postgres user");
-                assert.ok(files.length > 0, "the userlist is mounted");
-                for (const file of files) {
-                    const [name, mode, owner, group] = file.split(" ");
-                    assert.strictEqual(mode, "440", `${name}: readable by its owner and group only`);
-                    assert.strictEqual(owner, "0", `${name}: owned by root, as the kubelet writes a Secret volume`);
-                    assert.ok(groups.split(" ").includes(group), `${name}: its group (${group}) is one of PgBouncer's (${groups})`);
+/** What a run's tests share once its before() ran. */
+interface Stage {
+    cluster: LocalCluster;
+    postgres: Record<string, PostgresServer>;
+    project: PulumiProject;
+    releases: Release[];
+    /** Each release's replicas, as the stack sets them. */
+    replicas: Record<string, number>;
+}
+
+/** What a real node shows of a mode, each a test. */
+function describeModeChecks(stage: Stage, mode: PgBouncerMode): void {
+    if (mode === "pgbouncer-sidecar") {
+        it("the native sidecar serves before the app starts: the app's own start (AutoMigrate, golang-migrate) went through it at the first try", () => {
+            for (const release of stage.releases) {
+                for (const pod of runningPods(stage.cluster, release)) {
+                    assertSidecarServedFirst(pod);
                 }
             }
-        }
-    });
-
-    it("an HTTP request to each app's Service writes and reads through its pod's sidecar: the server's connections are PgBouncer's", async () => {
-        for (const release of RELEASES) {
-            const answer = await request(cluster, release);
-            const pods = runningPods(cluster, release);
-            assert.ok(pods.some((p) => p.status.podIP === answer.serverSawClient), `${release.name}: the server saw ${answer.serverSawClient}, a pod of the release (${pods.map((p) => p.status.podIP)})`);
-            const peers = pods.flatMap((pod) => {
-                const bouncer = showPooler(cluster, pod, SIDECAR_CONTAINER);
-                assert.ok(bouncer.clients.some((c) => c.database === release.database && c.addr === "127.0.0.1"), `${pod.metadata.name}: the app is a client of its sidecar`);
-                return bouncer.servers.map((s) => `${s.local_addr}:${s.local_port}`);
-            });
-            await assertBackendsArePgBouncers(postgres[release.server], release.database, peers);
-        }
-    });
-
-    it("kubectl delete pod: the app drains first, then its native sidecar stops on its own, inside the grace period the program gives the pod", async () => {
-        const release = RELEASES.find((r) => r.server === "orders") as Release;
-        const [pod] = runningPods(cluster, release);
-        const followed = followPod(cluster, pod);
-        await followed.watching;
-        const deletedAt = Date.now();
-        cluster.kubectl(["delete", "pod", "-n", release.namespace, pod.metadata.name, "--wait=false"]);
-        const { last, goneAt } = await followed.gone;
-        assertSidecarDrained(last, (goneAt - deletedAt) / 1000, "kubectl delete pod");
-        await waitForRollout(cluster, release);
-    });
-
-    it("switches to pgbouncer-cluster: the apps' pods roll off the sidecar, and their requests go through the central PgBouncer's Service, whose pods hold the server connections", async () => {
-        const rolledOff = RELEASES.flatMap((release) => runningPods(cluster, release).map((pod) => ({ pod, followed: followPod(cluster, pod) })));
-        await Promise.all(rolledOff.map((r) => r.followed.watching));
-        const switchedAt = Date.now();
-        project.setConfig({ ...config, "velure-pooling:mode": "pgbouncer-cluster" });
-        await project.ok(["up", "--yes", "--skip-preview"]);
-        for (const { followed } of rolledOff) {
+        });
+        it("the sidecar's PgBouncer reads its userlist as a non-root user, through the group the pod's fsGroup gives it, from a Secret volume no one else can read", () => {
+            for (const pod of stage.releases.flatMap((release) => runningPods(stage.cluster, release))) {
+                assertUserlistReadable(stage.cluster, pod, SIDECAR_CONTAINER);
+            }
+        });
+        it("an HTTP request to each app's Service writes and reads through its pod's sidecar: the server's connections are PgBouncer's", async () => {
+            for (const release of stage.releases) {
+                await assertRequestThroughSidecars(stage, release);
+            }
+        });
+        it("kubectl delete pod: the app drains first, then its native sidecar stops on its own, inside the grace period the program gives the pod", async () => {
+            const release = stage.releases.find((r) => r.server === "orders") as Release;
+            const [pod] = runningPods(stage.cluster, release);
+            const followed = followPod(stage.cluster, pod);
+            await followed.watching;
+            const deletedAt = Date.now();
+            stage.cluster.kubectl(["delete", "pod", "-n", release.namespace, pod.metadata.name, "--wait=false"]);
             const { last, goneAt } = await followed.gone;
-            assertSidecarDrained(last, (goneAt - switchedAt) / 1000, "the switch's rollout (from the start of pulumi up)");
-        }
-        for (const release of RELEASES) {
-            await waitForRollout(cluster, release);
-            await cluster.waitFor(`${release.namespace}: one running pod per replica, none with the sidecar`, () => {
-                const pods = runningPods(cluster, release);
-                return pods.length === cluster.get("deployment", release.name, release.namespace).spec.replicas && pods.every((p) => !hasSidecar(p.spec) && p.status.podIP);
-            }, 120000);
-            const apps = runningPods(cluster, release);
-            const central = centralPods(cluster, release.server);
-            assert.strictEqual(central.length, 2, `the ${release.server} server's two central PgBouncer pods run`);
-            const answer = await request(cluster, release);
-            assert.ok(central.some((p) => p.status.podIP === answer.serverSawClient), `${release.name}: the server saw ${answer.serverSawClient}, a central PgBouncer pod (${central.map((p) => p.status.podIP)})`);
-            const views = central.map((pod) => showPooler(cluster, pod, CENTRAL_CONTAINER));
-            const appAddresses = apps.map((p) => p.status.podIP);
-            assert.ok(views.some((v) => v.clients.some((c) => c.database === release.database && appAddresses.includes(c.addr))), `${release.name}'s pods (${appAddresses}) are clients of the central PgBouncer: ${JSON.stringify(views.map((v) => v.clients))}`);
-            await assertBackendsArePgBouncers(postgres[release.server], release.database, views.flatMap((v) => v.servers.map((s) => `${s.local_addr}:${s.local_port}`)));
-        }
-    });
+            assertDrained(last, (goneAt - deletedAt) / 1000, "kubectl delete pod");
+            await waitForRollout(stage.cluster, release);
+        });
+    } else {
+        it("the central PgBouncer reads its userlist as a non-root user, through the group the pod's fsGroup gives it, from a Secret volume no one else can read", () => {
+            for (const server of new Set(stage.releases.map((r) => r.server))) {
+                for (const pod of centralPods(stage.cluster, server)) {
+                    assertUserlistReadable(stage.cluster, pod, CENTRAL_CONTAINER);
+                }
+            }
+        });
+        it("an HTTP request to each app's Service goes through the central PgBouncer's Service, whose pods hold the server connections", async () => {
+            for (const release of stage.releases) {
+                await assertRequestThroughCentral(stage, release);
+            }
+        });
+        it("the central PgBouncer's PDB refuses a second eviction while the first pod's replacement is not Ready, and the evicted pod drains as its preStop and grace period say", async () => {
+            await assertPdbHoldsEviction(stage.cluster, "auth");
+        });
+    }
+}
 
-    it("the central PgBouncer's PDB refuses a second eviction while the first pod's replacement is not Ready, and the evicted pod drains as its preStop and grace period say", async () => {
-        const namespace = "velure-db-auth";
-        const pods = centralPods(cluster, "auth");
-        assert.strictEqual(pods.length, 2);
-        const followed = followPod(cluster, pods[0]);
-        await followed.watching;
-        const evictedAt = Date.now();
-        evict(cluster, pods[0]);
-        assert.throws(() => evict(cluster, pods[1]), /disruption budget/, "the second eviction is refused (429) while only one pod is Ready");
-        const { last, goneAt } = await followed.gone;
-        const grace = last.spec.terminationGracePeriodSeconds;
-        const pgbouncer = last.status.containerStatuses.find((c: any) => c.name === CENTRAL_CONTAINER);
-        console.log(`      evicted ${last.metadata.name}: gone ${((goneAt - evictedAt) / 1000).toFixed(1)} s after the eviction (preStop ${ENDPOINT_REMOVAL_SECONDS} s, grace ${grace} s); pgbouncer ${describeEnd(pgbouncer)}`);
-        assert.strictEqual(pgbouncer.state.terminated?.exitCode, 0, "PgBouncer ended its own shutdown inside the grace period (137: the kubelet's SIGKILL)");
-        await cluster.waitFor(`${namespace}: both central pods Ready again`, () => centralPods(cluster, "auth").length === 2, 180000);
-        evict(cluster, centralPods(cluster, "auth")[0]);
-    });
+/**
+ * Waits until the releases run in the mode: every Deployment rolled out, one running pod per replica, each with
+ * PgBouncer beside it (sidecar) or none (cluster, with the central PgBouncer's two pods Ready per server).
+ */
+async function waitForShape(stage: Stage, mode: PgBouncerMode): Promise<void> {
+    const sidecars = mode === "pgbouncer-sidecar";
+    for (const release of stage.releases) {
+        await waitForRollout(stage.cluster, release);
+        await stage.cluster.waitFor(`${release.namespace}: the stack's ${stage.replicas[release.name]} replicas running, ${sidecars ? "each with" : "none with"} the sidecar, every container ready`, () => {
+            const pods = runningPods(stage.cluster, release);
+            const replicas = stage.cluster.get("deployment", release.name, release.namespace).spec.replicas;
+            return replicas >= stage.replicas[release.name] && pods.length === replicas && pods.every((p) => hasSidecar(p.spec) === sidecars && containerStatuses(p).every((s) => s.ready));
+        }, 120000);
+        if (!sidecars) {
+            await stage.cluster.waitFor(`the ${release.server} server's two central PgBouncer pods Ready`, () => centralPods(stage.cluster, release.server).length === 2, 120000);
+        }
+    }
+}
 
-    it("destroys what it made: no pod of the program's is left on the node, and velure's namespaces stay", async () => {
-        await project.ok(["destroy", "--yes", "--skip-preview"]);
-        for (const server of servers) {
-            await cluster.waitFor(`velure-db-${server.name} gone`, () => !cluster.get("namespace", `velure-db-${server.name}`), 180000);
-        }
-        for (const namespace of SERVICE_NAMESPACES) {
-            assert.ok(cluster.get("namespace", namespace), `${namespace} is still there`);
-            await cluster.waitFor(`${namespace}: the releases' pods gone`, () => cluster.list("pods", namespace).length === 0, 180000);
-        }
+/** Prints, for every pod of the mode, how long it took from its creation to Ready, and from the start of pulumi up. */
+function reportReady(stage: Stage, mode: PgBouncerMode, startedAt: number): void {
+    const central = mode === "pgbouncer-cluster" ? [...new Set(stage.releases.map((r) => r.server))].flatMap((server) => centralPods(stage.cluster, server)) : [];
+    for (const pod of [...central, ...stage.releases.flatMap((release) => runningPods(stage.cluster, release))]) {
+        const ready = Date.parse(pod.status.conditions.find((c: any) => c.type === "Ready").lastTransitionTime);
+        const created = Date.parse(pod.metadata.creationTimestamp);
+        console.log(`      ${stage.project.stack} ${mode}: ${pod.metadata.namespace}/${pod.metadata.name} Ready ${((ready - created) / 1000).toFixed(0)} s after it was created, ${((ready - startedAt) / 1000).toFixed(0)} s after pulumi up began`);
+    }
+}
+
+/** A sidecar pod's start: PgBouncer a native sidecar, started and ready, the app started after it and never restarted. */
+function assertSidecarServedFirst(pod: any): void {
+    const sidecar = pod.spec.initContainers.find((c: any) => c.name === SIDECAR_CONTAINER);
+    assert.strictEqual(sidecar?.restartPolicy, "Always", `${pod.metadata.name}: PgBouncer is a native sidecar`);
+    const sidecarStatus = pod.status.initContainerStatuses.find((c: any) => c.name === SIDECAR_CONTAINER);
+    const app = pod.status.containerStatuses.find((c: any) => c.name !== EXPORTER_CONTAINER);
+    assert.ok(sidecarStatus.started && sidecarStatus.ready, `${pod.metadata.name}: the sidecar started (its startup probe passed) and is ready`);
+    assert.ok(Date.parse(app.state.running.startedAt) >= Date.parse(sidecarStatus.state.running.startedAt), `${pod.metadata.name}: the app started after the sidecar`);
+    // The app exits when its start cannot reach the database: one start, no restart.
+    assert.strictEqual(app.restartCount, 0, `${pod.metadata.name}: the app's first start reached the database`);
+    assert.strictEqual(sidecarStatus.restartCount, 0, `${pod.metadata.name}: the sidecar never restarted`);
+}
+
+/** PgBouncer's uid and groups in the container, and the userlist volume's files: mode 0440, root's, in one of PgBouncer's groups. */
+function assertUserlistReadable(cluster: LocalCluster, pod: any, container: string): void {
+    const spec = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: any) => c.name === container);
+    const mount = spec.volumeMounts.find((m: any) => m.name === AUTH_VOLUME);
+    const [uid, groups, ...files] = cluster.kubectl(["exec", "-n", pod.metadata.namespace, pod.metadata.name, "-c", container, "--", "sh", "-c", `id -u; id -G; stat -L -c '%n %a %u %g' ${mount.mountPath}/*`]).trim().split("\n");
+    console.log(`      ${pod.metadata.name}: PgBouncer runs as uid ${uid} (groups ${groups}); ${files.join("; ")}`);
+    assert.strictEqual(Number(uid), PGBOUNCER_UID, "PgBouncer runs as the image's postgres user");
+    assert.ok(files.length > 0, "the userlist is mounted");
+    for (const file of files) {
+        const [name, mode, owner, group] = file.split(" ");
+        assert.strictEqual(mode, "440", `${name}: readable by its owner and group only`);
+        assert.strictEqual(owner, "0", `${name}: owned by root, as the kubelet writes a Secret volume`);
+        assert.ok(groups.split(" ").includes(group), `${name}: its group (${group}) is one of PgBouncer's (${groups})`);
+    }
+}
+
+/** One request over the release's Service, seen by the server from a pod of the release, whose sidecar holds every backend. */
+async function assertRequestThroughSidecars(stage: Stage, release: Release): Promise<void> {
+    const answer = await request(stage.cluster, release);
+    const pods = runningPods(stage.cluster, release);
+    assert.ok(pods.some((p) => p.status.podIP === answer.serverSawClient), `${release.name}: the server saw ${answer.serverSawClient}, a pod of the release (${pods.map((p) => p.status.podIP)})`);
+    const peers = pods.flatMap((pod) => {
+        const bouncer = showPooler(stage.cluster, pod, SIDECAR_CONTAINER);
+        console.log(`      ${pod.metadata.name}: SHOW CLIENTS ${describeClients(bouncer)}`);
+        assert.ok(bouncer.clients.some((c) => c.database === release.database && c.addr === "127.0.0.1"), `${pod.metadata.name}: the app is a client of its sidecar`);
+        return bouncer.servers.map((s) => `${s.local_addr}:${s.local_port}`);
     });
-});
+    await assertBackendsArePgBouncers(stage.postgres[release.server], release.database, peers);
+}
+
+/** One request over the release's Service, seen by the server from a central PgBouncer pod, whose clients are the app's pods. */
+async function assertRequestThroughCentral(stage: Stage, release: Release): Promise<void> {
+    const apps = runningPods(stage.cluster, release);
+    const central = centralPods(stage.cluster, release.server);
+    const answer = await request(stage.cluster, release);
+    assert.ok(central.some((p) => p.status.podIP === answer.serverSawClient), `${release.name}: the server saw ${answer.serverSawClient}, a central PgBouncer pod (${central.map((p) => p.status.podIP)})`);
+    const views = central.map((pod) => showPooler(stage.cluster, pod, CENTRAL_CONTAINER));
+    views.forEach((view, i) => console.log(`      ${central[i].metadata.name}: SHOW CLIENTS ${describeClients(view)}`));
+    const appAddresses = apps.map((p) => p.status.podIP);
+    assert.ok(views.some((v) => v.clients.some((c) => c.database === release.database && appAddresses.includes(c.addr))), `${release.name}'s pods (${appAddresses}) are clients of the central PgBouncer: ${JSON.stringify(views.map((v) => v.clients))}`);
+    await assertBackendsArePgBouncers(stage.postgres[release.server], release.database, views.flatMap((v) => v.servers.map((s) => `${s.local_addr}:${s.local_port}`)));
+}
+
+/** Evicts one central pod of the server, is refused the second, and sees the first drain inside its grace period. */
+async function assertPdbHoldsEviction(cluster: LocalCluster, server: string): Promise<void> {
+    const pods = centralPods(cluster, server);
+    assert.strictEqual(pods.length, 2);
+    const followed = followPod(cluster, pods[0]);
+    await followed.watching;
+    const evictedAt = Date.now();
+    evict(cluster, pods[0]);
+    assert.throws(() => evict(cluster, pods[1]), /disruption budget/, "the second eviction is refused (429) while only one pod is Ready");
+    const { last, goneAt } = await followed.gone;
+    const grace = last.spec.terminationGracePeriodSeconds;
+    const pgbouncer = last.status.containerStatuses.find((c: any) => c.name === CENTRAL_CONTAINER);
+    console.log(`      evicted ${last.metadata.name}: gone ${((goneAt - evictedAt) / 1000).toFixed(1)} s after the eviction (preStop ${ENDPOINT_REMOVAL_SECONDS} s, grace ${grace} s); pgbouncer ${describeEnd(pgbouncer)}`);
+    assert.strictEqual(pgbouncer.state.terminated?.exitCode, 0, "PgBouncer ended its own shutdown inside the grace period (137: the kubelet's SIGKILL)");
+    await cluster.waitFor(`velure-db-${server}: both central pods Ready again`, () => centralPods(cluster, server).length === 2, 180000);
+    // With both Ready again, an eviction is allowed again.
+    evict(cluster, centralPods(cluster, server)[0]);
+    await cluster.waitFor(`velure-db-${server}: both central pods Ready after the allowed eviction`, () => centralPods(cluster, server).length === 2, 180000);
+}
 
 /** Waits until the release's Deployment has rolled out: every replica updated and Ready by the kubelet's probes. */
 async function waitForRollout(cluster: LocalCluster, release: Release): Promise<void> {
@@ -333,19 +457,31 @@ function describeEnd(status: any): string {
 }
 
 /**
- * What a sidecar pod's end shows when it drains as the program's arithmetic says: publish-order's app ends on its
- * own (exit 0, its 10 s Shutdown) and auth-service's on its SIGTERM (gin has no handler: Go's runtime exits with 2,
- * since the signal cannot kill a container's PID 1), never by the kubelet's SIGKILL (137); the native sidecar gets
+ * What a pod's end shows when it drains as the program's arithmetic says: publish-order's app ends on its own
+ * (exit 0, its 10 s Shutdown) and auth-service's on its SIGTERM (gin has no handler: Go's runtime exits with 2,
+ * since the signal cannot kill a container's PID 1), never by the kubelet's SIGKILL (137); a native sidecar gets
  * its SIGTERM only after the app has ended, and ends its safe shutdown itself.
  */
-function assertSidecarDrained(pod: any, seconds: number, what: string): void {
+function assertDrained(pod: any, seconds: number, what: string): void {
     const grace = pod.spec.terminationGracePeriodSeconds;
     const app = pod.status.containerStatuses.find((c: any) => c.name !== EXPORTER_CONTAINER);
-    const sidecar = pod.status.initContainerStatuses.find((c: any) => c.name === SIDECAR_CONTAINER);
-    console.log(`      ${what}: ${pod.metadata.name} gone after ${seconds.toFixed(1)} s (grace ${grace} s); app ${describeEnd(app)}; sidecar ${describeEnd(sidecar)}`);
+    const sidecar = (pod.status.initContainerStatuses ?? []).find((c: any) => c.name === SIDECAR_CONTAINER);
+    console.log(`      ${what}: ${pod.metadata.name} gone after ${seconds.toFixed(1)} s (grace ${grace} s); app ${describeEnd(app)}${sidecar ? `; sidecar ${describeEnd(sidecar)}` : ""}`);
     assert.ok([0, 2].includes(app.state.terminated?.exitCode), `${pod.metadata.name}: the app ended on its SIGTERM, not killed`);
-    assert.strictEqual(sidecar.state.terminated?.exitCode, 0, `${pod.metadata.name}: the sidecar ended its own shutdown inside the grace period`);
-    assert.ok(Date.parse(sidecar.state.terminated.finishedAt) >= Date.parse(app.state.terminated.finishedAt), `${pod.metadata.name}: the sidecar outlived the app`);
+    if (hasSidecar(pod.spec)) {
+        assert.strictEqual(sidecar?.state.terminated?.exitCode, 0, `${pod.metadata.name}: the sidecar ended its own shutdown inside the grace period`);
+        assert.ok(Date.parse(sidecar.state.terminated.finishedAt) >= Date.parse(app.state.terminated.finishedAt), `${pod.metadata.name}: the sidecar outlived the app`);
+    }
+}
+
+/** Every container's status, the native sidecar's among them. */
+function containerStatuses(pod: any): any[] {
+    return [...(pod.status.initContainerStatuses ?? []), ...(pod.status.containerStatuses ?? [])];
+}
+
+/** SHOW CLIENTS in a line: each client's database, user and address. */
+function describeClients(view: PoolerView): string {
+    return view.clients.map((c: any) => `${c.database}/${c.user}@${c.addr}:${c.port} ${c.state}`).join(", ") || "(none)";
 }
 
 /**

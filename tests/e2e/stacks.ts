@@ -29,10 +29,15 @@ export function stackFileConfig(stack: string): Record<string, unknown> {
     return YAML.parse(fs.readFileSync(path.join(dir, `Pulumi.${stack}.yaml`), "utf8")).config;
 }
 
+/** Whether a test of the hook's suite, or of a suite inside it, failed or did not run. */
+export function suiteFailed(context: Mocha.Context): boolean {
+    const failedIn = (suite: Mocha.Suite): boolean => suite.tests.some((t) => t.state !== "passed") || suite.suites.some(failedIn);
+    return context.test?.parent ? failedIn(context.test.parent) : true;
+}
+
 /** Stops the cluster and removes the scratch folders, unless a test failed or did not run, or E2E_KEEP is set: then says where they are. */
 export async function cleanUp(context: Mocha.Context, cluster: LocalCluster | undefined, dir: string | undefined): Promise<void> {
-    const failed = context.test?.parent?.tests.some((t) => t.state !== "passed") ?? true;
-    const keep = failed || Boolean(process.env.E2E_KEEP);
+    const keep = suiteFailed(context) || Boolean(process.env.E2E_KEEP);
     await cluster?.stop(keep);
     if (keep) {
         console.log(`e2e: kept ${dir}/pulumi.log and the control plane's logs in ${cluster?.dir}`);
