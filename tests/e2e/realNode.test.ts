@@ -119,7 +119,7 @@ describe("the real node: velure's stacks' pods run on a kubelet, containerd and 
 
     after(async function () {
         if (suiteFailed(this) && side.cluster) {
-            for (const namespace of [...SERVICE_NAMESPACES, "velure-db-auth", "velure-db-orders"]) {
+            for (const namespace of [...SERVICE_NAMESPACES, ...new Set(servers.map((s) => centralNamespace(s.name)))]) {
                 console.log(describePods(side.cluster, namespace));
             }
         }
@@ -145,12 +145,11 @@ function describeRun(run: Run, side: NodeSide): void {
         const servers = stackConfig["velure-pooling:databaseServers"] as any[];
         // The stack's replicas: with autoscaling the chart leaves them to the HPA, which scales up to its minimum after the rollout.
         const replicas = Object.fromEntries(services.map((s) => [s.release, s.replicas ?? 1]));
-        const stage = { releases, replicas } as Stage;
+        const centralReplicas = stackConfig["velure-pooling:pgbouncerReplicas"] as number;
+        const stage = { side, releases, replicas, centralReplicas } as Stage;
         let config: Record<string, unknown>;
 
         before(async () => {
-            stage.cluster = side.cluster;
-            stage.postgres = side.postgres;
             // velure's ExternalSecrets as this stack's cluster has them (its Secrets Manager names).
             for (const release of releases) {
                 side.cluster.kubectl(["apply", "-f", "-"], JSON.stringify(velureExternalSecret(release, servers.find((s) => s.name === release.server).secretsManagerSecret)));
@@ -177,7 +176,7 @@ function describeRun(run: Run, side: NodeSide): void {
         describeModeChecks(stage, first);
         if (second) {
             it(`switches to ${second}: the apps' pods roll off ${first === "pgbouncer-sidecar" ? "their sidecars" : "the central PgBouncer"}, each ending on its own`, async () => {
-                const rolledOff = releases.flatMap((release) => runningPods(stage.cluster, release).map((pod) => followPod(stage.cluster, pod)));
+                const rolledOff = releases.flatMap((release) => runningPods(stage.side.cluster, release).map((pod) => followPod(stage.side.cluster, pod)));
                 await Promise.all(rolledOff.map((r) => r.watching));
                 const startedAt = Date.now();
                 stage.project.setConfig({ ...config, ...run.switchConfig, "velure-pooling:mode": second });
@@ -195,11 +194,11 @@ function describeRun(run: Run, side: NodeSide): void {
         it("destroys what it made: no pod of the program's is left on the node, and velure's namespaces stay", async () => {
             await stage.project.ok(["destroy", "--yes", "--skip-preview"]);
             for (const server of servers) {
-                await stage.cluster.waitFor(`velure-db-${server.name} gone`, () => !stage.cluster.get("namespace", `velure-db-${server.name}`), 180000);
+                await stage.side.cluster.waitFor(`${centralNamespace(server.name)} gone`, () => !stage.side.cluster.get("namespace", centralNamespace(server.name)), 180000);
             }
             for (const namespace of SERVICE_NAMESPACES) {
-                assert.ok(stage.cluster.get("namespace", namespace), `${namespace} is still there`);
-                await stage.cluster.waitFor(`${namespace}: the releases' pods gone`, () => stage.cluster.list("pods", namespace).length === 0, 180000);
+                assert.ok(stage.side.cluster.get("namespace", namespace), `${namespace} is still there`);
+                await stage.side.cluster.waitFor(`${namespace}: the releases' pods gone`, () => stage.side.cluster.list("pods", namespace).length === 0, 180000);
             }
         });
     });
@@ -207,12 +206,13 @@ function describeRun(run: Run, side: NodeSide): void {
 
 /** What a run's tests share once its before() ran. */
 interface Stage {
-    cluster: LocalCluster;
-    postgres: Record<string, PostgresServer>;
+    side: NodeSide;
     project: PulumiProject;
     releases: Release[];
     /** Each release's replicas, as the stack sets them. */
     replicas: Record<string, number>;
+    /** The central PgBouncer's pods per server (pgbouncerReplicas). */
+    centralReplicas: number;
 }
 
 /** What a real node shows of a mode, each a test. */
@@ -220,14 +220,14 @@ function describeModeChecks(stage: Stage, mode: PgBouncerMode): void {
     if (mode === "pgbouncer-sidecar") {
         it("the native sidecar serves before the app starts: the app's own start (AutoMigrate, golang-migrate) went through it at the first try", () => {
             for (const release of stage.releases) {
-                for (const pod of runningPods(stage.cluster, release)) {
+                for (const pod of runningPods(stage.side.cluster, release)) {
                     assertSidecarServedFirst(pod);
                 }
             }
         });
         it("the sidecar's PgBouncer reads its userlist as a non-root user, through the group the pod's fsGroup gives it, from a Secret volume no one else can read", () => {
-            for (const pod of stage.releases.flatMap((release) => runningPods(stage.cluster, release))) {
-                assertUserlistReadable(stage.cluster, pod, SIDECAR_CONTAINER);
+            for (const pod of stage.releases.flatMap((release) => runningPods(stage.side.cluster, release))) {
+                assertUserlistReadable(stage.side.cluster, pod, SIDECAR_CONTAINER);
             }
         });
         it("an HTTP request to each app's Service writes and reads through its pod's sidecar: the server's connections are PgBouncer's", async () => {
@@ -237,20 +237,20 @@ function describeModeChecks(stage: Stage, mode: PgBouncerMode): void {
         });
         it("kubectl delete pod: the app drains first, then its native sidecar stops on its own, inside the grace period the program gives the pod", async () => {
             const release = stage.releases.find((r) => r.server === "orders") as Release;
-            const [pod] = runningPods(stage.cluster, release);
-            const followed = followPod(stage.cluster, pod);
+            const [pod] = runningPods(stage.side.cluster, release);
+            const followed = followPod(stage.side.cluster, pod);
             await followed.watching;
             const deletedAt = Date.now();
-            stage.cluster.kubectl(["delete", "pod", "-n", release.namespace, pod.metadata.name, "--wait=false"]);
+            stage.side.cluster.kubectl(["delete", "pod", "-n", release.namespace, pod.metadata.name, "--wait=false"]);
             const { last, goneAt } = await followed.gone;
             assertDrained(last, (goneAt - deletedAt) / 1000, "kubectl delete pod");
-            await waitForRollout(stage.cluster, release);
+            await waitForRollout(stage.side.cluster, release);
         });
     } else {
         it("the central PgBouncer reads its userlist as a non-root user, through the group the pod's fsGroup gives it, from a Secret volume no one else can read", () => {
             for (const server of new Set(stage.releases.map((r) => r.server))) {
-                for (const pod of centralPods(stage.cluster, server)) {
-                    assertUserlistReadable(stage.cluster, pod, CENTRAL_CONTAINER);
+                for (const pod of centralPods(stage.side.cluster, server)) {
+                    assertUserlistReadable(stage.side.cluster, pod, CENTRAL_CONTAINER);
                 }
             }
         });
@@ -260,7 +260,7 @@ function describeModeChecks(stage: Stage, mode: PgBouncerMode): void {
             }
         });
         it("the central PgBouncer's PDB refuses a second eviction while the first pod's replacement is not Ready, and the evicted pod drains as its preStop and grace period say", async () => {
-            await assertPdbHoldsEviction(stage.cluster, "auth");
+            await assertPdbHoldsEviction(stage.side.cluster, "auth", stage.centralReplicas);
         });
     }
 }
@@ -272,22 +272,22 @@ function describeModeChecks(stage: Stage, mode: PgBouncerMode): void {
 async function waitForShape(stage: Stage, mode: PgBouncerMode): Promise<void> {
     const sidecars = mode === "pgbouncer-sidecar";
     for (const release of stage.releases) {
-        await waitForRollout(stage.cluster, release);
-        await stage.cluster.waitFor(`${release.namespace}: the stack's ${stage.replicas[release.name]} replicas running, ${sidecars ? "each with" : "none with"} the sidecar, every container ready`, () => {
-            const pods = runningPods(stage.cluster, release);
-            const replicas = stage.cluster.get("deployment", release.name, release.namespace).spec.replicas;
+        await waitForRollout(stage.side.cluster, release);
+        await stage.side.cluster.waitFor(`${release.namespace}: the stack's ${stage.replicas[release.name]} replicas running, ${sidecars ? "each with" : "none with"} the sidecar, every container ready`, () => {
+            const pods = runningPods(stage.side.cluster, release);
+            const replicas = stage.side.cluster.get("deployment", release.name, release.namespace).spec.replicas;
             return replicas >= stage.replicas[release.name] && pods.length === replicas && pods.every((p) => hasSidecar(p.spec) === sidecars && containerStatuses(p).every((s) => s.ready));
         }, 120000);
         if (!sidecars) {
-            await stage.cluster.waitFor(`the ${release.server} server's two central PgBouncer pods Ready`, () => centralPods(stage.cluster, release.server).length === 2, 120000);
+            await stage.side.cluster.waitFor(`the ${release.server} server's ${stage.centralReplicas} central PgBouncer pods Ready`, () => centralPods(stage.side.cluster, release.server).length === stage.centralReplicas, 120000);
         }
     }
 }
 
 /** Prints, for every pod of the mode, how long it took from its creation to Ready, and from the start of pulumi up. */
 function reportReady(stage: Stage, mode: PgBouncerMode, startedAt: number): void {
-    const central = mode === "pgbouncer-cluster" ? [...new Set(stage.releases.map((r) => r.server))].flatMap((server) => centralPods(stage.cluster, server)) : [];
-    for (const pod of [...central, ...stage.releases.flatMap((release) => runningPods(stage.cluster, release))]) {
+    const central = mode === "pgbouncer-cluster" ? [...new Set(stage.releases.map((r) => r.server))].flatMap((server) => centralPods(stage.side.cluster, server)) : [];
+    for (const pod of [...central, ...stage.releases.flatMap((release) => runningPods(stage.side.cluster, release))]) {
         const ready = Date.parse(pod.status.conditions.find((c: any) => c.type === "Ready").lastTransitionTime);
         const created = Date.parse(pod.metadata.creationTimestamp);
         console.log(`      ${stage.project.stack} ${mode}: ${pod.metadata.namespace}/${pod.metadata.name} Ready ${((ready - created) / 1000).toFixed(0)} s after it was created, ${((ready - startedAt) / 1000).toFixed(0)} s after pulumi up began`);
@@ -309,8 +309,7 @@ function assertSidecarServedFirst(pod: any): void {
 
 /** PgBouncer's uid and groups in the container, and the userlist volume's files: mode 0440, root's, in one of PgBouncer's groups. */
 function assertUserlistReadable(cluster: LocalCluster, pod: any, container: string): void {
-    const spec = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: any) => c.name === container);
-    const mount = spec.volumeMounts.find((m: any) => m.name === AUTH_VOLUME);
+    const mount = podContainer(pod, container).volumeMounts.find((m: any) => m.name === AUTH_VOLUME);
     const [uid, groups, ...files] = cluster.kubectl(["exec", "-n", pod.metadata.namespace, pod.metadata.name, "-c", container, "--", "sh", "-c", `id -u; id -G; stat -L -c '%n %a %u %g' ${mount.mountPath}/*`]).trim().split("\n");
     console.log(`      ${pod.metadata.name}: PgBouncer runs as uid ${uid} (groups ${groups}); ${files.join("; ")}`);
     assert.strictEqual(Number(uid), PGBOUNCER_UID, "PgBouncer runs as the image's postgres user");
@@ -325,35 +324,36 @@ function assertUserlistReadable(cluster: LocalCluster, pod: any, container: stri
 
 /** One request over the release's Service, seen by the server from a pod of the release, whose sidecar holds every backend. */
 async function assertRequestThroughSidecars(stage: Stage, release: Release): Promise<void> {
-    const answer = await request(stage.cluster, release);
-    const pods = runningPods(stage.cluster, release);
+    const answer = await request(stage.side.cluster, release);
+    const pods = runningPods(stage.side.cluster, release);
     assert.ok(pods.some((p) => p.status.podIP === answer.serverSawClient), `${release.name}: the server saw ${answer.serverSawClient}, a pod of the release (${pods.map((p) => p.status.podIP)})`);
     const peers = pods.flatMap((pod) => {
-        const bouncer = showPooler(stage.cluster, pod, SIDECAR_CONTAINER);
+        const bouncer = showPooler(stage.side.cluster, pod, SIDECAR_CONTAINER);
         console.log(`      ${pod.metadata.name}: SHOW CLIENTS ${describeClients(bouncer)}`);
         assert.ok(bouncer.clients.some((c) => c.database === release.database && c.addr === "127.0.0.1"), `${pod.metadata.name}: the app is a client of its sidecar`);
         return bouncer.servers.map((s) => `${s.local_addr}:${s.local_port}`);
     });
-    await assertBackendsArePgBouncers(stage.postgres[release.server], release.database, peers);
+    await assertBackendsArePgBouncers(stage.side.postgres[release.server], release.database, peers);
 }
 
 /** One request over the release's Service, seen by the server from a central PgBouncer pod, whose clients are the app's pods. */
 async function assertRequestThroughCentral(stage: Stage, release: Release): Promise<void> {
-    const apps = runningPods(stage.cluster, release);
-    const central = centralPods(stage.cluster, release.server);
-    const answer = await request(stage.cluster, release);
+    const apps = runningPods(stage.side.cluster, release);
+    const central = centralPods(stage.side.cluster, release.server);
+    const answer = await request(stage.side.cluster, release);
     assert.ok(central.some((p) => p.status.podIP === answer.serverSawClient), `${release.name}: the server saw ${answer.serverSawClient}, a central PgBouncer pod (${central.map((p) => p.status.podIP)})`);
-    const views = central.map((pod) => showPooler(stage.cluster, pod, CENTRAL_CONTAINER));
+    const views = central.map((pod) => showPooler(stage.side.cluster, pod, CENTRAL_CONTAINER));
     views.forEach((view, i) => console.log(`      ${central[i].metadata.name}: SHOW CLIENTS ${describeClients(view)}`));
     const appAddresses = apps.map((p) => p.status.podIP);
     assert.ok(views.some((v) => v.clients.some((c) => c.database === release.database && appAddresses.includes(c.addr))), `${release.name}'s pods (${appAddresses}) are clients of the central PgBouncer: ${JSON.stringify(views.map((v) => v.clients))}`);
-    await assertBackendsArePgBouncers(stage.postgres[release.server], release.database, views.flatMap((v) => v.servers.map((s) => `${s.local_addr}:${s.local_port}`)));
+    await assertBackendsArePgBouncers(stage.side.postgres[release.server], release.database, views.flatMap((v) => v.servers.map((s) => `${s.local_addr}:${s.local_port}`)));
 }
 
 /** Evicts one central pod of the server, is refused the second, and sees the first drain inside its grace period. */
-async function assertPdbHoldsEviction(cluster: LocalCluster, server: string): Promise<void> {
+async function assertPdbHoldsEviction(cluster: LocalCluster, server: string, replicas: number): Promise<void> {
     const pods = centralPods(cluster, server);
-    assert.strictEqual(pods.length, 2);
+    assert.strictEqual(replicas, 2, "the refusal below is the PDB's with two pods: one may go, not both");
+    assert.strictEqual(pods.length, replicas);
     const followed = followPod(cluster, pods[0]);
     await followed.watching;
     const evictedAt = Date.now();
@@ -364,10 +364,10 @@ async function assertPdbHoldsEviction(cluster: LocalCluster, server: string): Pr
     const pgbouncer = last.status.containerStatuses.find((c: any) => c.name === CENTRAL_CONTAINER);
     console.log(`      evicted ${last.metadata.name}: gone ${((goneAt - evictedAt) / 1000).toFixed(1)} s after the eviction (preStop ${ENDPOINT_REMOVAL_SECONDS} s, grace ${grace} s); pgbouncer ${describeEnd(pgbouncer)}`);
     assert.strictEqual(pgbouncer.state.terminated?.exitCode, 0, "PgBouncer ended its own shutdown inside the grace period (137: the kubelet's SIGKILL)");
-    await cluster.waitFor(`velure-db-${server}: both central pods Ready again`, () => centralPods(cluster, server).length === 2, 180000);
+    await cluster.waitFor(`${centralNamespace(server)}: both central pods Ready again`, () => centralPods(cluster, server).length === replicas, 180000);
     // With both Ready again, an eviction is allowed again.
     evict(cluster, centralPods(cluster, server)[0]);
-    await cluster.waitFor(`velure-db-${server}: both central pods Ready after the allowed eviction`, () => centralPods(cluster, server).length === 2, 180000);
+    await cluster.waitFor(`${centralNamespace(server)}: both central pods Ready after the allowed eviction`, () => centralPods(cluster, server).length === replicas, 180000);
 }
 
 /** Waits until the release's Deployment has rolled out: every replica updated and Ready by the kubelet's probes. */
@@ -407,7 +407,7 @@ interface PoolerView {
  * with its password, goes in on stdin, not on a command line.
  */
 function showPooler(cluster: LocalCluster, pod: any, container: string): PoolerView {
-    const exporter = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: any) => c.name === EXPORTER_CONTAINER);
+    const exporter = podContainer(pod, EXPORTER_CONTAINER);
     const ref = exporter.env.find((e: any) => e.valueFrom?.secretKeyRef?.key === EXPORTER_DSN_KEY).valueFrom.secretKeyRef;
     const dsn = Buffer.from(cluster.get("secret", ref.name, pod.metadata.namespace).data[EXPORTER_DSN_KEY], "base64").toString();
     const show = (what: string) => {
@@ -435,9 +435,14 @@ function describePods(cluster: LocalCluster, namespace: string): string {
     }
 }
 
+/** The central PgBouncer's namespace for a server: the default pgbouncerNamespace with the server's name (options/pgbouncerCluster.ts). */
+function centralNamespace(server: string): string {
+    return `velure-db-${server}`;
+}
+
 /** The central PgBouncer's pods of a server that are running and Ready, not being deleted. */
 function centralPods(cluster: LocalCluster, server: string): any[] {
-    return cluster.list("pods", `velure-db-${server}`).filter((p) => p.metadata.labels?.["app.kubernetes.io/name"] === "pgbouncer" && isReady(p) && !p.metadata.deletionTimestamp);
+    return cluster.list("pods", centralNamespace(server)).filter((p) => p.metadata.labels?.["app.kubernetes.io/name"] === "pgbouncer" && isReady(p) && !p.metadata.deletionTimestamp);
 }
 
 function isReady(pod: any): boolean {
@@ -472,6 +477,11 @@ function assertDrained(pod: any, seconds: number, what: string): void {
         assert.strictEqual(sidecar?.state.terminated?.exitCode, 0, `${pod.metadata.name}: the sidecar ended its own shutdown inside the grace period`);
         assert.ok(Date.parse(sidecar.state.terminated.finishedAt) >= Date.parse(app.state.terminated.finishedAt), `${pod.metadata.name}: the sidecar outlived the app`);
     }
+}
+
+/** A container of the pod by name, native sidecars (init containers) included. */
+function podContainer(pod: any, name: string): any {
+    return [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: any) => c.name === name);
 }
 
 /** Every container's status, the native sidecar's among them. */
