@@ -90,7 +90,7 @@ async function clusterSide(config: VelureConfig, name: string, bin: string): Pro
     const urls = { auth: [] as string[], orders: [] as string[] };
     const bouncers: PgBouncerProcess[] = [];
     for (const service of config.services) {
-        const central = await centralPooler(config, service, name, () => startPooler(config, service, bin));
+        const central = await centralPooler(config, service, name, () => startPooler(config, service, { bin }));
         bouncers.push(...central.replicas);
         urls[WORKLOAD[service.name]] = central.urls;
     }
@@ -102,7 +102,7 @@ async function sidecarSide(config: VelureConfig, name: string, bin: string): Pro
     const urls = { auth: [] as string[], orders: [] as string[] };
     const bouncers: PgBouncerProcess[] = [];
     for (const service of config.services) {
-        const own = await Promise.all(Array.from({ length: peakPods(service) }, () => startPooler(config, service, bin)));
+        const own = await Promise.all(Array.from({ length: peakPods(service) }, () => startPooler(config, service, { bin })));
         bouncers.push(...own);
         urls[WORKLOAD[service.name]] = own.map((b) => sideUrl(serviceUrl(config, service, b.port), name));
     }

@@ -60,11 +60,14 @@ export const EVICTION_BOUND =
     "and the next only once its replacement is Ready; an evicted pod whose replacement is Ready within its grace period " +
     "overlaps the next eviction, and pods deleted outside the eviction API (kubectl delete, a lost node) are not bounded at all";
 
-/** The pods a rollout may run at once, as a count and as the words of a budget formula. */
-export function rolloutPods(pods: number, what: string): { pods: number; formula: string } {
+/**
+ * The pods a rollout may run at once, as a count and as the words of a budget formula; `draining`: the pods that
+ * may still be stopping when the rollout ends (ROLLOUT's one, unless the pods outlive the wait between two steps).
+ */
+export function rolloutPods(pods: number, what: string, draining: number = ROLLOUT.draining): { pods: number; formula: string } {
     return {
-        pods: pods + ROLLOUT.surge + ROLLOUT.draining + ROLLOUT.evicted,
-        formula: `(${pods} ${what} + ${ROLLOUT.surge} surge + ${ROLLOUT.draining} draining + ${ROLLOUT.evicted} evicted)`,
+        pods: pods + ROLLOUT.surge + draining + ROLLOUT.evicted,
+        formula: `(${pods} ${what} + ${ROLLOUT.surge} surge + ${draining} draining + ${ROLLOUT.evicted} evicted)`,
     };
 }
 

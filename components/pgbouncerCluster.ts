@@ -18,6 +18,8 @@ import {
     renderPoolerIni,
     restrictedPodSecurityContext,
     sleepCommand,
+    StopSequence,
+    stopSeconds,
     tcpProbe,
 } from "./pgbouncerPod";
 import { EXPORTER_PORT, ResourceSpec } from "./specs";
@@ -41,29 +43,47 @@ export interface PgBouncerClusterArgs extends PgBouncerConfigArgs {
     resources: ResourceSpec;
     /** How long a stopping pod waits for in-flight transactions. */
     drainSeconds: number;
+    /**
+     * How long a stopping pod lets its clients leave by themselves first (their pools' connection lifetime, with
+     * CLIENT_EXPIRY_MARGIN_SECONDS); 0: no such wait.
+     */
+    clientsLeaveSeconds: number;
 }
 
 /**
  * How a pod stops, in order: the preStop hook waits for the pod to leave the Service's endpoints (PgBouncer
- * still serves whatever arrives meanwhile) and ends; the kubelet then sends SIGTERM, which the entrypoint turns
- * into PgBouncer's safe shutdown (in-flight transactions finish, server connections close), and past the drain
- * time into its immediate one (a session pool's clients hold their server connections until then); the grace
- * period covers both, with a margin before the kubelet's SIGKILL.
+ * still serves whatever arrives meanwhile) and ends; the kubelet then sends SIGTERM, and the entrypoint gives the
+ * clients their time to leave by themselves (clientsLeaveSeconds: PgBouncer serves them on, no new client arrives),
+ * then PgBouncer's safe shutdown (in-flight transactions finish) and past the drain time its immediate one (a
+ * session pool's listener holds its server connection until then); the grace period covers all of it, with a
+ * margin before the kubelet's SIGKILL.
  */
-export interface ShutdownSequence {
+export interface ShutdownSequence extends StopSequence {
     endpointRemovalSeconds: number;
-    drainSeconds: number;
     terminationGracePeriodSeconds: number;
 }
 
 export const SHUTDOWN_MARGIN_SECONDS = 5;
 
-export function shutdownSequence(drainSeconds: number): ShutdownSequence {
+/**
+ * What a database/sql pool may take past its ConnMaxLifetime to close a connection: it closes an expired one the
+ * next time it takes it, or at its cleaner's next run (at least a second apart).
+ */
+export const CLIENT_EXPIRY_MARGIN_SECONDS = 5;
+
+export function shutdownSequence(drainSeconds: number, clientsLeaveSeconds: number): ShutdownSequence {
+    const stop = { clientsLeaveSeconds, safeShutdownSeconds: drainSeconds };
     return {
+        ...stop,
         endpointRemovalSeconds: ENDPOINT_REMOVAL_SECONDS,
-        drainSeconds,
-        terminationGracePeriodSeconds: ENDPOINT_REMOVAL_SECONDS + drainSeconds + SHUTDOWN_MARGIN_SECONDS,
+        terminationGracePeriodSeconds: ENDPOINT_REMOVAL_SECONDS + stopSeconds(stop) + SHUTDOWN_MARGIN_SECONDS,
     };
+}
+
+/** The clients' time to leave: the longest connection lifetime of the pools that reach the pod, 0 when none has one. */
+export function clientsLeaveSeconds(lifetimes: (number | undefined)[]): number {
+    const declared = lifetimes.filter((l): l is number => l !== undefined);
+    return declared.length === 0 ? 0 : Math.max(...declared) + CLIENT_EXPIRY_MARGIN_SECONDS;
 }
 
 /** The preStop hook: only the wait to leave the endpoints, so that it always ends, with status 0, before SIGTERM. */
@@ -71,9 +91,23 @@ export function preStopCommand(sequence: ShutdownSequence): string[] {
     return sleepCommand(sequence.endpointRemovalSeconds);
 }
 
-/** Worst-case server connections: every pod a rollout may run, at its max_db_connections, for every pool. */
-export function clusterBudgetLines(namespace: string, replicas: number, tuning: PoolTuning, pools: string[]): BudgetLine[] {
-    const rollout = rolloutPods(replicas, "replicas");
+/**
+ * Between two steps of a rollout the Deployment waits minReadySeconds: the stop without the clients' time to leave,
+ * so that a rollout takes minutes, not one connection lifetime per pod (and a first install is not held for one). A
+ * pod whose clients take their time to leave may then still be stopping when the next is replaced: the budget
+ * counts every old pod as draining (clusterBudgetLines).
+ */
+export function replacementGapSeconds(sequence: ShutdownSequence): number {
+    return sequence.terminationGracePeriodSeconds - sequence.clientsLeaveSeconds;
+}
+
+/**
+ * Worst-case server connections: every pod a rollout may run, at its max_db_connections, for every pool. The pods
+ * draining: one when a pod stops within the wait between two steps; every replica when the clients are given
+ * their time to leave (replacementGapSeconds).
+ */
+export function clusterBudgetLines(namespace: string, replicas: number, tuning: PoolTuning, pools: string[], clientsLeaveSeconds: number): BudgetLine[] {
+    const rollout = rolloutPods(replicas, "replicas", clientsLeaveSeconds > 0 ? replicas : undefined);
     return pools.map((name) => podsLine(`pgbouncer → ${name}`, `${namespace}/${SERVICE_NAME}`, rollout, tuning.maxDbConnections, "max_db_connections"));
 }
 
@@ -87,6 +121,9 @@ export function validatePgBouncerClusterArgs(args: PgBouncerClusterArgs): void {
     assertServerCaBundle("PgBouncerCluster", args);
     if (!Number.isInteger(args.drainSeconds) || args.drainSeconds < 1) {
         throw new Error(`PgBouncerCluster: drainSeconds must be an integer >= 1, got ${args.drainSeconds}`);
+    }
+    if (!Number.isInteger(args.clientsLeaveSeconds) || args.clientsLeaveSeconds < 0) {
+        throw new Error(`PgBouncerCluster: clientsLeaveSeconds must be an integer >= 0, got ${args.clientsLeaveSeconds}`);
     }
 }
 
@@ -164,14 +201,14 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
         labels: Record<string, string>,
         files: PgBouncerConfigObjects,
     ): k8s.apps.v1.Deployment {
-        const sequence = shutdownSequence(args.drainSeconds);
+        const sequence = shutdownSequence(args.drainSeconds, args.clientsLeaveSeconds);
         const container = pgbouncerContainer({
             name: CENTRAL_CONTAINER,
             image: args.image,
             port: CLUSTER_PORT,
             resources: args.resources,
             version: args.version,
-            safeShutdownSeconds: sequence.drainSeconds,
+            stop: sequence,
             overrides: {
                 // Both probes only check that PgBouncer accepts TCP: tying them to the database would
                 // restart every pod during an RDS failover.
@@ -193,7 +230,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                 spec: {
                     replicas: args.replicas,
                     selector: { matchLabels: labels },
-                    ...boundedRollout(sequence.terminationGracePeriodSeconds),
+                    ...boundedRollout(replacementGapSeconds(sequence)),
                     template: {
                         metadata: { labels, annotations: { ...files.annotations, ...podScrapeAnnotations(args.monitoring) } },
                         spec: {
@@ -211,7 +248,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
                     },
                 },
             },
-            { parent: this, customTimeouts: rolloutTimeouts(args.replicas, sequence.terminationGracePeriodSeconds) },
+            { parent: this, customTimeouts: rolloutTimeouts(args.replicas, replacementGapSeconds(sequence)) },
         );
     }
 

@@ -450,7 +450,11 @@ export function pgbouncerSettings(version: PgBouncerVersion, tuning: PoolTuning,
         server_connect_timeout: 5,
         server_idle_timeout: 300,
         server_lifetime: 1800,
-        server_login_retry: 3,
+        // After a failed server login (a database restarting, or down), PgBouncer answers every new client with that
+        // cached error for this long before it tries the server again: each second of it is a second of failed
+        // requests after the database is back (tests/integration/operations.test.ts), so one second, not the 15 s
+        // default; a retry a second costs a down server one connection attempt per pool.
+        server_login_retry: 1,
         server_tls_sslmode: tuning.serverTlsSslmode,
         tcp_keepalive: 1,
         tcp_keepcnt: 3,

@@ -97,8 +97,8 @@ export interface PgBouncerContainerArgs {
     resources: ResourceSpec;
     /** The PgBouncer the image runs: its immediate shutdown is a different signal from 1.23 on. */
     version: PgBouncerVersion;
-    /** How long the safe shutdown may take before the entrypoint ends PgBouncer at once (see the entrypoint). */
-    safeShutdownSeconds: number;
+    /** How the container stops after SIGTERM (see the entrypoint). */
+    stop: StopSequence;
     /** Extra fields for the container (probes, lifecycle, restartPolicy). */
     overrides?: Partial<Container>;
 }
@@ -127,22 +127,48 @@ export function pgIsReadyProbe(host: string, port: number, periodSeconds: number
 }
 
 /**
- * The container's process: a shell that runs PgBouncer and turns the kubelet's SIGTERM into SIGINT, PgBouncer's
- * safe shutdown (it stops listening, in-flight transactions finish, then it exits) on every version: SIGTERM itself
- * means "exit at once" before 1.23 and "wait until every client has left" from 1.23, which pgx pools never do.
+ * How a PgBouncer container stops after the kubelet's SIGTERM (and after the pod has left the endpoints, where a
+ * preStop waits for that): first `clientsLeaveSeconds` for the clients to leave by themselves, then
+ * `safeShutdownSeconds` of PgBouncer's safe shutdown, then its immediate one.
+ */
+export interface StopSequence {
+    /**
+     * How long the clients' own pools take to close their connections (database/sql's ConnMaxLifetime): a client
+     * that leaves between two uses of a connection fails nothing, where a PgBouncer that closes the connection
+     * fails the request that next uses it. 0: no such wait (a sidecar, whose app has stopped before it).
+     */
+    clientsLeaveSeconds: number;
+    /** How long the safe shutdown may take (in-flight transactions) before the immediate one. */
+    safeShutdownSeconds: number;
+}
+
+/**
+ * The container's process: a shell that runs PgBouncer and turns the kubelet's SIGTERM into the stop sequence.
+ * - With no wait for the clients (`$2` 0): SIGINT at once, PgBouncer's safe shutdown (it stops listening,
+ *   in-flight transactions finish, then it exits and closes its clients) on every version: SIGTERM itself means
+ *   "exit at once" before 1.23.
+ * - With one, from 1.23 (`$5` TERM): SIGTERM, PgBouncer's super safe shutdown: it stops listening, serves its
+ *   clients as before, and exits as soon as the last one has left. A SIGINT now would be its fast exit, so the
+ *   safe shutdown's time is added to the wait.
+ * - With one, before 1.23 (`$5` none): PgBouncer serves on for `$2` seconds (the pod is out of the endpoints, so no
+ *   new client arrives), then SIGINT.
  * The safe shutdown waits for every server connection in use, and a session pool's clients (publish-order's
- * migrations and listener) hold theirs until they disconnect, which an idle database/sql pool never does: so past
- * `$2` seconds the script sends the immediate shutdown (`$3`), which closes them (lib/pq reconnects, to another
- * pod), before the kubelet's SIGKILL. HUP (reload) passes through, and QUIT becomes that immediate shutdown. So no preStop hook has to
- * signal PgBouncer and outlive it (a hook still running when the container's first process exits is killed, and
- * the kubelet records FailedPreStopHook). `pgbouncer` and the ini file are arguments, found on PATH and at the
- * mounted path, which the integration tests point elsewhere.
+ * outbox listener) hold theirs until they disconnect, which a listener never does: so at the end the script sends
+ * the immediate shutdown (`$4`), which closes them (lib/pq reconnects, to another pod), before the kubelet's
+ * SIGKILL. A second SIGTERM (or SIGINT) and QUIT are that immediate shutdown; HUP (reload) passes through. So no
+ * preStop hook has to signal PgBouncer and outlive it (a hook still running when the container's first process
+ * exits is killed, and the kubelet records FailedPreStopHook). `pgbouncer` and the ini file are arguments, found
+ * on PATH and at the mounted path, which the integration tests point elsewhere.
  */
 export const PGBOUNCER_ENTRYPOINT_SCRIPT = [
     'pgbouncer "$1" & pid=$!',
-    'bound=$2 immediate=$3 timer=',
-    // A second SIGTERM (or SIGINT) is the immediate shutdown, on every version (1.23+ does so for a second SIGINT).
-    'stop() { if [ -n "$timer" ]; then kill -"$immediate" "$pid"; else kill -INT "$pid"; (sleep "$bound"; kill -"$immediate" "$pid" 2>/dev/null) & timer=$!; fi; }',
+    'leave=$2 bound=$3 immediate=$4 leaving=$5 timer=',
+    "stop() {",
+    '  if [ -n "$timer" ]; then kill -"$immediate" "$pid"; return; fi',
+    '  safe=INT',
+    '  if [ "$leave" = 0 ]; then kill -INT "$pid"; safe=; elif [ "$leaving" != none ]; then kill -"$leaving" "$pid"; safe=; fi',
+    '  (sleep "$leave"; [ -z "$safe" ] || kill -"$safe" "$pid" 2>/dev/null; sleep "$bound"; kill -"$immediate" "$pid" 2>/dev/null) & timer=$!',
+    "}",
     "trap stop TERM INT",
     "trap 'kill -HUP $pid' HUP",
     // QUIT is the immediate shutdown on every version (1.18 has no handler of its own for it).
@@ -158,9 +184,22 @@ export function immediateShutdownSignal(version: PgBouncerVersion): "TERM" | "QU
     return versionAtLeast(version, "1.23.0") ? "QUIT" : "TERM";
 }
 
-/** The container's command: the entrypoint, the mounted pgbouncer.ini, the safe shutdown's bound and the signal after it. */
-export function entrypointCommand(version: PgBouncerVersion, safeShutdownSeconds: number): string[] {
-    const args = [`${CONFIG_DIR}/${INI_KEY}`, String(safeShutdownSeconds), immediateShutdownSignal(version)];
+/** The signal that lets PgBouncer's clients leave before it exits (its super safe shutdown, 1.23+), or none. */
+export function clientsLeaveSignal(version: PgBouncerVersion): "TERM" | "none" {
+    return versionAtLeast(version, "1.23.0") ? "TERM" : "none";
+}
+
+/** From SIGTERM to the immediate shutdown: what the stop sequence may take, for the grace period. */
+export function stopSeconds(stop: StopSequence): number {
+    return stop.clientsLeaveSeconds + stop.safeShutdownSeconds;
+}
+
+/**
+ * The container's command: the entrypoint, pgbouncer.ini (the mounted one; the integration tests give their own),
+ * the stop sequence's times and signals.
+ */
+export function entrypointCommand(version: PgBouncerVersion, stop: StopSequence, iniFile = `${CONFIG_DIR}/${INI_KEY}`): string[] {
+    const args = [iniFile, String(stop.clientsLeaveSeconds), String(stop.safeShutdownSeconds), immediateShutdownSignal(version), clientsLeaveSignal(version)];
     return ["/bin/sh", "-c", PGBOUNCER_ENTRYPOINT_SCRIPT, "pgbouncer-entrypoint", ...args];
 }
 
@@ -169,7 +208,7 @@ export function pgbouncerContainer(args: PgBouncerContainerArgs): Container {
         name: args.name,
         image: args.image,
         imagePullPolicy: "IfNotPresent",
-        command: entrypointCommand(args.version, args.safeShutdownSeconds),
+        command: entrypointCommand(args.version, args.stop),
         ports: [{ name: "postgres", containerPort: args.port, protocol: "TCP" }],
         resources: args.resources,
         securityContext: restrictedContainerSecurityContext(),

@@ -16,8 +16,16 @@ import {
     renderPoolerIni,
     pgIsReadyProbe,
     sleepCommand,
+    StopSequence,
 } from "./pgbouncerPod";
 import { POD_NAMES, ResourceSpec, SIDECAR_MARGIN_SECONDS, SIDECAR_SAFE_SHUTDOWN_SECONDS, sidecarGracePeriod } from "./specs";
+
+
+/**
+ * The sidecar's stop: no wait for its clients, which are the app's (stopped before it, or drained during its
+ * preStop), then the safe shutdown's few seconds.
+ */
+export const SIDECAR_STOP: StopSequence = { clientsLeaveSeconds: 0, safeShutdownSeconds: SIDECAR_SAFE_SHUTDOWN_SECONDS };
 
 export { SIDECAR_MARGIN_SECONDS, sidecarGracePeriod } from "./specs";
 
@@ -134,7 +142,7 @@ export class PgBouncerSidecar extends pulumi.ComponentResource {
             port: args.port,
             resources: args.resources,
             version: args.version,
-            safeShutdownSeconds: SIDECAR_SAFE_SHUTDOWN_SECONDS,
+            stop: SIDECAR_STOP,
             overrides: sidecarLifecycle(args),
         });
     }

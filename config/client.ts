@@ -31,12 +31,21 @@ export interface ServiceClient {
      * connection of its own): publish-order's outbox listener holds one per pod for good.
      */
     listenConnections: number;
+    /**
+     * database/sql's SetConnMaxLifetime in seconds (velure's services: 5 min): a pool closes each connection by itself
+     * within this long, between two uses, which is how a stopping central PgBouncer lets its clients leave without
+     * a failed request. Absent: connections live as long as the pool (a stopping PgBouncer then closes them).
+     */
+    maxLifetimeSeconds?: number;
     session: SessionFeature[];
 }
 
 const DEFAULT_CLIENT: ServiceClient = { driver: "other", listenConnections: 0, session: [] };
 
-const ALLOWED = `expected {driver: ${DRIVERS.join(" | ")}, maxOpenConnections?: integer >= 1, listenConnections?: integer >= 0, session?: [${SESSION_FEATURES.join(", ")}]}`;
+const ALLOWED = `expected {driver: ${DRIVERS.join(" | ")}, maxOpenConnections?: integer >= 1, listenConnections?: integer >= 0, maxLifetimeSeconds?: integer >= 1, session?: [${SESSION_FEATURES.join(", ")}]}`;
+
+/** A lifetime beyond this would hold a stopping central PgBouncer's pod (and each rollout step) for over an hour. */
+export const MAX_LIFETIME_SECONDS = 3600;
 
 /** A client that LISTENs holds one connection for it beside its pool unless it says otherwise (velure's outbox listener). */
 const DEFAULT_LISTEN_CONNECTIONS = 1;
@@ -69,7 +78,7 @@ export function readServiceClient(r: Reader, at: string, raw: unknown): ServiceC
         r.problem(at, raw, ALLOWED);
         return DEFAULT_CLIENT;
     }
-    refuseUnknownKeys(r, at, raw, ["driver", "maxOpenConnections", "listenConnections", "session"]);
+    refuseUnknownKeys(r, at, raw, ["driver", "maxOpenConnections", "listenConnections", "maxLifetimeSeconds", "session"]);
     const driver = raw.driver ?? "other";
     if (!DRIVERS.includes(driver as Driver)) {
         r.problem(`${at}.driver`, driver, `expected one of ${DRIVERS.join(", ")}`);
@@ -91,7 +100,15 @@ export function readServiceClient(r: Reader, at: string, raw: unknown): ServiceC
         );
     }
     const listenConnections = readListenConnections(r, at, raw.listenConnections, features);
-    return { driver: driver as Driver, maxOpenConnections: maxOpen as number | undefined, listenConnections, session: features };
+    const lifetime = raw.maxLifetimeSeconds;
+    if (lifetime !== undefined && (!Number.isInteger(lifetime) || (lifetime as number) < 1 || (lifetime as number) > MAX_LIFETIME_SECONDS)) {
+        r.problem(
+            `${at}.maxLifetimeSeconds`,
+            lifetime,
+            `expected an integer from 1 to ${MAX_LIFETIME_SECONDS} (the pod's database/sql SetConnMaxLifetime, in seconds): a stopping central PgBouncer waits that long for its clients to leave`,
+        );
+    }
+    return { driver: driver as Driver, maxOpenConnections: maxOpen as number | undefined, listenConnections, maxLifetimeSeconds: lifetime as number | undefined, session: features };
 }
 
 /**

@@ -140,7 +140,7 @@ export const CONFIG_KEYS = {
         type: "object",
         default: DEFAULT_SERVICES,
         description:
-            "The services: a list of {name, server? (its databaseServers entry), database, namespace, release?, connection?, client?{driver, maxOpenConnections?, listenConnections?, session?}, replicas, maxReplicas?, " +
+            "The services: a list of {name, server? (its databaseServers entry), database, namespace, release?, connection?, client?{driver, maxOpenConnections?, listenConnections?, maxLifetimeSeconds?, session?}, replicas, maxReplicas?, " +
             "resources?{requests{cpu,memory},limits?}, image{repository,tag}, chart?{path} | chart?{repo,name,version}, values?}. Each becomes the Helm release " +
             "`release` (default velure-<name>); connection: {contract: env} (the default) or {contract: urlSecret, secretName, key?, readKey?} (a chart that reads POSTGRES_URL from a Secret). " +
             "resources are the app container's; required when maxReplicas > replicas (the HPA scales on CPU requests).",

@@ -7,6 +7,7 @@ import {
     CLUSTER_PORT,
     PgBouncerCluster,
     PgBouncerClusterArgs,
+    clientsLeaveSeconds,
     clusterBudgetLines,
     clusterPodLabels,
     renderClusterIni,
@@ -42,6 +43,7 @@ export function pgbouncerClusterArgs(config: VelureConfig, server: DatabaseSpec)
         databaseCidrs: server.cidrs,
         resources: pgbouncer.resources,
         drainSeconds: pgbouncer.drainSeconds,
+        clientsLeaveSeconds: clientsLeaveSeconds(services.map((s) => s.client.maxLifetimeSeconds)),
         monitoring: config.monitoring,
     };
 }
@@ -69,7 +71,13 @@ export const pgbouncerClusterOption: PoolerOption = (config) => {
         const pooled = services.filter((s) => !needsSessionPool(s.client));
         const session = services.filter((s) => needsSessionPool(s.client));
         return [
-            ...clusterBudgetLines(clusterPlacement(config, server).namespace, config.pgbouncer.replicas, config.pgbouncer.tuning, pooled.map((s) => poolName(s.database, readOnly))),
+            ...clusterBudgetLines(
+                clusterPlacement(config, server).namespace,
+                config.pgbouncer.replicas,
+                config.pgbouncer.tuning,
+                pooled.map((s) => poolName(s.database, readOnly)),
+                (args.get(server.name) as PgBouncerClusterArgs).clientsLeaveSeconds,
+            ),
             // Each client connection holds one server connection, on whichever replica it reached: the pods' clients bound them.
             ...session.map((s) => sessionBudgetLine(s, poolName(s.database, readOnly))),
         ];

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -43,6 +44,13 @@ type Result struct {
 	// OkAfterLastError counts the operations that succeeded after the last failure: a driver that recovered from a
 	// fault on its own has some.
 	OkAfterLastError int `json:"okAfterLastError"`
+	// FirstFailure and LastFailure are when the first and the last failed operation ended (Unix time in seconds, to
+	// the millisecond): the error window an operation cost, which the day-two operations test reports.
+	FirstFailure float64 `json:"firstFailure,omitempty"`
+	LastFailure  float64 `json:"lastFailure,omitempty"`
+	// ListenerDrops counts the times the outbox listener's connection was lost (pq.Listener reconnects by itself;
+	// notifications sent meanwhile are not delivered), with -listen.
+	ListenerDrops int `json:"listenerDrops,omitempty"`
 }
 
 // tally counts operations and errors from many goroutines; an error's text is cut where it starts naming an object,
@@ -65,6 +73,11 @@ func (t *tally) done(err error, acked string) {
 	} else {
 		t.result.OkAfterLastError = 0
 		t.result.Failed++
+		now := float64(time.Now().UnixMilli()) / 1000
+		if t.result.FirstFailure == 0 {
+			t.result.FirstFailure = now
+		}
+		t.result.LastFailure = now
 		if t.result.Errors == nil {
 			t.result.Errors = map[string]int{}
 		}
@@ -72,8 +85,12 @@ func (t *tally) done(err error, acked string) {
 	}
 }
 
+// peerAddress matches an address with its port in an error's text ("read tcp 127.0.0.1:41234->127.0.0.1:5432"): the
+// ports differ per connection, the kind does not.
+var peerAddress = regexp.MustCompile(`(\d+\.\d+\.\d+\.\d+):\d+`)
+
 func errorKind(err error) string {
-	text := err.Error()
+	text := peerAddress.ReplaceAllString(err.Error(), "$1:…")
 	if i := strings.Index(text, "stmtcache_"); i >= 0 {
 		text = text[:i] + "stmtcache_…"
 	}
@@ -167,8 +184,12 @@ func main() {
 	run := flags.String("run", "", "a prefix for the ids this run writes (unique per process)")
 	service := flags.String("service", "", "peak: auth (GORM + pgx) or orders (lib/pq)")
 	urls := flags.String("urls", "", "peak: one URL per pod, separated by commas")
-	listenPerPod := flags.Int("listen", 0, "peak: outbox listeners (pq.Listener) each pod holds beside its pool")
+	listenPerPod := flags.Int("listen", 0, "peak: outbox listeners (pq.Listener) each pod holds beside its pool; pq: 1 runs the outbox listener beside the load")
+	maxLifetime := flags.Duration("max-lifetime", 0, "gorm, pq: the pool's SetConnMaxLifetime instead of the service's (the day-two operations test shortens it)")
 	_ = flags.Parse(os.Args[2:])
+	if *maxLifetime > 0 {
+		AuthPool.MaxLifetime, OrderPool.MaxLifetime = *maxLifetime, *maxLifetime
+	}
 	if command == "serve" {
 		if err := serve(*service, *dir); err != nil {
 			fmt.Fprintln(os.Stderr, "serve:", err)
@@ -197,7 +218,7 @@ func main() {
 	case "gorm":
 		result = gormLoad(*url, load(AuthPool), *run)
 	case "pq":
-		result = pqLoad(*url, load(OrderPool), *run)
+		result = pqLoad(*url, load(OrderPool), *run, *listenPerPod > 0)
 	case "migrate":
 		result = migrateUp(*url, *dir)
 	case "listen":

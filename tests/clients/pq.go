@@ -22,8 +22,9 @@ func openPq(url string) (*sql.DB, error) {
 }
 
 // pqLoad: per operation an order is inserted with parameters (lib/pq's extended protocol: Parse, then Bind and
-// Execute in another round trip), read back and its status updated, as the order handlers do.
-func pqLoad(url string, load Load, run string) Result {
+// Execute in another round trip), read back and its status updated, as the order handlers do; with listen, the
+// outbox listener holds its connection beside the pool for the whole run.
+func pqLoad(url string, load Load, run string, listen bool) Result {
 	db, err := openPq(url)
 	if err != nil {
 		return Result{Fatal: err.Error()}
@@ -33,6 +34,10 @@ func pqLoad(url string, load Load, run string) Result {
 		return Result{Fatal: err.Error()}
 	}
 	var t tally
+	stopListener := func() int { return 0 }
+	if listen {
+		stopListener = outboxListener(url)
+	}
 	load.run(&t, func(w, i int) (string, error) {
 		id := fmt.Sprintf("%s-%d-%d", run, w, i)
 		if _, err := db.Exec(`INSERT INTO load_orders (id, items, total, status) VALUES ($1, $2, $3, $4)`, id, `[{"sku":"a","qty":1}]`, 19.9, "CREATED"); err != nil {
@@ -45,5 +50,6 @@ func pqLoad(url string, load Load, run string) Result {
 		_, err := db.Exec(`UPDATE load_orders SET status = $1 WHERE id = $2`, "PROCESSING", id)
 		return id, err
 	})
+	t.result.ListenerDrops = stopListener()
 	return t.result
 }

@@ -17,7 +17,7 @@ import { PulumiProject, scratch } from "./pulumi";
 import { cleanUp, harnessConfig, stackFileConfig, suiteFailed } from "./stacks";
 import { RELEASES, SERVICE_NAMESPACES, SECRETS_MANAGER_PASSWORDS, clusterSecretStore, velureExternalSecret } from "./velure";
 import { assertToolchainBuilt } from "../toolchain";
-import { PostgresServer, makeCertificates } from "../integration/servers";
+import { PostgresServer, makeCertificates, sleep } from "../integration/servers";
 import { STAND_IN_CHART } from "../../plan/runtime";
 import { EXPORTER_CONTAINER, EXPORTER_DSN_KEY, PGBOUNCER_UID } from "../../components/pgbouncerPod";
 import { POD_NAMES } from "../../components/specs";
@@ -259,8 +259,8 @@ function describeModeChecks(stage: Stage, mode: PgBouncerMode): void {
                 await assertRequestThroughCentral(stage, release);
             }
         });
-        it("the central PgBouncer's PDB refuses a second eviction while the first pod's replacement is not Ready, and the evicted pod drains as its preStop and grace period say", async () => {
-            await assertPdbHoldsEviction(stage.side.cluster, "auth", stage.centralReplicas);
+        it("the central PgBouncer's PDB refuses a second eviction while the first pod's replacement is not Ready; the evicted pod serves its clients until they have left, then ends with status 0", async () => {
+            await assertPdbHoldsEviction(stage, "auth");
         });
     }
 }
@@ -349,21 +349,49 @@ async function assertRequestThroughCentral(stage: Stage, release: Release): Prom
     await assertBackendsArePgBouncers(stage.side.postgres[release.server], release.database, views.flatMap((v) => v.servers.map((s) => `${s.local_addr}:${s.local_port}`)));
 }
 
-/** Evicts one central pod of the server, is refused the second, and sees the first drain inside its grace period. */
-async function assertPdbHoldsEviction(cluster: LocalCluster, server: string, replicas: number): Promise<void> {
+/**
+ * Evicts the central pod of the server that the apps' pools are connected to, is refused the second, and sees the
+ * first leave the endpoints but stay, serving its clients (PgBouncer's super safe shutdown: the clients' time to
+ * leave, clientsLeaveSeconds), then end with status 0 as soon as they have left: here the server's apps roll
+ * (kubectl rollout restart), which ends their pools at once instead of at their connection lifetime.
+ */
+async function assertPdbHoldsEviction(stage: Stage, server: string): Promise<void> {
+    const { cluster } = stage.side;
+    const replicas = stage.centralReplicas;
+    const releases = stage.releases.filter((r) => r.server === server);
+    for (const release of releases) {
+        await request(cluster, release);
+    }
     const pods = centralPods(cluster, server);
     assert.strictEqual(replicas, 2, "the refusal below is the PDB's with two pods: one may go, not both");
     assert.strictEqual(pods.length, replicas);
-    const followed = followPod(cluster, pods[0]);
+    const appClients = (pod: any) => showPooler(cluster, pod, CENTRAL_CONTAINER).clients.filter((c) => c.database !== "pgbouncer").length;
+    const [evicted, other] = appClients(pods[0]) > 0 ? pods : [pods[1], pods[0]];
+    const clients = appClients(evicted);
+    assert.ok(clients > 0, "one central pod holds the apps' pool connections");
+    const followed = followPod(cluster, evicted);
     await followed.watching;
     const evictedAt = Date.now();
-    evict(cluster, pods[0]);
-    assert.throws(() => evict(cluster, pods[1]), /disruption budget/, "the second eviction is refused (429) while only one pod is Ready");
+    evict(cluster, evicted);
+    assert.throws(() => evict(cluster, other), /disruption budget/, "the second eviction is refused (429) while only one pod is Ready");
+    await sleep((ENDPOINT_REMOVAL_SECONDS + 5) * 1000);
+    // Past SIGTERM PgBouncer no longer listens (its admin console neither): the server's view shows what it holds.
+    assert.ok(cluster.get("pod", evicted.metadata.name, evicted.metadata.namespace), `${evicted.metadata.name}: past its preStop and SIGTERM, it still runs for its ${clients} clients`);
+    const held = await serverConnectionsFrom(stage.side.postgres[server], evicted.status.podIP);
+    assert.ok(held > 0, `${evicted.metadata.name} still holds its server connections for its clients`);
+    console.log(`      evicted ${evicted.metadata.name} with ${clients} app clients: still there ${((Date.now() - evictedAt) / 1000).toFixed(1)} s after the eviction, holding ${held} server connections`);
+    const rolledAt = Date.now();
+    for (const release of releases) {
+        cluster.kubectl(["rollout", "restart", "deployment", release.name, "-n", release.namespace]);
+    }
     const { last, goneAt } = await followed.gone;
     const grace = last.spec.terminationGracePeriodSeconds;
     const pgbouncer = last.status.containerStatuses.find((c: any) => c.name === CENTRAL_CONTAINER);
-    console.log(`      evicted ${last.metadata.name}: gone ${((goneAt - evictedAt) / 1000).toFixed(1)} s after the eviction (preStop ${ENDPOINT_REMOVAL_SECONDS} s, grace ${grace} s); pgbouncer ${describeEnd(pgbouncer)}`);
+    console.log(`      evicted ${last.metadata.name}: gone ${((goneAt - rolledAt) / 1000).toFixed(1)} s after its clients' apps rolled, ${((goneAt - evictedAt) / 1000).toFixed(1)} s after the eviction (grace ${grace} s); pgbouncer ${describeEnd(pgbouncer)}`);
     assert.strictEqual(pgbouncer.state.terminated?.exitCode, 0, "PgBouncer ended its own shutdown inside the grace period (137: the kubelet's SIGKILL)");
+    for (const release of releases) {
+        await waitForRollout(cluster, release);
+    }
     await cluster.waitFor(`${centralNamespace(server)}: both central pods Ready again`, () => centralPods(cluster, server).length === replicas, 180000);
     // With both Ready again, an eviction is allowed again.
     evict(cluster, centralPods(cluster, server)[0]);
@@ -417,6 +445,11 @@ function showPooler(cluster: LocalCluster, pod: any, container: string): PoolerV
         return rows.map((row) => Object.fromEntries(row.split("|").map((v, i) => [columns[i], v])));
     };
     return { clients: show("CLIENTS") as any, servers: show("SERVERS") as any };
+}
+
+/** The server's backends whose client is the pod at `ip`. */
+async function serverConnectionsFrom(server: PostgresServer, ip: string): Promise<number> {
+    return server.superuser(async (c) => Number((await c.query("SELECT count(*) AS n FROM pg_stat_activity WHERE host(client_addr) = $1", [ip])).rows[0].n));
 }
 
 /** Every backend of the database on the server is one of PgBouncer's server connections (address:port), none the app's own. */

@@ -4,97 +4,25 @@
 // this run has (PgBouncer 1.18 / PostgreSQL 15, or with VELURE_LAYER=trixie 1.24 / 17). Each figure is printed as a
 // "figure:" line, which the closing notes quote.
 import * as assert from "assert";
-import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { immediateShutdownSignal } from "../../components/pgbouncerPod";
-import { parsePgBouncerVersion, renderUserlist } from "../../components/pgbouncerIni";
 import { ServiceSpec, VelureConfig } from "../../config";
-import { servesNamedStatements } from "../../config/client";
+import { byName, countIn, devConfig, devServices, figure, layerServices, named, runClient, velureServers } from "./clientRuns";
 import { LOCAL_PGBOUNCER_VERSION } from "./pooler";
-import { LAYER, PASSWORD, PgBouncerProcess, PostgresServer, USER, sleep } from "./servers";
-import { CLIENTS_BIN, lastResult, loopbackVelureConfig, runVelureClients, samplePools, serviceUrl, stackServices, startPooler } from "./velureStack";
+import { LAYER, PgBouncerProcess, PostgresServer, USER } from "./servers";
+import { runVelureClients, samplePools, serviceUrl, startPooler } from "./velureStack";
 
 const MIGRATIONS = path.resolve(__dirname, "../clients/migrations");
 /** What a migration run may take, waiting for the lock included: publish-order's start must not hang. */
 const MIGRATION_BOUND_SECONDS = 30;
-/** The fault test's stand-in for the pod's drain time (pgbouncerDrainSeconds). */
-const DRAIN_SECONDS = 5;
-
-interface ClientResult {
-    ops: number;
-    failed: number;
-    errors?: Record<string, number>;
-    acked?: string[];
-    version?: number;
-    dirty?: boolean;
-    seconds: number;
-    got?: number;
-    value?: string;
-    fatal?: string;
-    okAfterLastError: number;
-}
-
-function figure(what: string, result: ClientResult): void {
-    const errors = Object.entries(result.errors ?? {}).map(([e, n]) => `${n}× ${e}`);
-    console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${what}: ${result.ops} ops, ${result.failed} failed${result.fatal ? `, fatal: ${result.fatal}` : ""}${errors.length ? ` (${errors.join("; ")})` : ""}`);
-}
-
-/** Runs one velure-clients command against `url` to its end. */
-function runClient(command: string, url: string, args: string[] = [], timeoutSeconds = 120): Promise<ClientResult> {
-    return runVelureClients<ClientResult>([command, "-url", url, ...args], timeoutSeconds);
-}
-
-/** A client run that lasts until its stdin is closed: the fault tests end it when the faults are over. */
-function startClient(command: string, url: string, args: string[]): { child: ChildProcess; done: Promise<ClientResult> } {
-    const child = spawn(CLIENTS_BIN, [command, "-url", url, "-duration", "10m", ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    child.stdout?.on("data", (d) => (out += d));
-    const done = new Promise<ClientResult>((resolve, reject) =>
-        child.once("exit", () => {
-            const result = lastResult<ClientResult>(out);
-            return result ? resolve(result) : reject(new Error(`velure-clients ${command}: no result`));
-        }),
-    );
-    return { child, done };
-}
-
-/** The dev stack on loopback: each of velure's servers a PostgreSQL of its own, the PgBouncer version of this layer. */
-function devConfig(servers: Record<string, PostgresServer>, mode: string, services?: unknown[], monitoring?: boolean): VelureConfig {
-    return loopbackVelureConfig({ stack: "dev", servers, mode, pgbouncerVersion: LOCAL_PGBOUNCER_VERSION, services, monitoring });
-}
-
-const devServices = () => stackServices("dev");
-
-async function countIn(pg: PostgresServer, database: string, sql: string, values: unknown[] = []): Promise<number> {
-    return pg.superuser(async (c) => Number((await c.query(sql, values)).rows[0].n), database);
-}
 
 async function resetSchema(pg: PostgresServer, database: string): Promise<void> {
     await pg.superuser((c) => c.query(`DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION ${USER}`), database);
 }
 
-const byName = (config: VelureConfig, name: string) => config.services.find((s) => s.name === name) as ServiceSpec;
-
-/** Whether this layer's PgBouncer serves pgx's named statements in a transaction pool (1.21+). */
-const LOCAL_VERSION = parsePgBouncerVersion(LOCAL_PGBOUNCER_VERSION);
-const named = servesNamedStatements(LOCAL_VERSION, {});
-
-/** The dev stack's services as this layer's PgBouncer takes them: on 1.18 auth-service's client is undeclared. */
-function layerServices(): any[] {
-    return devServices().map(({ client, ...s }) => (client?.driver === "pgx" && !named ? s : { ...s, client }));
-}
-
 describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER}), the dev stack's configs`, function () {
     this.timeout(600000);
-    const servers: Record<string, PostgresServer> = {};
-
-    before(async () => {
-        servers.auth = await new PostgresServer({ maxConnections: 100, databases: ["velure_auth"] }).start();
-        servers.orders = await new PostgresServer({ maxConnections: 100, databases: ["velure_orders"], host: "127.0.0.2" }).start();
-    });
-
-    after(() => Object.values(servers).forEach((s) => s.stop()));
+    const servers = velureServers();
 
     for (const mode of ["pgbouncer-cluster", "pgbouncer-sidecar"]) {
         describe(mode, () => {
@@ -266,62 +194,5 @@ describe(`velure's drivers through PgBouncer ${LOCAL_PGBOUNCER_VERSION} (${LAYER
             assert.match(ini, /^velure_orders = .* pool_mode=session pool_size=15 max_db_connections=15$/m);
             assert.ok(maxWaitMs >= LONGEST_WAIT_MS, `the longest wait was ${maxWaitMs} ms: the listener's connection is what the pool must count`);
         });
-    });
-
-    it(`faults under load (pgbouncer-sidecar): reload, a PgBouncer crash and restart, a drain, a PostgreSQL restart; ${named ? "GORM and lib/pq" : "lib/pq"} recover, no acknowledged write is lost`, async function () {
-        const config = devConfig(servers, "pgbouncer-sidecar", layerServices());
-        // On 1.18 the program refuses auth-service's pgx in a transaction pool: only publish-order's lib/pq runs there.
-        const drivers = [...(named ? [{ service: byName(config, "auth-service"), command: "gorm", server: servers.auth }] : []), { service: byName(config, "publish-order-service"), command: "pq", server: servers.orders }];
-        const bouncers = await Promise.all(drivers.map((d) => startPooler(config, d.service)));
-        const retired: PgBouncerProcess[] = [];
-        const runs = drivers.map((d, i) => startClient(d.command, serviceUrl(config, d.service, bouncers[i].port), ["-workers", "10", "-run", "fault"]));
-        const ini = (bouncer: PgBouncerProcess) => fs.readFileSync(bouncer.iniFile, "utf8");
-        /** Ends each PgBouncer with `signal` and starts the next on its port with its pgbouncer.ini, as the kubelet restarts a container. */
-        const replace = async (signal: NodeJS.Signals) => {
-            for (const [i, bouncer] of bouncers.entries()) {
-                const text = ini(bouncer);
-                bouncer.signal(signal);
-                // A safe shutdown waits for the server connections in use; a session pool's clients hold theirs until
-                // they disconnect, so past the drain time the pod's entrypoint sends the immediate shutdown (pods.test.ts).
-                const drained = await bouncer.waitExit(DRAIN_SECONDS * 1000).then(() => true, () => false);
-                if (!drained) {
-                    console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} ${signal}: still running after ${DRAIN_SECONDS} s with session clients connected; immediate shutdown`);
-                    bouncer.signal(`SIG${immediateShutdownSignal(LOCAL_VERSION)}`);
-                    await bouncer.waitExit(5000);
-                }
-                retired.push(bouncer);
-                bouncers[i] = await new PgBouncerProcess().start(() => text, renderUserlist([{ name: USER, password: PASSWORD }]), bouncer.port);
-            }
-        };
-        try {
-            await sleep(1500);
-            for (const bouncer of bouncers) {
-                await bouncer.reload(() => ini(bouncer));
-            }
-            await sleep(1500);
-            await replace("SIGKILL");
-            await sleep(1500);
-            // A drain: the pod's stop (the entrypoint's SIGINT, safe shutdown on every version: in-flight transactions finish).
-            await replace("SIGINT");
-            await sleep(1500);
-            // An RDS failover's stand-in: both servers restart.
-            servers.auth.restart("fast");
-            servers.orders.restart("fast");
-            await sleep(4000);
-        } finally {
-            Object.values(runs).forEach((r) => r.child.stdin?.end());
-        }
-        const results = await Promise.all(runs.map((r) => r.done));
-        await Promise.all([...bouncers, ...retired].map((b) => b.stop()));
-        const tables: Record<string, string> = { gorm: "SELECT count(*) AS n FROM users WHERE email = ANY($1)", pq: "SELECT count(*) AS n FROM load_orders WHERE id = ANY($1)" };
-        for (const [i, d] of drivers.entries()) {
-            const result = results[i];
-            figure(`faults ${d.command}`, result);
-            const stored = await countIn(d.server, d.service.database, tables[d.command], [result.acked]);
-            console.log(`      figure: PgBouncer ${LOCAL_PGBOUNCER_VERSION} faults ${d.command}: ${result.acked?.length} acknowledged, ${stored} stored, ${result.okAfterLastError} ok after the last error`);
-            assert.strictEqual(result.fatal, undefined);
-            assert.strictEqual(stored, result.acked?.length, "no acknowledged write lost");
-            assert.ok(result.okAfterLastError >= 10, `the driver recovered on its own: ${result.okAfterLastError} operations succeeded after its last error`);
-        }
     });
 });

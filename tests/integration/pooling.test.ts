@@ -116,7 +116,7 @@ describe(`pooling with PgBouncer ${LOCAL_PGBOUNCER_VERSION} and PostgreSQL (max_
         const config = loopbackConfig(primary);
         const bouncer = await startPgBouncer(config);
         try {
-            const perPod = clusterBudgetLines(config.pgbouncer.namespace, 1, config.pgbouncer.tuning, ["velure_auth"])[0].perPod as number;
+            const perPod = clusterBudgetLines(config.pgbouncer.namespace, 1, config.pgbouncer.tuning, ["velure_auth"], 0)[0].perPod as number;
             const sampler = sampleMax(() => primary.backends("velure_auth"));
             const outcomes = await Promise.allSettled(
                 Array.from({ length: 200 }, async (_, i) => {

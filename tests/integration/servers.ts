@@ -199,6 +199,15 @@ export class PostgresServer {
         this.pgctl(["restart", "-w", "-t", "60", "-m", mode, "-l", path.join(this.dir, "server.log")]);
     }
 
+    /** Stops the server and keeps its data: start it again with resume() (an outage with the address unchanged). */
+    halt(mode: "fast" | "immediate"): void {
+        this.pgctl(["stop", "-w", "-m", mode]);
+    }
+
+    resume(): void {
+        this.pgctl(["start", "-w", "-t", "60", "-l", path.join(this.dir, "server.log")]);
+    }
+
     stop(): void {
         try {
             this.pgctl(["stop", "-w", "-m", "immediate"]);
@@ -258,8 +267,15 @@ export class PgBouncerProcess {
     private exited?: Promise<number | null>;
     log = "";
 
-    /** `bin`: the PgBouncer to run, this layer's by default (the benchmark runs both layers' side by side). */
-    constructor(private readonly bin = PGBOUNCER_BIN) {
+    /**
+     * `bin`: the PgBouncer to run, this layer's by default (the benchmark runs both layers' side by side).
+     * `entrypoint`: run it under the pods' entrypoint (PGBOUNCER_ENTRYPOINT_SCRIPT) with this command line, so that
+     * SIGTERM is the pod's stop as the kubelet sends it.
+     */
+    constructor(
+        private readonly bin = PGBOUNCER_BIN,
+        private readonly entrypoint?: (iniFile: string) => string[],
+    ) {
         this.dir = scratchDir("pgbouncer");
         this.iniFile = path.join(this.dir, "pgbouncer.ini");
         this.authFile = path.join(this.dir, "userlist.txt");
@@ -269,12 +285,25 @@ export class PgBouncerProcess {
         return this.child?.pid as number;
     }
 
+    /** The pgbouncer.ini it runs. */
+    get ini(): string {
+        return fs.readFileSync(this.iniFile, "utf8");
+    }
+
     /** `render` gets the port to listen on and returns pgbouncer.ini. */
     async start(render: (port: number) => string, userlist: string, port?: number): Promise<this> {
         this.port = port ?? (await freePort());
         writeOwned(this.iniFile, render(this.port));
         writeOwned(this.authFile, userlist);
-        const child = spawn(this.bin, [this.iniFile], { ...runAs, cwd: this.dir, stdio: ["ignore", "pipe", "pipe"] });
+        const child = this.entrypoint
+            ? spawn("/bin/sh", this.entrypoint(this.iniFile).slice(1), {
+                  ...runAs,
+                  cwd: this.dir,
+                  stdio: ["ignore", "pipe", "pipe"],
+                  // The entrypoint runs `pgbouncer` from PATH: this layer's.
+                  env: { ...process.env, PATH: `${path.dirname(this.bin)}:${process.env.PATH}` },
+              })
+            : spawn(this.bin, [this.iniFile], { ...runAs, cwd: this.dir, stdio: ["ignore", "pipe", "pipe"] });
         this.log = "";
         child.stdout?.on("data", (d) => (this.log += d));
         child.stderr?.on("data", (d) => (this.log += d));

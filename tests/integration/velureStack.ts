@@ -28,6 +28,8 @@ export interface LoopbackStack {
     serverCaFile?: string;
     /** PgBouncer's stats user (the exporter's), for SHOW POOLS; default off. */
     monitoring?: boolean;
+    /** Other keys of the stack's config, changed (pgbouncerDrainSeconds, say). */
+    overrides?: Record<string, unknown>;
 }
 
 export function stackServices(stack: string): any[] {
@@ -52,24 +54,39 @@ export function loopbackVelureConfig(options: LoopbackStack): VelureConfig {
         pgbouncerImage: `ghcr.io/icoretech/pgbouncer-docker:${options.pgbouncerVersion}`,
         monitoringExporter: options.monitoring ?? false,
         ...(options.services ? { services: options.services } : {}),
+        ...options.overrides,
     });
     pulumi.runtime.setAllConfig(config, ["velure-pooling:databasePasswords"]);
     return loadConfig();
 }
 
+/** The PgBouncer of a service in the config's mode: what the component renders it from. */
+export function poolerArgs(config: VelureConfig, service: ServiceSpec): PgBouncerConfigArgs {
+    const server = serverOf(config, service);
+    return config.mode === "pgbouncer-cluster" ? pgbouncerClusterArgs(config, server) : pgbouncerSidecarArgs(config, service, service.namespace);
+}
+
+export interface PoolerOptions {
+    /** Which PgBouncer runs it; this layer's by default. */
+    bin?: string;
+    /** The port to listen on (a restarted container's); a free one by default. */
+    port?: number;
+    /** Run it under the pods' entrypoint with this command line (PgBouncerProcess). */
+    entrypoint?: (iniFile: string) => string[];
+}
+
 /**
  * The PgBouncer a service reaches in this mode, on loopback, with the program's pgbouncer.ini and the userlist the
- * components render (the app's user and the stats user); `bin`: which PgBouncer runs it.
+ * components render (the app's user and the stats user).
  */
-export async function startPooler(config: VelureConfig, service: ServiceSpec, bin = PGBOUNCER_BIN): Promise<PgBouncerProcess> {
-    const server = serverOf(config, service);
-    const args: PgBouncerConfigArgs = config.mode === "pgbouncer-cluster" ? pgbouncerClusterArgs(config, server) : pgbouncerSidecarArgs(config, service, service.namespace);
-    const bouncer = new PgBouncerProcess(bin);
+export async function startPooler(config: VelureConfig, service: ServiceSpec, options: PoolerOptions = {}): Promise<PgBouncerProcess> {
+    const args = poolerArgs(config, service);
+    const bouncer = new PgBouncerProcess(options.bin ?? PGBOUNCER_BIN, options.entrypoint);
     const serverCaFile = path.join(bouncer.dir, CA_KEY);
     if (args.serverCaBundle) {
         writeOwned(serverCaFile, args.serverCaBundle, 0o644);
     }
-    return bouncer.start((port) => renderPoolerIni(args, { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile }), USERLIST);
+    return bouncer.start((port) => renderPoolerIni(args, { addr: HOST, port }, { authFile: bouncer.authFile, serverCaFile }), USERLIST, options.port);
 }
 
 /**

@@ -19,6 +19,7 @@ describe("services[].client", () => {
             driver: "lib/pq",
             maxOpenConnections: 15,
             listenConnections: 0,
+            maxLifetimeSeconds: undefined,
             session: ["advisory-locks"],
         });
         assert.deepStrictEqual(r.problems, []);
@@ -47,6 +48,20 @@ describe("services[].client", () => {
         assert.match(r.problems[0], /services\[1\]\.client\.listenConnections: 1 is not allowed; expected 0 without the session feature listen-notify: a LISTEN through a transaction pool receives nothing/);
         read({ session: ["listen-notify"], listenConnections: -1 });
         assert.match(r.problems[1], /services\[1\]\.client\.listenConnections: -1 is not allowed; expected an integer >= 0/);
+    });
+
+    it("reads the pool's connection lifetime in seconds, from 1 to an hour", () => {
+        const r = reader();
+        const read = (maxLifetimeSeconds: unknown) => readServiceClient(r, "services[0].client", { driver: "pgx", maxLifetimeSeconds });
+        assert.strictEqual(read(300).maxLifetimeSeconds, 300, "velure's SetConnMaxLifetime(5m)");
+        assert.strictEqual(read(undefined).maxLifetimeSeconds, undefined);
+        assert.deepStrictEqual(r.problems, []);
+        for (const bad of [0, 3601, 2.5, "5m"]) {
+            read(bad);
+        }
+        assert.strictEqual(r.problems.length, 4);
+        assert.match(r.problems[0], /services\[0\]\.client\.maxLifetimeSeconds: 0 is not allowed; expected an integer from 1 to 3600 \(the pod's database\/sql SetConnMaxLifetime, in seconds\): a stopping central PgBouncer waits that long/);
+        assert.match(r.problems[3], /maxLifetimeSeconds: "5m" is not allowed/);
     });
 
     it("refuses pgx in a transaction pool that cannot keep named statements, and nowhere else", () => {

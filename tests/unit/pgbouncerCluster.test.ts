@@ -106,10 +106,15 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
     it("runs PgBouncer under an entrypoint that turns SIGTERM into its safe shutdown (SIGINT), as a restricted non-root pod without a token", () => {
         const [shell, flag, script, name, ...args] = container.command;
         assert.deepStrictEqual([shell, flag, name], ["/bin/sh", "-c", "pgbouncer-entrypoint"]);
-        assert.deepStrictEqual(args, ["/etc/pgbouncer/pgbouncer.ini", "30", "QUIT"], "the ini, the drain time, then 1.23+'s immediate shutdown");
+        assert.deepStrictEqual(
+            args,
+            ["/etc/pgbouncer/pgbouncer.ini", "0", "30", "QUIT", "TERM"],
+            "the ini, no wait for clients (this stack declares no connection lifetime), the drain time, 1.23+'s immediate shutdown, 1.23+'s super safe one",
+        );
         assert.match(script, /^pgbouncer "\$1" & pid=\$!$/m);
         assert.match(script, /^trap stop TERM INT$/m);
-        assert.match(script, /kill -INT "\$pid"; \(sleep "\$bound"; kill -"\$immediate" "\$pid"/);
+        assert.match(script, /if \[ "\$leave" = 0 \]; then kill -INT "\$pid"; safe=; elif \[ "\$leaving" != none \]; then kill -"\$leaving" "\$pid"; safe=; fi/);
+        assert.match(script, /\(sleep "\$leave"; \[ -z "\$safe" \] \|\| kill -"\$safe" "\$pid" 2>\/dev\/null; sleep "\$bound"; kill -"\$immediate" "\$pid" 2>\/dev\/null\) & timer=\$!/);
         assert.strictEqual(container.image, "ghcr.io/icoretech/pgbouncer-docker:1.26.0");
         assert.strictEqual(pod.automountServiceAccountToken, false);
         assert.strictEqual(pod.securityContext.runAsNonRoot, true);
@@ -204,12 +209,24 @@ describe("PgBouncerCluster (mode = pgbouncer-cluster)", () => {
         assert.strictEqual(spec.minReadySeconds, 45);
     });
 
+    it("lets the clients leave by their pools' connection lifetime before the drain: the dev stack's 300 s + 5, in the grace period and between rollout steps", async () => {
+        const dev = await runProgram(stackConfig("dev", { mode: "pgbouncer-cluster" }));
+        for (const deployment of dev.ofType(K8S.deployment).filter((d) => d.name.startsWith("velure-pgbouncer"))) {
+            const spec = deployment.inputs.spec;
+            const command: string[] = spec.template.spec.containers[0].command;
+            assert.deepStrictEqual(command.slice(-4), ["305", "30", "QUIT", "TERM"], `${deployment.name}: velure's SetConnMaxLifetime(5m) and the database/sql cleaner's margin`);
+            assert.strictEqual(spec.template.spec.terminationGracePeriodSeconds, 10 + 305 + 30 + 5);
+            assert.strictEqual(spec.minReadySeconds, 10 + 30 + 5, "between two steps: the stop without the clients' time to leave");
+        }
+        assert.strictEqual(dev.ofType(K8S.deployment).filter((d) => d.name.startsWith("velure-pgbouncer")).length, 2, "one central PgBouncer per server");
+    });
+
     it("renders a 1.18 config when the image is 1.18", async () => {
         const old = await runProgram(stackConfig("one-server-dev", { ...CLUSTER, pgbouncerImage: "ghcr.io/icoretech/pgbouncer-docker:1.18.0" }));
         assert.doesNotMatch(old.one(K8S.configMap, "velure-pgbouncer-config").inputs.data["pgbouncer.ini"], /max_prepared_statements/);
         assert.strictEqual(old.outputs.pgbouncerVersion, "1.18.0");
         const command: string[] = old.one(K8S.deployment).inputs.spec.template.spec.containers[0].command;
-        assert.deepStrictEqual(command.slice(-2), ["30", "TERM"], "before 1.23 SIGTERM is the immediate shutdown (1.18 has no SIGQUIT handler)");
+        assert.deepStrictEqual(command.slice(-3), ["30", "TERM", "none"], "before 1.23 SIGTERM is the immediate shutdown (1.18 has no SIGQUIT handler), and there is no super safe one");
     });
 
     it("drops the CA bundle when TLS is not verified", async () => {

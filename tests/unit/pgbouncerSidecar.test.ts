@@ -62,7 +62,7 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
         assert.strictEqual(sidecar.readinessProbe, undefined);
         assert.strictEqual(sidecar.lifecycle, undefined, "a native sidecar needs no preStop: it stops after the app");
         assert.strictEqual(v.terminationGracePeriodSeconds, 20 + 10);
-        assert.deepStrictEqual(sidecar.command.slice(-2), ["3", "QUIT"], "the safe shutdown ends 2 s before the kubelet's SIGKILL");
+        assert.deepStrictEqual(sidecar.command.slice(-4), ["0", "3", "QUIT", "TERM"], "no wait for the clients (the app has stopped); the safe shutdown ends 2 s before the kubelet's SIGKILL");
     });
 
     it("offers a classic sidecar that outlives the app's drain, within a grace period that fits both", async () => {
@@ -77,7 +77,7 @@ describe("PgBouncerSidecar (mode = pgbouncer-sidecar)", () => {
         assert.deepStrictEqual(sidecar.lifecycle.preStop.exec.command, ["/bin/sh", "-c", "sleep 45"]);
         assert.ok(v.terminationGracePeriodSeconds > 45, "the grace period outlasts the preStop sleep");
         assert.strictEqual(v.terminationGracePeriodSeconds, 50);
-        assert.deepStrictEqual(sidecar.command.slice(-2), ["3", "QUIT"], "after the preStop, 5 s are left: 3 for the safe shutdown, 2 for the immediate one");
+        assert.deepStrictEqual(sidecar.command.slice(-4), ["0", "3", "QUIT", "TERM"], "after the preStop, 5 s are left: 3 for the safe shutdown, 2 for the immediate one");
     });
 
     it("runs the sidecar with the same restricted security context and sidecar-sized resources", () => {

@@ -86,14 +86,14 @@ describe("npm run plan", () => {
         const { printed } = await quietly(() => plan(["--stack", "prod", "--deployed", outputs]));
         assert.match(printed, /Deployed now \(.*prod-outputs\.json\): mode pgbouncer-sidecar, 48 of 90 server connections to the server auth, 64 of 90 server connections to the server orders/);
         assert.match(printed, /Switch pgbouncer-sidecar -> pgbouncer-cluster: connection budget of the server auth[\s\S]*deployed pgbouncer-sidecar: auth-service +48/);
-        assert.match(printed, /new pgbouncer-cluster: pgbouncer → velure_auth +30 {2}= \(2 replicas/);
+        assert.match(printed, /new pgbouncer-cluster: pgbouncer → velure_auth +36 {2}= \(2 replicas \+ 1 surge \+ 2 draining/);
         assert.match(printed, /Switch pgbouncer-sidecar -> pgbouncer-cluster: connection budget of the server orders[\s\S]* total +64 {2}of 90 available \(databaseServers\[1\]\.maxConnections 100/);
         assert.match(printed, /note: 1 evicted: the pods' PodDisruptionBudget/, "the table says what the evicted term rests on");
-        // prod's own sidecars (auth-service up to 10 pods): 78 + 30 of the auth server's 90 is refused, with the program's own message.
+        // prod's own sidecars (auth-service up to 10 pods): 78 + 36 of the auth server's 90 is refused, with the program's own message.
         fs.writeFileSync(outputs, JSON.stringify((await runProgram(stackConfig("prod", { mode: "pgbouncer-sidecar" }))).outputs));
         await assert.rejects(
             quietly(() => plan(["--stack", "prod", "--deployed", outputs])),
-            /during the switch from pgbouncer-sidecar to pgbouncer-cluster, the two poolers together can open 108 server connections to the server auth, but it allows 90 \(velure-pooling:databaseServers\[0\]\.maxConnections 100 - velure-pooling:databaseServers\[0\]\.reservedConnections 10\)/,
+            /during the switch from pgbouncer-sidecar to pgbouncer-cluster, the two poolers together can open 114 server connections to the server auth, but it allows 90 \(velure-pooling:databaseServers\[0\]\.maxConnections 100 - velure-pooling:databaseServers\[0\]\.reservedConnections 10\)/,
         );
     });
 

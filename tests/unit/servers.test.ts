@@ -54,7 +54,7 @@ describe("two database servers (velure's: auth and orders)", () => {
             assert.deepStrictEqual(
                 run.outputs.connectionBudget.map((s: any) => [s.server, s.used, s.available, s.limitKey, s.pools]),
                 [
-                    ["server auth", 30, 90, "databaseServers[0].maxConnections", ["velure_auth"]],
+                    ["server auth", 36, 90, "databaseServers[0].maxConnections", ["velure_auth"]],
                     ["server orders", 64, 90, "databaseServers[1].maxConnections", ["velure_orders"]],
                 ],
             );
@@ -135,8 +135,8 @@ describe("two database servers (velure's: auth and orders)", () => {
         it("checks a switch server by server: refused on the server that would overflow, accepted when both fit", async () => {
             const sidecars = await runProgram(stackConfig("prod", { mode: "pgbouncer-sidecar" }));
             const error = await programError(stackConfig("prod"), { deployedOutputs: sidecars.outputs });
-            assert.match(error.message, /during the switch from pgbouncer-sidecar to pgbouncer-cluster, the two poolers together can open 108 server connections to the server auth, but it allows 90/);
-            assert.match(error.message, /deployed pgbouncer-sidecar: auth-service: .* = 78\n {2}new pgbouncer-cluster: pgbouncer → velure_auth: .* = 30/);
+            assert.match(error.message, /during the switch from pgbouncer-sidecar to pgbouncer-cluster, the two poolers together can open 114 server connections to the server auth, but it allows 90/);
+            assert.match(error.message, /deployed pgbouncer-sidecar: auth-service: .* = 78\n {2}new pgbouncer-cluster: pgbouncer → velure_auth: .* = 36/);
             const capped = prodServices().map((s) => (s.name === "auth-service" ? { ...s, maxReplicas: 5 } : s));
             const smaller = await runProgram(stackConfig("prod", { mode: "pgbouncer-sidecar", services: capped }));
             const run = await runProgram(stackConfig("prod"), { deployedOutputs: smaller.outputs });
