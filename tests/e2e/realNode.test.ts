@@ -12,6 +12,7 @@ import * as path from "path";
 import { LocalCluster } from "./cluster";
 import { PgBouncerImageVersion, exporterImage, pauseImage, pgbouncerImage, pgbouncerImageName, velureAppImage } from "./images";
 import { RealNode } from "./node";
+import { HttpTarget, describeLoadRow, startHttpLoad } from "./httpLoad";
 import { hasSidecar } from "./pods";
 import { PulumiProject, scratch } from "./pulumi";
 import { cleanUp, harnessConfig, stackFileConfig, suiteFailed } from "./stacks";
@@ -178,6 +179,7 @@ function describeRun(run: Run, side: NodeSide): void {
             it(`switches to ${second}: the apps' pods roll off ${first === "pgbouncer-sidecar" ? "their sidecars" : "the central PgBouncer"}, each ending on its own`, async () => {
                 const rolledOff = releases.flatMap((release) => runningPods(stage.side.cluster, release).map((pod) => followPod(stage.side.cluster, pod)));
                 await Promise.all(rolledOff.map((r) => r.watching));
+                const load = startHttpLoad(stage.releases.map((release) => httpTarget(stage, release)));
                 const startedAt = Date.now();
                 stage.project.setConfig({ ...config, ...run.switchConfig, "velure-pooling:mode": second });
                 await stage.project.ok(["up", "--yes", "--skip-preview"]);
@@ -186,7 +188,15 @@ function describeRun(run: Run, side: NodeSide): void {
                     assertDrained(last, (goneAt - startedAt) / 1000, "the switch's rollout (from the start of pulumi up)");
                 }
                 await waitForShape(stage, second);
+                const settledAt = Date.now();
                 reportReady(stage, second, startedAt);
+                await sleep(3000);
+                const rows = await load.stop(settledAt);
+                rows.forEach((row) => console.log(`      ${describeLoadRow(`PgBouncer ${run.version} ${run.stack} ${first} -> ${second}`, row)}`));
+                for (const row of rows) {
+                    assert.strictEqual(row.lost, 0, `${row.release}: no acknowledged write lost`);
+                    assert.strictEqual(row.failedAfterSettled, 0, `${row.release}: every request sent once the switch is done succeeds`);
+                }
             });
             describeModeChecks(stage, second);
         }
@@ -412,6 +422,19 @@ function runningPods(cluster: LocalCluster, release: Release): any[] {
     const selector = cluster.get("deployment", release.name, release.namespace).spec.selector.matchLabels;
     const selected = (p: any) => Object.entries(selector).every(([k, v]) => p.metadata.labels?.[k] === v);
     return cluster.list("pods", release.namespace).filter((p) => selected(p) && p.status.phase === "Running" && !p.metadata.deletionTimestamp);
+}
+
+/** The release's Service as the HTTP load's target: the route that writes, and how its rows are found. */
+function httpTarget(stage: Stage, release: Release): HttpTarget {
+    const service = stage.side.cluster.get("service", release.name, release.namespace);
+    const auth = release.server === "auth";
+    return {
+        name: release.name,
+        url: `http://${service.spec.clusterIP}:${service.spec.ports[0].port}/${auth ? "register" : "orders"}`,
+        written: auth ? { field: "email", count: "SELECT count(*) AS n FROM users WHERE email = ANY($1)" } : { field: "id", count: "SELECT count(*) AS n FROM orders WHERE id = ANY($1)" },
+        server: stage.side.postgres[release.server],
+        database: release.database,
+    };
 }
 
 /** One request over the release's Service (its ClusterIP, through kube-proxy's rules): a write and a read in the database. */
