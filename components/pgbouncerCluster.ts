@@ -80,6 +80,11 @@ export function shutdownSequence(drainSeconds: number, clientsLeaveSeconds: numb
     };
 }
 
+/** The central pods' stop, from the component's args: what the Deployment renders, and what the tests run. */
+export function clusterShutdownSequence(args: Pick<PgBouncerClusterArgs, "drainSeconds" | "clientsLeaveSeconds">): ShutdownSequence {
+    return shutdownSequence(args.drainSeconds, args.clientsLeaveSeconds);
+}
+
 /** The clients' time to leave: the longest connection lifetime of the pools that reach the pod, 0 when none has one. */
 export function clientsLeaveSeconds(lifetimes: (number | undefined)[]): number {
     const declared = lifetimes.filter((l): l is number => l !== undefined);
@@ -201,7 +206,7 @@ export class PgBouncerCluster extends pulumi.ComponentResource {
         labels: Record<string, string>,
         files: PgBouncerConfigObjects,
     ): k8s.apps.v1.Deployment {
-        const sequence = shutdownSequence(args.drainSeconds, args.clientsLeaveSeconds);
+        const sequence = clusterShutdownSequence(args);
         const container = pgbouncerContainer({
             name: CENTRAL_CONTAINER,
             image: args.image,

@@ -20,7 +20,6 @@ import {
 } from "./pgbouncerPod";
 import { POD_NAMES, ResourceSpec, SIDECAR_MARGIN_SECONDS, SIDECAR_SAFE_SHUTDOWN_SECONDS, sidecarGracePeriod } from "./specs";
 
-
 /**
  * The sidecar's stop: no wait for its clients, which are the app's (stopped before it, or drained during its
  * preStop), then the safe shutdown's few seconds.

@@ -42,10 +42,10 @@ export interface ServiceClient {
 
 const DEFAULT_CLIENT: ServiceClient = { driver: "other", listenConnections: 0, session: [] };
 
-const ALLOWED = `expected {driver: ${DRIVERS.join(" | ")}, maxOpenConnections?: integer >= 1, listenConnections?: integer >= 0, maxLifetimeSeconds?: integer >= 1, session?: [${SESSION_FEATURES.join(", ")}]}`;
-
 /** A lifetime beyond this would hold a stopping central PgBouncer's pod (and each rollout step) for over an hour. */
 export const MAX_LIFETIME_SECONDS = 3600;
+
+const ALLOWED = `expected {driver: ${DRIVERS.join(" | ")}, maxOpenConnections?: integer >= 1, listenConnections?: integer >= 0, maxLifetimeSeconds?: integer 1–${MAX_LIFETIME_SECONDS}, session?: [${SESSION_FEATURES.join(", ")}]}`;
 
 /** A client that LISTENs holds one connection for it beside its pool unless it says otherwise (velure's outbox listener). */
 const DEFAULT_LISTEN_CONNECTIONS = 1;

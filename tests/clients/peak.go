@@ -52,7 +52,7 @@ func (p *peakPod) close() {
 // connection of its own that it holds for good.
 func (p *peakPod) listenBeside(url string, n int) error {
 	for i := 0; i < n; i++ {
-		listener := pq.NewListener(url, time.Second, 30*time.Second, nil)
+		listener := newOutboxListener(url, nil)
 		p.listeners = append(p.listeners, listener)
 		if err := listener.Listen("outbox_new"); err != nil {
 			return fmt.Errorf("LISTEN: %w", err)

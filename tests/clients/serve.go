@@ -127,7 +127,7 @@ func orderRoutes(mux *http.ServeMux, url, migrations string) error {
 	if err := runMigrations(db, migrations); err != nil {
 		return err
 	}
-	listener := pq.NewListener(url, time.Second, 30*time.Second, nil)
+	listener := newOutboxListener(url, nil)
 	if err := listener.Listen("outbox_new"); err != nil {
 		return fmt.Errorf("LISTEN: %w", err)
 	}

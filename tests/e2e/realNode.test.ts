@@ -426,11 +426,10 @@ function runningPods(cluster: LocalCluster, release: Release): any[] {
 
 /** The release's Service as the HTTP load's target: the route that writes, and how its rows are found. */
 function httpTarget(stage: Stage, release: Release): HttpTarget {
-    const service = stage.side.cluster.get("service", release.name, release.namespace);
     const auth = release.server === "auth";
     return {
         name: release.name,
-        url: `http://${service.spec.clusterIP}:${service.spec.ports[0].port}/${auth ? "register" : "orders"}`,
+        url: writeUrl(stage.side.cluster, release),
         written: auth ? { field: "email", count: "SELECT count(*) AS n FROM users WHERE email = ANY($1)" } : { field: "id", count: "SELECT count(*) AS n FROM orders WHERE id = ANY($1)" },
         server: stage.side.postgres[release.server],
         database: release.database,
@@ -439,12 +438,17 @@ function httpTarget(stage: Stage, release: Release): HttpTarget {
 
 /** One request over the release's Service (its ClusterIP, through kube-proxy's rules): a write and a read in the database. */
 async function request(cluster: LocalCluster, release: Release): Promise<{ serverSawClient: string }> {
-    const service = cluster.get("service", release.name, release.namespace);
-    const route = release.server === "auth" ? "register" : "orders";
-    const response = await fetch(`http://${service.spec.clusterIP}:${service.spec.ports[0].port}/${route}`, { method: "POST" });
+    const url = writeUrl(cluster, release);
+    const response = await fetch(url, { method: "POST" });
     const body = await response.text();
-    assert.strictEqual(response.status, 200, `${release.name} POST /${route}: ${body}`);
+    assert.strictEqual(response.status, 200, `${release.name} POST ${url}: ${body}`);
     return JSON.parse(body);
+}
+
+/** The release's route that writes (a sign-up, an order), at its Service's ClusterIP. */
+function writeUrl(cluster: LocalCluster, release: Release): string {
+    const service = cluster.get("service", release.name, release.namespace);
+    return `http://${service.spec.clusterIP}:${service.spec.ports[0].port}/${release.server === "auth" ? "register" : "orders"}`;
 }
 
 interface PoolerView {

@@ -10,7 +10,7 @@
 // endpoints: tests/e2e/realNode.test.ts.
 import * as assert from "assert";
 import { execFileSync } from "child_process";
-import { shutdownSequence } from "../../components/pgbouncerCluster";
+import { clusterShutdownSequence } from "../../components/pgbouncerCluster";
 import { StopSequence, entrypointCommand, stopSeconds } from "../../components/pgbouncerPod";
 import { SIDECAR_STOP } from "../../components/pgbouncerSidecar";
 import { ServiceSpec, VelureConfig, serverOf } from "../../config";
@@ -33,8 +33,7 @@ type Mode = "pgbouncer-sidecar" | "pgbouncer-cluster";
 
 /** The central PgBouncer's stop sequence, as the component renders it for the service's server. */
 function centralStop(config: VelureConfig, service: ServiceSpec) {
-    const args = pgbouncerClusterArgs(config, serverOf(config, service));
-    return shutdownSequence(args.drainSeconds, args.clientsLeaveSeconds);
+    return clusterShutdownSequence(pgbouncerClusterArgs(config, serverOf(config, service)));
 }
 
 /** A PgBouncer as its container runs it: under the pods' entrypoint, with the stop sequence the component renders. */

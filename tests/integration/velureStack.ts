@@ -61,7 +61,7 @@ export function loopbackVelureConfig(options: LoopbackStack): VelureConfig {
 }
 
 /** The PgBouncer of a service in the config's mode: what the component renders it from. */
-export function poolerArgs(config: VelureConfig, service: ServiceSpec): PgBouncerConfigArgs {
+function poolerArgs(config: VelureConfig, service: ServiceSpec): PgBouncerConfigArgs {
     const server = serverOf(config, service);
     return config.mode === "pgbouncer-cluster" ? pgbouncerClusterArgs(config, server) : pgbouncerSidecarArgs(config, service, service.namespace);
 }
